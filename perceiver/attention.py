@@ -1,0 +1,168 @@
+"""Multi-head attention kernels: the release's exact form and a chunked form.
+
+Glossary of shapes:
+  B: batch size.  T: query positions.  S: key/value positions.
+  H: heads.  D: query/key channels per head.  V: value channels per head.
+
+`attend` computes softmax(Q K^T / sqrt(D)) V per head, as [code]
+perceiver.attend. With `q_chunk_size` and/or `kv_chunk_size` it instead
+computes the same function in chunks (Rabe & Staats 2021, arXiv 2112.05682):
+queries are processed a chunk at a time, and keys/values are folded in with a
+running max and running normaliser, so the [T, S] attention matrix is never
+materialised. Each key/value chunk is rematerialised in the backward pass, so
+training memory is bounded too.
+
+`jax.nn.dot_product_attention` cannot serve here: Perceiver's value channels
+differ from its key channels (e.g. qk 256, v 1280 in the language model).
+
+Mixed precision: logits, softmax and the running statistics are computed in
+float32 whatever the input dtype; the weighted sum runs in the value dtype.
+"""
+import math
+from typing import Optional
+
+import haiku as hk
+import jax
+import jax.numpy as jnp
+
+# The release masks with -1e30 rather than -inf, so that fully masked rows stay
+# finite (they are zeroed afterwards). Softmax runs in float32, where it fits.
+_MASK_VALUE = -1e30
+
+
+def check_attention_mask(attention_mask, batch: int, q_len: int, kv_len: int):
+  """Raises a clear error when a mask does not fit [B, T, S]."""
+  if attention_mask is None:
+    return
+  expected = (batch, q_len, kv_len)
+  if tuple(attention_mask.shape) != expected:
+    raise ValueError(
+        f'attention_mask has shape {tuple(attention_mask.shape)} but the '
+        f'attention needs [batch, queries, keys] = {expected}. Build it with '
+        'make_cross_attention_mask(query_mask [B, T], kv_mask [B, S]).')
+
+
+def attend(q, k, v, dropout_prob=0.0, attention_mask=None, *,
+           q_chunk_size: Optional[int] = None,
+           kv_chunk_size: Optional[int] = None):
+  """Multi-head attention.
+
+  Args:
+    q: [B, T, H, D] queries.
+    k: [B, S, H, D] keys.
+    v: [B, S, H, V] values.
+    dropout_prob: dropout on the attention weights (unchunked path only).
+    attention_mask: optional [B, T, S]; truthy entries may be attended.
+    q_chunk_size: process queries this many at a time (None: all at once).
+    kv_chunk_size: fold in keys/values this many at a time (None: all).
+
+  Returns:
+    [B, T, H * V]. Rows whose mask is all zero are exactly zero.
+  """
+  batch, q_len, num_heads, _ = q.shape
+  kv_len = k.shape[1]
+  check_attention_mask(attention_mask, batch, q_len, kv_len)
+  if q_chunk_size is None and kv_chunk_size is None:
+    out = _attend_dense(q, k, v, dropout_prob, attention_mask)
+  else:
+    if dropout_prob > 0:
+      raise ValueError(
+          'Chunked attention does not support attention dropout; set '
+          'q_chunk_size=kv_chunk_size=None or dropout_prob=0.')
+    out = _attend_chunked(q, k, v, attention_mask, q_chunk_size, kv_chunk_size)
+  out = jnp.reshape(out, [batch, q_len, num_heads * v.shape[-1]])
+  if attention_mask is not None:
+    # A query that may attend to nothing would otherwise get a uniform
+    # average of the values; the release forces such rows to zero.
+    wipe = jnp.all(attention_mask == 0, axis=2, keepdims=True)  # [B, T, 1]
+    out = jnp.where(wipe, jnp.zeros_like(out), out)
+  return out
+
+
+def _logits(q, k):
+  """Scaled logits [B, H, T, S] in float32."""
+  scale = 1.0 / math.sqrt(q.shape[-1])
+  logits = jnp.einsum('bthd,bshd->bhts', q, k,
+                      preferred_element_type=jnp.float32)
+  return logits * scale
+
+
+def _attend_dense(q, k, v, dropout_prob, attention_mask):
+  """The release's computation: [B, T, H, V]."""
+  logits = _logits(q, k)
+  if attention_mask is not None:
+    logits = jnp.where(attention_mask[:, None, :, :], logits, _MASK_VALUE)
+  weights = jax.nn.softmax(logits)
+  if dropout_prob > 0:
+    weights = hk.dropout(hk.next_rng_key(), dropout_prob, weights)
+  return jnp.einsum('bhts,bshv->bthv', weights.astype(v.dtype), v)
+
+
+def _pad_axis(x, axis, size, value=0):
+  pad = size - x.shape[axis]
+  if pad == 0:
+    return x
+  widths = [(0, 0)] * x.ndim
+  widths[axis] = (0, pad)
+  return jnp.pad(x, widths, constant_values=value)
+
+
+def _attend_chunked(q, k, v, attention_mask, q_chunk_size, kv_chunk_size):
+  """Memory-efficient attention: [B, T, H, V] without a [T, S] matrix."""
+  batch, q_len, num_heads, _ = q.shape
+  kv_len, v_dim = k.shape[1], v.shape[-1]
+  cq = min(q_chunk_size or q_len, q_len)
+  ckv = min(kv_chunk_size or kv_len, kv_len)
+  if cq <= 0 or ckv <= 0:
+    raise ValueError(f'Chunk sizes must be positive; got q_chunk_size='
+                     f'{q_chunk_size}, kv_chunk_size={kv_chunk_size}.')
+  nq, nkv = -(-q_len // cq), -(-kv_len // ckv)
+  q_pad, kv_pad = nq * cq, nkv * ckv
+
+  mask = attention_mask
+  if mask is None and kv_pad != kv_len:
+    mask = jnp.ones((batch, q_len, kv_len), dtype=bool)  # hide padded keys
+  if mask is not None:
+    mask = _pad_axis(_pad_axis(mask.astype(bool), 2, kv_pad, False),
+                     1, q_pad, False)
+    # [nq, B, cq, nkv, ckv]
+    mask = jnp.reshape(mask, [batch, nq, cq, nkv, ckv]).transpose(1, 0, 2, 3, 4)
+
+  q = jnp.reshape(_pad_axis(q, 1, q_pad), [batch, nq, cq, num_heads, -1])
+  q = jnp.moveaxis(q, 1, 0)  # [nq, B, cq, H, D]
+  k = jnp.moveaxis(jnp.reshape(_pad_axis(k, 1, kv_pad),
+                               [batch, nkv, ckv, num_heads, -1]), 1, 0)
+  v = jnp.moveaxis(jnp.reshape(_pad_axis(v, 1, kv_pad),
+                               [batch, nkv, ckv, num_heads, v_dim]), 1, 0)
+
+  @jax.checkpoint
+  def fold_kv_chunk(carry, chunk):
+    """Folds one key/value chunk into the running softmax statistics."""
+    running_max, running_sum, acc = carry  # [B,H,cq], [B,H,cq], [B,cq,H,V]
+    q_chunk, k_chunk, v_chunk, m_chunk = chunk
+    logits = _logits(q_chunk, k_chunk)  # [B, H, cq, ckv]
+    if m_chunk is not None:
+      logits = jnp.where(m_chunk[:, None, :, :], logits, _MASK_VALUE)
+    new_max = jnp.maximum(running_max, jnp.max(logits, axis=-1))
+    p = jnp.exp(logits - new_max[..., None])
+    correction = jnp.exp(running_max - new_max)
+    running_sum = running_sum * correction + jnp.sum(p, axis=-1)
+    acc = acc * jnp.moveaxis(correction, 1, 2)[..., None] + jnp.einsum(
+        'bhts,bshv->bthv', p.astype(v_chunk.dtype), v_chunk,
+        preferred_element_type=jnp.float32)
+    return (new_max, running_sum, acc), None
+
+  def one_q_chunk(args):
+    q_chunk, m_q = args  # [B, cq, H, D], [B, cq, nkv, ckv] or None
+    init = (jnp.full((batch, num_heads, cq), -jnp.inf, jnp.float32),
+            jnp.zeros((batch, num_heads, cq), jnp.float32),
+            jnp.zeros((batch, cq, num_heads, v_dim), jnp.float32))
+    m_kv = None if m_q is None else jnp.moveaxis(m_q, 2, 0)  # [nkv,B,cq,ckv]
+    (_, total, acc), _ = jax.lax.scan(
+        lambda c, x: fold_kv_chunk(c, (q_chunk,) + x), init,
+        (k, v, m_kv))
+    return (acc / jnp.moveaxis(total, 1, 2)[..., None]).astype(v.dtype)
+
+  out = jax.lax.map(one_q_chunk, (q, mask))  # [nq, B, cq, H, V]
+  out = jnp.reshape(jnp.moveaxis(out, 0, 1), [batch, q_pad, num_heads, v_dim])
+  return out[:, :q_len]

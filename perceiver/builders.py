@@ -1,0 +1,361 @@
+"""One builder per released model family, driven by plain keyword configs.
+
+Glossary of shapes:
+  B: batch.  H, W: image size.  T: frames (video) or tokens (text).
+  V: vocabulary.  K: classes.  N_a: audio samples.
+
+Each builder returns a forward function to call inside `hk.transform` /
+`hk.transform_with_state`. The kwargs are those of DeepMind's release and its
+colabs, and the parameter trees match the six released checkpoints
+(../shared/golden/full_*.json).
+
+  image_classifier   ImageNet: Fourier, learned position, conv ([P] App. A);
+                     `projection_decoder=True` gives the original Perceiver.
+  mlm                masked language model on bytes or SentencePiece ([P] §4.1).
+  optical_flow       [P] §4.2; `tiled_flow` runs it on any larger image.
+  video_autoencoder  Kinetics audio+video+label ([P] §4.3); `full_outputs=True`
+                     decodes all 802,816 + 1,920 + 1 outputs in one call.
+"""
+import itertools
+from typing import Any, Callable, Mapping, Optional, Sequence
+
+import haiku as hk
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from perceiver import io_processors
+from perceiver import perceiver
+
+#  ------------------------------------------------------------
+#  ----------------------  ImageNet  --------------------------
+#  ------------------------------------------------------------
+
+
+def image_classifier(*, num_classes: int, input_preprocessor: Mapping[str, Any],
+                     encoder: Mapping[str, Any],
+                     decoder: Optional[Mapping[str, Any]] = None,
+                     projection_decoder: bool = False,
+                     input_channels: Optional[int] = 3):
+  """Returns forward(images [B, H, W, C], *, is_training) -> [B, K] logits."""
+  if not projection_decoder and decoder is None:
+    raise ValueError('image_classifier needs decoder kwargs (or '
+                     'projection_decoder=True for the average+project head).')
+
+  def forward(images, *, is_training):
+    if images.ndim != 4 or (input_channels and images.shape[-1] != input_channels):
+      raise ValueError(f'image_classifier expects images [B, H, W, '
+                       f'{input_channels or "C"}]; got {tuple(images.shape)}.')
+    prep = io_processors.ImagePreprocessor(**input_preprocessor)
+    enc = perceiver.PerceiverEncoder(**encoder)
+    if projection_decoder:
+      dec = perceiver.ProjectionDecoder(num_classes=num_classes)
+    else:
+      dec = perceiver.ClassificationDecoder(num_classes, **decoder)
+    model = perceiver.Perceiver(encoder=enc, decoder=dec,
+                                input_preprocessor=prep)
+    return model(images, is_training=is_training)
+
+  return forward
+
+
+#  ------------------------------------------------------------
+#  --------------------  Language (MLM)  ----------------------
+#  ------------------------------------------------------------
+
+
+def mlm(*, vocab_size: int, d_model: int, max_seq_len: int,
+        encoder: Mapping[str, Any], decoder: Mapping[str, Any]):
+  """Returns forward(inputs [B, T], input_mask [B, T], *, is_training).
+
+  The released bytes model ([code] MLM colab): Embed(V x d_model) plus a
+  learned position table, a Perceiver with a BasicDecoder of T learned
+  queries, and logits tied to the input embedding (EmbeddingDecoder). The
+  decoder's queries are masked with the input mask, as in the colab.
+  """
+
+  def forward(inputs, input_mask, *, is_training):
+    if inputs.ndim != 2 or inputs.shape[1] != max_seq_len:
+      raise ValueError(f'mlm expects token ids [B, {max_seq_len}] (pad to '
+                       f'max_seq_len); got {tuple(inputs.shape)}.')
+    if tuple(input_mask.shape) != tuple(inputs.shape):
+      raise ValueError(f'input_mask {tuple(input_mask.shape)} must have the '
+                       f'shape of inputs {tuple(inputs.shape)}.')
+    embedding_layer = hk.Embed(vocab_size=vocab_size, embed_dim=d_model)
+    embedded = embedding_layer(inputs)
+    batch_size = embedded.shape[0]
+    input_pos = perceiver.position_encoding.TrainablePositionEncoding(
+        index_dim=max_seq_len, num_channels=d_model)
+    embedded = embedded + input_pos(batch_size)
+    model = perceiver.Perceiver(
+        encoder=perceiver.PerceiverEncoder(**encoder),
+        decoder=perceiver.BasicDecoder(**decoder))
+    outputs = model(embedded, is_training=is_training, input_mask=input_mask,
+                    query_mask=input_mask)
+    return io_processors.EmbeddingDecoder(
+        embedding_matrix=embedding_layer.embeddings)(outputs)
+
+  return forward
+
+
+#  ------------------------------------------------------------
+#  --------------------  Optical flow  ------------------------
+#  ------------------------------------------------------------
+
+FLOW_SCALE_FACTOR = 20  # [code] flow colab multiplies the output by this.
+TRAIN_SIZE = (368, 496)  # [code] TRAIN_SIZE; the network's input size.
+
+
+def optical_flow(*, input_preprocessor: Mapping[str, Any],
+                 encoder: Mapping[str, Any], decoder: Mapping[str, Any],
+                 flow_scale_factor: float = FLOW_SCALE_FACTOR):
+  """Returns forward(images [B, 2, H, W, 3], *, is_training) -> [B, H, W, 2].
+
+  Images are scaled to [-1, 1]. The preprocessor sees patches_for_flow
+  (a zero-padded 3x3 patch per pixel per frame, [P] §4.2).
+  """
+  decoder = dict(decoder)
+  image_shape = tuple(decoder['output_image_shape'])
+  if isinstance(decoder.get('output_w_init'), str):
+    decoder['output_w_init'] = _INITS[decoder['output_w_init']]
+
+  def forward(images, *, is_training):
+    if images.ndim != 5 or images.shape[1] != 2 or images.shape[-1] != 3:
+      raise ValueError('optical_flow expects a frame pair [B, 2, H, W, 3]; got '
+                       f'{tuple(images.shape)}.')
+    if tuple(images.shape[2:4]) != image_shape:
+      raise ValueError(
+          f'optical_flow was built for {image_shape} frames; got '
+          f'{tuple(images.shape[2:4])}. Use tiled_flow for larger images.')
+    model = perceiver.Perceiver(
+        input_preprocessor=io_processors.ImagePreprocessor(**input_preprocessor),
+        encoder=perceiver.PerceiverEncoder(**encoder),
+        decoder=perceiver.FlowDecoder(**decoder),
+        output_postprocessor=None)
+    flow = model(io_processors.patches_for_flow(images),
+                 is_training=is_training)
+    return flow * flow_scale_factor
+
+  return forward
+
+
+_INITS = {'zeros': jnp.zeros}
+
+
+def flow_tile_origins(image_shape: Sequence[int], patch_size: Sequence[int],
+                      min_overlap: int = 20):
+  """Top-left corners of tiles covering the image ([code] flow colab).
+
+  Tiles step by (patch - min_overlap); the last row/column is flush with the
+  image border.
+  """
+  if min_overlap >= min(patch_size):
+    raise ValueError(f'min_overlap ({min_overlap}) must be smaller than the '
+                     f'tile size {tuple(patch_size)}.')
+  if image_shape[0] < patch_size[0] or image_shape[1] < patch_size[1]:
+    raise ValueError(f'Images of size {tuple(image_shape[:2])} are smaller '
+                     f'than the network input {tuple(patch_size)}; pad or '
+                     'resize them to at least that size.')
+  ys = list(range(0, image_shape[0], patch_size[0] - min_overlap))
+  xs = list(range(0, image_shape[1], patch_size[1] - min_overlap))
+  ys[-1] = image_shape[0] - patch_size[0]
+  xs[-1] = image_shape[1] - patch_size[1]
+  return list(itertools.product(ys, xs))
+
+
+def tile_weights(patch_size: Sequence[int]):
+  """[h, w] weights: distance to the nearest tile edge + 1 ([code] colab)."""
+  wx, wy = np.meshgrid(np.arange(patch_size[1]), np.arange(patch_size[0]))
+  wx = np.minimum(wx + 1, patch_size[1] - wx)
+  wy = np.minimum(wy + 1, patch_size[0] - wy)
+  return np.minimum(wx, wy).astype(np.float32)
+
+
+def tiled_flow(apply_fn: Callable[[jax.Array], jax.Array], images,
+               patch_size: Sequence[int] = TRAIN_SIZE, min_overlap: int = 20):
+  """Flow for frames of any size >= patch_size, by overlapping tiles.
+
+  Args:
+    apply_fn: flow for a [B, 2, h, w, 3] tile -> [B, h, w, 2] (e.g. a jitted
+      `functools.partial(transformed.apply, params, None)`).
+    images: [B, 2, H, W, 3] frames in [-1, 1].
+    patch_size: (h, w), the network's input size.
+    min_overlap: minimum overlap of neighbouring tiles in pixels.
+
+  Returns:
+    [B, H, W, 2]: tile outputs averaged with weights that fall linearly to
+    the tile edges (edge distance + 1), as in the release's colab.
+  """
+  height, width = images.shape[2:4]
+  weights = tile_weights(patch_size)[None, :, :, None]
+  flows = np.zeros(images.shape[:1] + (height, width, 2), np.float32)
+  counts = np.zeros((1, height, width, 1), np.float32)
+  for y, x in flow_tile_origins((height, width), patch_size, min_overlap):
+    tile = images[:, :, y:y + patch_size[0], x:x + patch_size[1]]
+    flow = np.asarray(apply_fn(tile))
+    flows[:, y:y + patch_size[0], x:x + patch_size[1]] += flow * weights
+    counts[:, y:y + patch_size[0], x:x + patch_size[1]] += weights
+  return flows / counts
+
+
+#  ------------------------------------------------------------
+#  -----------------  Video autoencoding  ---------------------
+#  ------------------------------------------------------------
+
+
+def video_autoencoder(*, num_frames: int = 16, image_size: int = 224,
+                      fourier_image_resolution: int = 56,
+                      audio_samples_per_frame: int = 1920,
+                      samples_per_patch: int = 16, num_classes: int = 700,
+                      z_index_dim: int = 784, num_z_channels: int = 512,
+                      num_self_attends_per_block: int = 8,
+                      decoder_channels: int = 1024, audio_num_bands: int = 192,
+                      image_num_bands: int = 32, spatial_downsample: int = 4,
+                      label_mask_prob: float = 1.0,
+                      encoder_kwargs: Optional[Mapping[str, Any]] = None,
+                      decoder_kwargs: Optional[Mapping[str, Any]] = None):
+  """The Kinetics audio+video+label autoencoder ([code] video colab).
+
+  Defaults are the released model. Returns
+    forward(images [B, T, H, W, 3], audio [B, N_a, 1], subsampling, *,
+            is_training, label=None, full_outputs=False, chunks=128)
+  -> {'image': ..., 'audio': ..., 'label': [B, K]}.
+
+  `subsampling` = {'image': flat pixel indices, 'audio': flat audio-patch
+  indices}: decode only those outputs (training; [P] App. I decodes 512
+  pixels and patches per example). With `full_outputs=True` every output is
+  decoded in one call: the encoder runs once and the decoder maps over
+  `chunks` slices of the queries with `hk.map`, so memory is bounded by one
+  chunk (the colab loops 128 times in Python). The label input defaults to
+  zeros, masked out with probability `label_mask_prob` (1.0 at evaluation,
+  so the label is predicted; [P] uses 0.5 in training).
+  """
+  n_audio = num_frames * audio_samples_per_frame
+  n_audio_patches = n_audio // samples_per_patch
+  image_grid = (num_frames, image_size, image_size)
+  image_ff = dict(num_bands=image_num_bands,
+                  max_resolution=(num_frames, fourier_image_resolution,
+                                  fourier_image_resolution),
+                  sine_only=False, concat_pos=True)
+  audio_ff = dict(num_bands=audio_num_bands, max_resolution=(n_audio,),
+                  sine_only=False, concat_pos=True)
+
+  def build(subsampled_index_dims):
+    prep = io_processors.MultimodalPreprocessor(
+        min_padding_size=4,
+        modalities={
+            'audio': io_processors.AudioPreprocessor(
+                position_encoding_type='fourier',
+                fourier_position_encoding_kwargs=audio_ff,
+                n_extra_pos_mlp=0, prep_type='patches',
+                samples_per_patch=samples_per_patch),
+            'image': io_processors.ImagePreprocessor(
+                position_encoding_type='fourier',
+                fourier_position_encoding_kwargs=image_ff,
+                n_extra_pos_mlp=0, prep_type='patches',
+                spatial_downsample=spatial_downsample, temporal_downsample=1),
+            'label': io_processors.OneHotPreprocessor(),
+        },
+        mask_probs={'image': 0.0, 'audio': 0.0, 'label': label_mask_prob})
+    post = io_processors.MultimodalPostprocessor(modalities={
+        'audio': io_processors.AudioPostprocessor(
+            samples_per_patch=samples_per_patch),
+        'image': io_processors.ProjectionPostprocessor(num_outputs=3),
+        'label': io_processors.ClassificationPostprocessor(
+            num_classes=num_classes),
+    })
+    enc = perceiver.PerceiverEncoder(
+        num_self_attends_per_block=num_self_attends_per_block, num_blocks=1,
+        z_index_dim=z_index_dim, num_z_channels=num_z_channels,
+        num_cross_attend_heads=1, num_self_attend_heads=8,
+        cross_attend_widening_factor=1, self_attend_widening_factor=1,
+        dropout_prob=0.0, z_pos_enc_init_scale=0.02,
+        cross_attention_shape_for_attn='kv', name='encoder',
+        **dict(encoder_kwargs or {}))
+    common = dict(concat_preprocessed_input=False,
+                  num_z_channels=decoder_channels,
+                  output_num_channels=num_z_channels, use_query_residual=False)
+    dec = perceiver.MultimodalDecoder(
+        subsampled_index_dims=subsampled_index_dims,
+        modalities={
+            'audio': perceiver.BasicDecoder(
+                output_index_dims=(n_audio_patches,),
+                position_encoding_type='fourier',
+                fourier_position_encoding_kwargs=audio_ff, **common),
+            'image': perceiver.BasicVideoAutoencodingDecoder(
+                output_shape=(1,) + image_grid,
+                position_encoding_type='fourier',
+                fourier_position_encoding_kwargs=image_ff, **common),
+            'label': perceiver.ClassificationDecoder(
+                num_classes=num_classes, concat_preprocessed_input=False,
+                num_z_channels=decoder_channels, use_query_residual=False,
+                position_encoding_type='trainable',
+                trainable_position_encoding_kwargs=dict(
+                    num_channels=decoder_channels, init_scale=0.02)),
+        },
+        num_outputs=None, output_num_channels=num_z_channels,
+        use_query_residual=False, concat_preprocessed_input=False,
+        **dict(decoder_kwargs or {}))
+    return prep, enc, dec, post
+
+  def check(images, audio):
+    want_images = image_grid + (3,)
+    if images.ndim != 5 or tuple(images.shape[1:]) != want_images:
+      raise ValueError(f'video_autoencoder expects images [B, '
+                       f'{", ".join(map(str, want_images))}]; got '
+                       f'{tuple(images.shape)}.')
+    if audio.ndim != 3 or tuple(audio.shape[1:]) != (n_audio, 1):
+      raise ValueError(f'video_autoencoder expects mono audio [B, {n_audio}, '
+                       f'1]; got {tuple(audio.shape)}.')
+
+  def forward(images, audio, subsampling=None, *, is_training, label=None,
+              full_outputs=False, chunks=128):
+    check(images, audio)
+    batch = images.shape[0]
+    if label is None:
+      label = jnp.zeros((batch, num_classes), images.dtype)
+    inputs = {'image': images, 'audio': audio, 'label': label}
+    if full_outputs:
+      return _decode_all(build, inputs, batch, is_training, chunks)
+    if subsampling is None or set(subsampling) - {'label'} != {'image', 'audio'}:
+      raise ValueError("video_autoencoder needs subsampling={'image': "
+                       "indices, 'audio': indices} or full_outputs=True.")
+    points = {'image': subsampling['image'], 'audio': subsampling['audio']}
+    sizes = {'audio': len(points['audio']), 'image': len(points['image']),
+             'label': 1}
+    prep, enc, dec, post = build(sizes)
+    model = perceiver.Perceiver(input_preprocessor=prep, encoder=enc,
+                                decoder=dec, output_postprocessor=post)
+    return model(inputs, is_training=is_training,
+                 subsampled_output_points=points)
+
+  def _decode_all(build, inputs, batch, is_training, chunks):
+    num_pixels = int(np.prod(image_grid))
+    if num_pixels % chunks or n_audio_patches % chunks:
+      raise ValueError(f'chunks={chunks} must divide both {num_pixels} pixels '
+                       f'and {n_audio_patches} audio patches.')
+    pix, aud = num_pixels // chunks, n_audio_patches // chunks
+    prep, enc, dec, post = build({'audio': aud, 'image': pix, 'label': 1})
+    # Encode once (the same modules Perceiver.__call__ would run).
+    x, modality_sizes, without_pos = prep(inputs, is_training=is_training,
+                                          network_input_is_1d=True)
+    z = enc(x, enc.latents(x), is_training=is_training)
+
+    def decode_chunk(chunk_index):
+      points = {'image': chunk_index * pix + jnp.arange(pix),
+                'audio': chunk_index * aud + jnp.arange(aud)}
+      query = dec.decoder_query(x, modality_sizes, without_pos,
+                                subsampled_points=points)
+      out = dec(query, z, is_training=is_training)
+      return post(out, is_training=is_training,
+                  modality_sizes={'audio': aud, 'image': pix, 'label': 1})
+
+    # Decoder queries never interact, so decoding chunk by chunk gives the
+    # same values as decoding all queries at once.
+    outs = hk.map(decode_chunk, jnp.arange(chunks))
+    image = jnp.moveaxis(outs['image'], 0, 1).reshape(
+        (batch,) + image_grid + (3,))
+    audio = jnp.moveaxis(outs['audio'], 0, 1).reshape(batch, n_audio)
+    return {'image': image, 'audio': audio, 'label': outs['label'][0]}
+
+  return forward

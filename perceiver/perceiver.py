@@ -1,0 +1,831 @@
+"""Perceiver IO: attention modules, the encoder and the decoders.
+
+Glossary of shapes:
+  B: batch size.  M: input elements.  C: input channels.
+  N: latents.  D: latent channels.  O: output queries.  E: query channels.
+  T/S: query/key positions inside an attention.  H: heads.  L: layers.
+
+[P] §3 and App. E; module names, keyword arguments and parameter tree follow
+DeepMind's release ([code] perceiver.py) exactly, so released checkpoints load.
+
+Each block is [P] E.1: x = Q + Attn(LN(Q), LN(KV)); x = x + MLP(LN(x)), with a
+two-layer GELU MLP. The encoder cross-attends once from N learned latents to
+the M inputs, then applies `num_self_attends_per_block` self-attention layers
+`num_blocks` times with the weights shared across blocks. A decoder
+cross-attends from O queries to the latents.
+
+Beyond the release (all off by default, so defaults reproduce it exactly):
+  * `q_chunk_size` / `kv_chunk_size`: memory-efficient attention
+    (perceiver.attention).
+  * `scan_layers`: run the self-attention layers under `hk.layer_stack`
+    (one compiled layer instead of L). Parameters are then stacked on a
+    leading [L] axis; `to_release_layout` / `from_release_layout` convert.
+  * `remat`: rematerialise each self-attention layer in the backward pass.
+DEVIATION: the release's Attention writes its resolved channel counts onto
+`self` during `__call__`; here they are locals, so a module can be called on
+inputs of different widths without being corrupted.
+"""
+import abc
+import re
+from typing import Mapping, Optional
+
+import haiku as hk
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from perceiver import io_processors
+from perceiver import position_encoding
+from perceiver.attention import attend  # pylint: disable=unused-import
+from perceiver.attention import check_attention_mask
+
+
+#  -----------------------------------------------------------
+#  ----------------------  Primitives  -----------------------
+#  -----------------------------------------------------------
+
+
+def conv_1d(output_channels, init_scale=1.0, with_bias=True, name=None):
+  """A position-wise linear layer (a 1x1 convolution over the index axis)."""
+  return hk.Linear(
+      output_size=output_channels,
+      with_bias=with_bias,
+      w_init=hk.initializers.VarianceScaling(init_scale),
+      name=name)
+
+
+def layer_norm(x, name=None):
+  """LayerNorm over channels, computed in float32 whatever x's dtype."""
+  ln = hk.LayerNorm(axis=-1, create_scale=True, create_offset=True, name=name)
+  return ln(x.astype(jnp.float32)).astype(x.dtype)
+
+
+def make_cross_attention_mask(query_mask, kv_mask):
+  """[B, T] query mask and [B, S] key mask -> [B, T, S] attention mask."""
+  if query_mask.ndim != 2 or kv_mask.ndim != 2 or (
+      query_mask.shape[0] != kv_mask.shape[0]):
+    raise ValueError(
+        'make_cross_attention_mask expects query_mask [B, T] and kv_mask '
+        f'[B, S] with the same B; got {query_mask.shape} and {kv_mask.shape}.')
+  return jax.vmap(jnp.outer)(query_mask, kv_mask)
+
+
+#  -----------------------------------------------------------
+#  -----------------------  Modules  -------------------------
+#  -----------------------------------------------------------
+
+
+class Attention(hk.Module):
+  """Multi-headed {cross, self}-attention with Q/K/V and output projections."""
+
+  def __init__(self,
+               num_heads=8,
+               init_scale=1.0,
+               with_final_bias=True,
+               final_init_scale_multiplier=1.,
+               dropout_prob=0.0,
+               qk_channels=None,
+               v_channels=None,
+               output_channels=None,
+               q_chunk_size=None,
+               kv_chunk_size=None,
+               name=None):
+    super().__init__(name=name)
+    self._num_heads = num_heads
+    self._init_scale = init_scale
+    self._with_final_bias = with_final_bias
+    self._final_init_scale = final_init_scale_multiplier * init_scale
+    self._dropout_prob = dropout_prob
+    # If none of these are given, the query input determines the shapes.
+    self._qk_channels = qk_channels
+    self._v_channels = v_channels
+    self._output_channels = output_channels
+    self._q_chunk_size = q_chunk_size
+    self._kv_chunk_size = kv_chunk_size
+
+  def __call__(self, inputs_q, inputs_kv, attention_mask=None):
+    """[B, T, Cq] queries, [B, S, Ckv] keys/values -> [B, T, output]."""
+    # Resolved per call; the module itself is never modified.
+    qk_channels = self._qk_channels or inputs_q.shape[-1]
+    v_channels = self._v_channels or qk_channels
+    output_channels = self._output_channels or v_channels
+    for what, channels in (('qk_channels', qk_channels),
+                           ('v_channels', v_channels)):
+      if channels % self._num_heads:
+        raise ValueError(
+            f'{what} ({channels}) must be divisible by num_heads '
+            f'({self._num_heads}); change one of them.')
+    batch, q_len, _ = inputs_q.shape
+    _, kv_len, _ = inputs_kv.shape
+    check_attention_mask(attention_mask, batch, q_len, kv_len)
+
+    q = conv_1d(qk_channels, init_scale=self._init_scale)(inputs_q)
+    k = conv_1d(qk_channels, init_scale=self._init_scale)(inputs_kv)
+    v = conv_1d(v_channels, init_scale=self._init_scale)(inputs_kv)
+    heads = self._num_heads
+    q = jnp.reshape(q, [batch, q_len, heads, qk_channels // heads])
+    k = jnp.reshape(k, [batch, kv_len, heads, qk_channels // heads])
+    v = jnp.reshape(v, [batch, kv_len, heads, v_channels // heads])
+    result = attend(q, k, v, dropout_prob=self._dropout_prob,
+                    attention_mask=attention_mask,
+                    q_chunk_size=self._q_chunk_size,
+                    kv_chunk_size=self._kv_chunk_size)
+    return conv_1d(output_channels, with_bias=self._with_final_bias,
+                   init_scale=self._final_init_scale)(result)
+
+
+class MLP(hk.Module):
+  """The Transformer dense block: Linear(widening*C) -> GELU -> Linear(C)."""
+
+  def __init__(self, widening_factor=4, dropout_prob=0.0, init_scale=1.,
+               name=None):
+    super().__init__(name=name)
+    self._widening_factor = widening_factor
+    self._dropout_prob = dropout_prob
+    self._init_scale = init_scale
+
+  def __call__(self, x, *, is_training):
+    dropout_prob = self._dropout_prob if is_training else 0.0
+    channels = x.shape[-1]
+    x = conv_1d(self._widening_factor * channels, init_scale=self._init_scale)(x)
+    x = jax.nn.gelu(x)
+    x = conv_1d(channels, init_scale=self._init_scale)(x)
+    return _dropout(dropout_prob, x)
+
+
+def _dropout(rate, x):
+  """hk.dropout that needs no RNG when the rate is zero (evaluation)."""
+  if rate == 0:
+    return x
+  return hk.dropout(hk.next_rng_key(), rate, x)
+
+
+class SelfAttention(hk.Module):
+  """Self-attention plus MLP, pre-LayerNorm, both residual ([P] E.1)."""
+
+  def __init__(self,
+               widening_factor=4,
+               dropout_prob=0.0,
+               dropout_attn_prob=0.0,
+               num_heads=8,
+               att_init_scale=1.0,
+               dense_init_scale=1.0,
+               qk_channels=None,
+               v_channels=None,
+               q_chunk_size=None,
+               kv_chunk_size=None,
+               name=None):
+    super().__init__(name=name)
+    self._widening_factor = widening_factor
+    self._dropout_prob = dropout_prob
+    self._dropout_attn_prob = dropout_attn_prob
+    self._num_heads = num_heads
+    self._att_init_scale = att_init_scale
+    self._dense_init_scale = dense_init_scale
+    self._qk_channels = qk_channels
+    self._v_channels = v_channels
+    self._q_chunk_size = q_chunk_size
+    self._kv_chunk_size = kv_chunk_size
+
+  def __call__(self, inputs, *, attention_mask=None, is_training):
+    """[B, N, D] -> [B, N, D]."""
+    dropout_prob = self._dropout_prob if is_training else 0.0
+    dropout_attn_prob = self._dropout_attn_prob if is_training else 0.0
+    x = inputs
+    qkv_inputs = layer_norm(inputs)
+    attention = Attention(
+        num_heads=self._num_heads,
+        init_scale=self._att_init_scale,
+        qk_channels=self._qk_channels,
+        v_channels=self._v_channels,
+        dropout_prob=dropout_attn_prob,
+        q_chunk_size=self._q_chunk_size,
+        kv_chunk_size=self._kv_chunk_size)(qkv_inputs, qkv_inputs,
+                                           attention_mask=attention_mask)
+    x += _dropout(dropout_prob, attention)
+    x += MLP(widening_factor=self._widening_factor,
+             dropout_prob=dropout_prob,
+             init_scale=self._dense_init_scale)(layer_norm(x),
+                                                is_training=is_training)
+    return x
+
+
+SHAPES_FOR_ATTN = ('q', 'kv')
+
+
+class CrossAttention(hk.Module):
+  """Cross-attention plus MLP, pre-LayerNorm ([P] E.1).
+
+  The query residual is optional: decoders whose queries carry input
+  features rather than output semantics (flow, autoencoding) drop it.
+  """
+
+  def __init__(self,
+               widening_factor=1,
+               dropout_prob=0.0,
+               dropout_attn_prob=0.0,
+               num_heads=8,
+               att_init_scale=1.0,
+               dense_init_scale=1.0,
+               shape_for_attn='kv',
+               use_query_residual=True,
+               qk_channels=None,
+               v_channels=None,
+               q_chunk_size=None,
+               kv_chunk_size=None,
+               name=None):
+    super().__init__(name=name)
+    if shape_for_attn not in SHAPES_FOR_ATTN:
+      raise ValueError(f'Unknown shape_for_attn {shape_for_attn!r}; expected '
+                       f'one of {SHAPES_FOR_ATTN}.')
+    self._widening_factor = widening_factor
+    self._dropout_prob = dropout_prob
+    self._dropout_attn_prob = dropout_attn_prob
+    self._num_heads = num_heads
+    self._att_init_scale = att_init_scale
+    self._dense_init_scale = dense_init_scale
+    self._shape_for_attn = shape_for_attn
+    self._use_query_residual = use_query_residual
+    self._qk_channels = qk_channels
+    self._v_channels = v_channels
+    self._q_chunk_size = q_chunk_size
+    self._kv_chunk_size = kv_chunk_size
+
+  def __call__(self, inputs_q, inputs_kv, *, attention_mask=None,
+               is_training):
+    """[B, T, Cq] queries attend to [B, S, Ckv] -> [B, T, Cq]."""
+    dropout_prob = self._dropout_prob if is_training else 0.0
+    dropout_attn_prob = self._dropout_attn_prob if is_training else 0.0
+    output_channels = inputs_q.shape[-1]
+    if self._qk_channels is not None:
+      qk_channels = self._qk_channels
+    elif self._shape_for_attn == 'q':
+      qk_channels = inputs_q.shape[-1]
+    else:
+      qk_channels = inputs_kv.shape[-1]
+    attention = Attention(
+        num_heads=self._num_heads,
+        init_scale=self._att_init_scale,
+        dropout_prob=dropout_attn_prob,
+        qk_channels=qk_channels,
+        v_channels=self._v_channels,
+        output_channels=output_channels,
+        q_chunk_size=self._q_chunk_size,
+        kv_chunk_size=self._kv_chunk_size)(layer_norm(inputs_q),
+                                           layer_norm(inputs_kv),
+                                           attention_mask=attention_mask)
+    attention = _dropout(dropout_prob, attention)
+    x = inputs_q + attention if self._use_query_residual else attention
+    x += MLP(widening_factor=self._widening_factor,
+             dropout_prob=dropout_prob,
+             init_scale=self._dense_init_scale)(layer_norm(x),
+                                                is_training=is_training)
+    return x
+
+
+#  -----------------------------------------------------------
+#  -----------------------  Perceiver  -----------------------
+#  -----------------------------------------------------------
+
+
+class Perceiver(hk.Module):
+  """The Perceiver IO: preprocess -> encode -> decode -> postprocess."""
+
+  def __init__(self, encoder, decoder, input_preprocessor=None,
+               output_postprocessor=None, name='perceiver'):
+    super().__init__(name=name)
+    self._input_preprocessor = input_preprocessor
+    self._output_postprocessor = output_postprocessor
+    self._decoder = decoder
+    self._encoder = encoder
+
+  def __call__(self, inputs, *, is_training, subsampled_output_points=None,
+               pos=None, input_mask=None, query_mask=None):
+    if self._input_preprocessor:
+      inputs, modality_sizes, inputs_without_pos = self._input_preprocessor(
+          inputs, pos=pos, is_training=is_training,
+          network_input_is_1d=self._encoder.input_is_1d)
+    else:
+      modality_sizes = None
+      inputs_without_pos = None
+    if getattr(inputs, 'ndim', None) != 3:
+      raise ValueError(
+          'The encoder needs inputs of shape [B, M, C] (after any '
+          f'preprocessor); got {getattr(inputs, "shape", type(inputs))}. Add '
+          'an input_preprocessor or flatten the index dimensions.')
+
+    # Queries for the encoder and decoder cross-attends.
+    encoder_query = self._encoder.latents(inputs)
+    decoder_query = self._decoder.decoder_query(
+        inputs, modality_sizes, inputs_without_pos,
+        subsampled_points=subsampled_output_points)
+
+    z = self._encoder(inputs, encoder_query, is_training=is_training,
+                      input_mask=input_mask)
+    _, output_modality_sizes = self._decoder.output_shape(inputs)
+    output_modality_sizes = output_modality_sizes or modality_sizes
+
+    outputs = self._decoder(decoder_query, z, is_training=is_training,
+                            query_mask=query_mask)
+    if self._output_postprocessor:
+      outputs = self._output_postprocessor(
+          outputs, is_training=is_training, modality_sizes=output_modality_sizes)
+    return outputs
+
+
+def _check_mask(mask, name, batch, length, what):
+  if mask is not None and tuple(mask.shape) != (batch, length):
+    raise ValueError(
+        f'{name} has shape {tuple(mask.shape)} but must be [B, {what}] = '
+        f'{(batch, length)}, one flag per {what[:-1].lower()}.')
+
+
+class PerceiverEncoder(hk.Module):
+  """Cross-attend from N learned latents to the inputs, then self-attend."""
+
+  def __init__(
+      self,
+      # The encoder has num_self_attends_per_block * num_blocks self-attend
+      # layers; the weights are shared between blocks.
+      num_self_attends_per_block=6,
+      num_blocks=8,
+      z_index_dim=512,
+      num_z_channels=1024,
+      qk_channels=None,
+      v_channels=None,
+      num_cross_attend_heads=1,
+      num_self_attend_heads=8,
+      cross_attend_widening_factor=1,
+      self_attend_widening_factor=1,
+      dropout_prob=0.0,
+      z_pos_enc_init_scale=0.02,
+      cross_attention_shape_for_attn='kv',
+      use_query_residual=True,
+      q_chunk_size=None,
+      kv_chunk_size=None,
+      scan_layers=False,
+      remat=False,
+      name='perceiver_encoder'):
+    super().__init__(name=name)
+    for heads_name, heads in (('num_self_attend_heads', num_self_attend_heads),
+                              ('num_cross_attend_heads',
+                               num_cross_attend_heads)):
+      if num_z_channels % heads:
+        raise ValueError(f'num_z_channels ({num_z_channels}) must be divisible'
+                         f' by {heads_name} ({heads}).')
+    self.input_is_1d = True
+    self._num_blocks = num_blocks
+    self._num_self_attends_per_block = num_self_attends_per_block
+    self._scan_layers = scan_layers
+    self._remat = remat
+
+    # The latent array's initial state.
+    self.z_pos_enc = position_encoding.TrainablePositionEncoding(
+        index_dim=z_index_dim, num_channels=num_z_channels,
+        init_scale=z_pos_enc_init_scale)
+    self.cross_attend = CrossAttention(
+        dropout_prob=dropout_prob,
+        num_heads=num_cross_attend_heads,
+        widening_factor=cross_attend_widening_factor,
+        shape_for_attn=cross_attention_shape_for_attn,
+        qk_channels=qk_channels,
+        v_channels=v_channels,
+        use_query_residual=use_query_residual,
+        q_chunk_size=q_chunk_size,
+        kv_chunk_size=kv_chunk_size)
+    self._self_attend_kwargs = dict(
+        num_heads=num_self_attend_heads,
+        dropout_prob=dropout_prob,
+        qk_channels=qk_channels,
+        v_channels=v_channels,
+        widening_factor=self_attend_widening_factor,
+        q_chunk_size=q_chunk_size,
+        kv_chunk_size=kv_chunk_size)
+    # Unrolled: one module per layer, named self_attention, self_attention_1,
+    # ... as in the release. Scanned: built inside the layer stack instead.
+    self.self_attends = [] if scan_layers else [
+        SelfAttention(**self._self_attend_kwargs)
+        for _ in range(num_self_attends_per_block)]
+
+  # Kept for code that reads the release's private attribute.
+  @property
+  def _input_is_1d(self):
+    return self.input_is_1d
+
+  def latents(self, inputs):
+    """The initial latent array [B, N, D]."""
+    return self.z_pos_enc(batch_size=inputs.shape[0])
+
+  def __call__(self, inputs, z, *, is_training, input_mask=None):
+    """[B, M, C] inputs and [B, N, D] latents -> [B, N, D]."""
+    batch, num_inputs = inputs.shape[:2]
+    _check_mask(input_mask, 'input_mask', batch, num_inputs, 'M inputs')
+    attention_mask = None
+    if input_mask is not None:
+      attention_mask = make_cross_attention_mask(
+          query_mask=jnp.ones(z.shape[:2], dtype=jnp.int32),
+          kv_mask=input_mask)
+    z = self.cross_attend(z, inputs, is_training=is_training,
+                          attention_mask=attention_mask)
+    if self._scan_layers:
+      def layer(z):
+        return SelfAttention(**self._self_attend_kwargs)(
+            z, is_training=is_training)
+      if self._remat:
+        layer = hk.remat(layer)
+      stack = hk.layer_stack(self._num_self_attends_per_block,
+                             name=SCAN_NAME)(layer)
+      for _ in range(self._num_blocks):
+        z = stack(z)
+      return z
+    for _ in range(self._num_blocks):
+      for self_attend in self.self_attends:
+        if self._remat:
+          z = hk.remat(lambda z, m=self_attend: m(z, is_training=is_training))(z)
+        else:
+          z = self_attend(z, is_training=is_training)
+    return z
+
+
+#  -----------------------------------------------------------
+#  -------------  Scanned <-> release parameter layout  -------
+#  -----------------------------------------------------------
+
+SCAN_NAME = 'self_attends'
+_SCANNED_RE = re.compile(r'^(?P<enc>.+)/~/' + SCAN_NAME +
+                         r'/self_attention(?P<rest>(/.*)?)$')
+_UNROLLED_RE = re.compile(
+    r'^(?P<enc>.+)/~/self_attention(_(?P<idx>\d+))?(?P<rest>(/.*)?)$')
+
+
+def to_release_layout(params: Mapping[str, Mapping[str, jax.Array]]):
+  """Scanned encoder params ([L, ...] stacked) -> the release's per-layer tree.
+
+  Everything outside the scanned stack is passed through unchanged.
+  """
+  out = {}
+  for module, leaves in params.items():
+    match = _SCANNED_RE.match(module)
+    if not match:
+      out[module] = dict(leaves)
+      continue
+    num_layers = {v.shape[0] for v in leaves.values()}
+    if len(num_layers) != 1:
+      raise ValueError(f'Stacked params of {module} disagree on L: '
+                       f'{sorted(num_layers)}.')
+    for i in range(num_layers.pop()):
+      suffix = '' if i == 0 else f'_{i}'
+      name = f"{match['enc']}/~/self_attention{suffix}{match['rest']}"
+      out[name] = {k: v[i] for k, v in leaves.items()}
+  return out
+
+
+def from_release_layout(params: Mapping[str, Mapping[str, jax.Array]]):
+  """The release's per-layer encoder tree -> scanned ([L, ...] stacked)."""
+  out, stacks = {}, {}
+  for module, leaves in params.items():
+    match = _UNROLLED_RE.match(module)
+    if not match:
+      out[module] = dict(leaves)
+      continue
+    key = f"{match['enc']}/~/{SCAN_NAME}/self_attention{match['rest']}"
+    stacks.setdefault(key, {})[int(match['idx'] or 0)] = leaves
+  for key, layers in stacks.items():
+    if sorted(layers) != list(range(len(layers))):
+      raise ValueError(f'Layers of {key} are not contiguous: {sorted(layers)}.')
+    names = layers[0].keys()
+    out[key] = {n: jnp.stack([layers[i][n] for i in range(len(layers))])
+                for n in names}
+  return out
+
+
+#  -----------------------------------------------------------
+#  -----------------------  Decoders  ------------------------
+#  -----------------------------------------------------------
+
+
+class AbstractPerceiverDecoder(hk.Module, metaclass=abc.ABCMeta):
+  """A decoder: builds its queries, then decodes the latents with them."""
+
+  @abc.abstractmethod
+  def decoder_query(self, inputs, modality_sizes=None, inputs_without_pos=None,
+                    subsampled_points=None):
+    raise NotImplementedError
+
+  @abc.abstractmethod
+  def output_shape(self, inputs):
+    raise NotImplementedError
+
+  @abc.abstractmethod
+  def __call__(self, query, z, *, is_training, query_mask=None):
+    raise NotImplementedError
+
+
+class ProjectionDecoder(AbstractPerceiverDecoder):
+  """The original Perceiver's decoder: mean over latents, then Linear.
+
+  [P] Table 7 "average + project"; the logits layer is zero-initialised.
+  """
+
+  def __init__(self, num_classes, final_avg_before_project=False,
+               name='projection_decoder'):
+    super().__init__(name=name)
+    self._final_avg_before_project = final_avg_before_project
+    self._num_classes = num_classes
+    self.final_layer = hk.Linear(num_classes, w_init=jnp.zeros, name='logits')
+
+  def decoder_query(self, inputs, modality_sizes=None, inputs_without_pos=None,
+                    subsampled_points=None):
+    return None
+
+  def output_shape(self, inputs):
+    return ((inputs.shape[0], self._num_classes), None)
+
+  def __call__(self, query, z, *, is_training, query_mask=None):
+    z = jnp.mean(z, axis=1, dtype=z.dtype)  # [B, N, D] -> [B, D]
+    return self.final_layer(z)  # [B, num_classes]
+
+
+def _check_subsampled_points(points, output_index_dims):
+  """Raises if concrete subsampled points fall outside the output grid."""
+  size = int(np.prod(output_index_dims))
+  if isinstance(points, jax.core.Tracer):
+    return  # Values unknown at trace time; callers inside jit must ensure it.
+  values = np.asarray(points)
+  if values.ndim != 1:
+    raise ValueError('subsampled_points must be a 1D array of flat indices '
+                     f'into {tuple(output_index_dims)}; got shape '
+                     f'{values.shape}.')
+  if values.size and (values.min() < 0 or values.max() >= size):
+    raise ValueError(
+        f'subsampled_points must lie in [0, {size}) for output_index_dims '
+        f'{tuple(output_index_dims)}; got values in [{values.min()}, '
+        f'{values.max()}].')
+
+
+class BasicDecoder(AbstractPerceiverDecoder):
+  """Cross-attention decoder: O queries attend to the latents."""
+
+  def __init__(self,
+               output_num_channels,
+               position_encoding_type='trainable',
+               # Ignored if position_encoding_type == 'none':
+               output_index_dims=None,
+               subsampled_index_dims=None,
+               num_z_channels=1024,
+               qk_channels=None,
+               v_channels=None,
+               use_query_residual=False,
+               output_w_init=None,
+               concat_preprocessed_input=False,
+               num_heads=1,
+               name='basic_decoder',
+               final_project=True,
+               q_chunk_size=None,
+               kv_chunk_size=None,
+               **position_encoding_kwargs):
+    super().__init__(name=name)
+    self._position_encoding_type = position_encoding_type
+    # With 'none', queries must come from elsewhere (e.g. MultimodalDecoder).
+    self.output_pos_enc = None
+    if position_encoding_type != 'none':
+      self.output_pos_enc = position_encoding.build_position_encoding(
+          position_encoding_type, index_dims=output_index_dims,
+          **position_encoding_kwargs)
+    self._output_index_dim = output_index_dims
+    if subsampled_index_dims is None:
+      subsampled_index_dims = output_index_dims
+    self._subsampled_index_dims = subsampled_index_dims
+    self._output_num_channels = output_num_channels
+    self._output_w_init = output_w_init
+    self._use_query_residual = use_query_residual
+    self._qk_channels = qk_channels
+    self._v_channels = v_channels
+    self._final_project = final_project
+    self._num_heads = num_heads
+    self._concat_preprocessed_input = concat_preprocessed_input
+    self._q_chunk_size = q_chunk_size
+    self._kv_chunk_size = kv_chunk_size
+
+  def output_shape(self, inputs):
+    return ((inputs[0], self._subsampled_index_dims,
+             self._output_num_channels), None)
+
+  def decoder_query(self, inputs, modality_sizes=None,
+                    inputs_without_pos=None, subsampled_points=None):
+    """[B, O, E] queries from the output position encoding."""
+    if self._position_encoding_type == 'none':
+      raise ValueError("A BasicDecoder with position_encoding_type='none' "
+                       'cannot build queries; pass them to __call__ yourself.')
+    batch = inputs.shape[0]
+    if subsampled_points is not None:
+      index_dims = tuple(np.atleast_1d(self._output_index_dim))
+      _check_subsampled_points(subsampled_points, index_dims)
+      # Flat indices -> [n, d] coordinates -> [-1, 1).
+      pos = jnp.stack(jnp.unravel_index(subsampled_points, index_dims), axis=1)
+      pos = -1 + 2 * pos / jnp.array(index_dims)[None, :]
+      pos = jnp.broadcast_to(pos[None], [batch, pos.shape[0], pos.shape[1]])
+      pos_emb = self.output_pos_enc(batch_size=batch, pos=pos)
+      pos_emb = jnp.reshape(pos_emb, [pos_emb.shape[0], -1, pos_emb.shape[-1]])
+    else:
+      pos_emb = self.output_pos_enc(batch_size=batch)
+    if self._concat_preprocessed_input:
+      if inputs_without_pos is None:
+        raise ValueError(
+            'concat_preprocessed_input=True needs inputs_without_pos (the '
+            'preprocessed inputs without position features); use an input '
+            'preprocessor that returns them, or set it to False.')
+      pos_emb = jnp.concatenate([inputs_without_pos, pos_emb], axis=-1)
+    return pos_emb
+
+  def __call__(self, query, z, *, is_training, query_mask=None):
+    """[B, O, E] queries, [B, N, D] latents -> [B, O, output channels]."""
+    attention_mask = None
+    if query_mask is not None:
+      _check_mask(query_mask, 'query_mask', query.shape[0], query.shape[1],
+                  'O queries')
+      attention_mask = make_cross_attention_mask(
+          query_mask=query_mask,
+          kv_mask=jnp.ones(z.shape[:2], dtype=jnp.int32))
+    decoding_cross_attn = CrossAttention(
+        dropout_prob=0.0,
+        num_heads=self._num_heads,
+        widening_factor=1,
+        shape_for_attn='kv',
+        qk_channels=self._qk_channels,
+        v_channels=self._v_channels,
+        use_query_residual=self._use_query_residual,
+        q_chunk_size=self._q_chunk_size,
+        kv_chunk_size=self._kv_chunk_size)
+    final_layer = hk.Linear(self._output_num_channels,
+                            w_init=self._output_w_init, name='output')
+    output = decoding_cross_attn(query, z, is_training=is_training,
+                                 attention_mask=attention_mask)
+    if self._final_project:
+      output = final_layer(output)
+    return output
+
+
+class ClassificationDecoder(AbstractPerceiverDecoder):
+  """A BasicDecoder with one learned query, returning [B, num_classes]."""
+
+  def __init__(self, num_classes, name='classification_decoder',
+               **decoder_kwargs):
+    super().__init__(name=name)
+    self._num_classes = num_classes
+    self.decoder = BasicDecoder(
+        output_index_dims=(1,),  # Predict a single logit array.
+        output_num_channels=num_classes,
+        **decoder_kwargs)
+
+  def decoder_query(self, inputs, modality_sizes=None,
+                    inputs_without_pos=None, subsampled_points=None):
+    return self.decoder.decoder_query(inputs, modality_sizes,
+                                      inputs_without_pos,
+                                      subsampled_points=subsampled_points)
+
+  def output_shape(self, inputs):
+    return (inputs.shape[0], self._num_classes), None
+
+  def __call__(self, query, z, *, is_training, query_mask=None):
+    logits = self.decoder(query, z, is_training=is_training)
+    return logits[:, 0, :]  # [B, 1, classes] -> [B, classes]
+
+
+class MultimodalDecoder(AbstractPerceiverDecoder):
+  """Decodes several modalities with one shared cross-attention.
+
+  Each modality's decoder only builds that modality's queries; they are
+  padded with a learned per-modality vector to a common width (max + 
+  `min_padding_size`) and concatenated in sorted modality order.
+  """
+
+  def __init__(self, modalities, num_outputs, output_num_channels,
+               min_padding_size=2, subsampled_index_dims=None,
+               name='multimodal_decoder', **decoder_kwargs):
+    super().__init__(name=name)
+    self._modalities = modalities
+    self._subsampled_index_dims = subsampled_index_dims
+    self._min_padding_size = min_padding_size
+    self._output_num_channels = output_num_channels
+    self._num_outputs = num_outputs
+    self._decoder = BasicDecoder(
+        output_index_dims=(num_outputs,),
+        output_num_channels=output_num_channels,
+        position_encoding_type='none',
+        **decoder_kwargs)
+
+  def decoder_query(self, inputs, modality_sizes, inputs_without_pos=None,
+                    subsampled_points=None):
+    """[B, sum of O_modality, E] queries."""
+    if modality_sizes is None:
+      raise ValueError('MultimodalDecoder needs modality_sizes; use it with a '
+                       'MultimodalPreprocessor.')
+    inputs = io_processors.restructure(modality_sizes, inputs)
+    subsampled_points = subsampled_points or {}
+    unknown = set(subsampled_points) - set(self._modalities)
+    if unknown:
+      raise ValueError(f'subsampled_points has unknown modalities '
+                       f'{sorted(unknown)}; expected a subset of '
+                       f'{sorted(self._modalities)}.')
+    queries = {}
+    for modality, decoder in self._modalities.items():
+      without_pos = None
+      if inputs_without_pos is not None:
+        without_pos = inputs_without_pos.get(modality, None)
+      queries[modality] = decoder.decoder_query(
+          inputs=inputs[modality], modality_sizes=None,
+          inputs_without_pos=without_pos,
+          subsampled_points=subsampled_points.get(modality, None))
+    num_channels = (max(q.shape[2] for q in queries.values())
+                    + self._min_padding_size)
+
+    def embed(modality, x):
+      x = jnp.reshape(x, [x.shape[0], int(np.prod(x.shape[1:-1])), x.shape[-1]])
+      pad = position_encoding.TrainablePositionEncoding(
+          1, num_channels=num_channels - x.shape[2], init_scale=0.02,
+          name=f'{modality}_padding')(x.shape[0])
+      pad = jnp.broadcast_to(pad, [x.shape[0], x.shape[1],
+                                   num_channels - x.shape[2]])
+      return jnp.concatenate([x, pad], axis=2)
+
+    return jnp.concatenate([embed(m, queries[m])
+                            for m in sorted(self._modalities)], axis=1)
+
+  def output_shape(self, inputs):
+    if self._subsampled_index_dims is not None:
+      num = sum(self._subsampled_index_dims.values())
+    else:
+      num = self._num_outputs
+    return ((inputs.shape[0], num, self._output_num_channels),
+            self._subsampled_index_dims)
+
+  def __call__(self, query, z, *, is_training, query_mask=None):
+    return self._decoder(query, z, is_training=is_training,
+                         query_mask=query_mask)
+
+
+class BasicVideoAutoencodingDecoder(AbstractPerceiverDecoder):
+  """A BasicDecoder over a [T, H, W] grid, reshaped to [B, T, H, W, E]."""
+
+  def __init__(self, output_shape, position_encoding_type,
+               name='basic_video_autoencoding_decoder', **decoder_kwargs):
+    super().__init__(name=name)
+    if len(output_shape) != 4:  # B, T, H, W
+      raise ValueError(f'Expected rank 4 output_shape [B, T, H, W], got '
+                       f'{output_shape}.')
+    self._output_shape = list(output_shape)
+    self._output_num_channels = decoder_kwargs['output_num_channels']
+    self.decoder = BasicDecoder(
+        output_index_dims=tuple(self._output_shape[1:4]),
+        position_encoding_type=position_encoding_type,
+        **decoder_kwargs)
+
+  def decoder_query(self, inputs, modality_sizes=None,
+                    inputs_without_pos=None, subsampled_points=None):
+    return self.decoder.decoder_query(inputs, modality_sizes=modality_sizes,
+                                      inputs_without_pos=inputs_without_pos,
+                                      subsampled_points=subsampled_points)
+
+  def output_shape(self, inputs):
+    return ([inputs.shape[0]] + self._output_shape[1:] +
+            [self._output_num_channels], None)
+
+  def __call__(self, query, z, *, is_training, query_mask=None):
+    output = self.decoder(query, z, is_training=is_training)
+    return jnp.reshape(output, self._output_shape + [output.shape[-1]])
+
+
+class FlowDecoder(AbstractPerceiverDecoder):
+  """Optical-flow decoder: the queries are the input features per pixel.
+
+  [P] §4.2: no query residual; the output Linear is zero-initialised in the
+  release's config and its output is divided by `rescale_factor`.
+  """
+
+  def __init__(self, output_image_shape, output_num_channels=2,
+               rescale_factor=100.0, name='flow_decoder', **decoder_kwargs):
+    super().__init__(name=name)
+    self._output_image_shape = tuple(output_image_shape)
+    self._output_num_channels = output_num_channels
+    self._rescale_factor = rescale_factor
+    self.decoder = BasicDecoder(output_num_channels=output_num_channels,
+                                **decoder_kwargs)
+
+  def output_shape(self, inputs):
+    # The channels need not be (u, v): a postprocessor may consume more.
+    return ((inputs.shape[0],) + self._output_image_shape +
+            (self._output_num_channels,), None)
+
+  def decoder_query(self, inputs, modality_sizes=None, inputs_without_pos=None,
+                    subsampled_points=None):
+    if subsampled_points is not None:
+      raise ValueError('FlowDecoder does not support subsampled_points: it '
+                       'queries with the input features at every pixel.')
+    return inputs  # Frames already merged in time by the preprocessor.
+
+  def __call__(self, query, z, *, is_training, query_mask=None):
+    preds = self.decoder(query, z, is_training=is_training)
+    preds /= self._rescale_factor
+    return preds.reshape([preds.shape[0]] + list(self._output_image_shape) +
+                         [preds.shape[-1]])
