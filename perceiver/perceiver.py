@@ -403,9 +403,13 @@ class PerceiverEncoder(hk.Module):
         kv_chunk_size=kv_chunk_size)
     # Unrolled: one module per layer, named self_attention, self_attention_1,
     # ... as in the release. Scanned: built inside the layer stack instead.
-    self.self_attends = [] if scan_layers else [
-        SelfAttention(**self._self_attend_kwargs)
-        for _ in range(num_self_attends_per_block)]
+    if scan_layers:
+      self.self_attends = SelfAttentionStack(
+          num_self_attends_per_block, remat=remat, name=SCAN_NAME,
+          **self._self_attend_kwargs)
+    else:
+      self.self_attends = [SelfAttention(**self._self_attend_kwargs)
+                           for _ in range(num_self_attends_per_block)]
 
   # Kept for code that reads the release's private attribute.
   @property
@@ -428,15 +432,8 @@ class PerceiverEncoder(hk.Module):
     z = self.cross_attend(z, inputs, is_training=is_training,
                           attention_mask=attention_mask)
     if self._scan_layers:
-      def layer(z):
-        return SelfAttention(**self._self_attend_kwargs)(
-            z, is_training=is_training)
-      if self._remat:
-        layer = hk.remat(layer)
-      stack = hk.layer_stack(self._num_self_attends_per_block,
-                             name=SCAN_NAME)(layer)
       for _ in range(self._num_blocks):
-        z = stack(z)
+        z = self.self_attends(z, is_training=is_training)
       return z
     for _ in range(self._num_blocks):
       for self_attend in self.self_attends:
@@ -448,11 +445,38 @@ class PerceiverEncoder(hk.Module):
 
 
 #  -----------------------------------------------------------
-#  -------------  Scanned <-> release parameter layout  -------
+#  -------------  Scanned self-attention stack  ---------------
 #  -----------------------------------------------------------
 
 SCAN_NAME = 'self_attends'
-_SCANNED_RE = re.compile(r'^(?P<enc>.+)/~/' + SCAN_NAME +
+_STACK_NAME = 'layer_stack'
+
+
+class SelfAttentionStack(hk.Module):
+  """L SelfAttention layers run by `hk.layer_stack` (a scan): one compiled
+  layer, parameters stacked on a leading [L] axis.
+
+  Built once, so every call (one per weight-shared block) reuses the same
+  stacked parameters, like the unrolled modules do.
+  """
+
+  def __init__(self, num_layers, remat=False, name=SCAN_NAME,
+               **self_attend_kwargs):
+    super().__init__(name=name)
+    self._num_layers = num_layers
+    self._remat = remat
+    self._kwargs = self_attend_kwargs
+
+  def __call__(self, z, *, is_training):
+    """[B, N, D] -> [B, N, D]."""
+    def layer(z):
+      return SelfAttention(**self._kwargs)(z, is_training=is_training)
+    if self._remat:
+      layer = hk.remat(layer)
+    return hk.layer_stack(self._num_layers, name=_STACK_NAME)(layer)(z)
+
+
+_SCANNED_RE = re.compile(r'^(?P<enc>.+)/~/' + SCAN_NAME + '/' + _STACK_NAME +
                          r'/self_attention(?P<rest>(/.*)?)$')
 _UNROLLED_RE = re.compile(
     r'^(?P<enc>.+)/~/self_attention(_(?P<idx>\d+))?(?P<rest>(/.*)?)$')
@@ -488,7 +512,8 @@ def from_release_layout(params: Mapping[str, Mapping[str, jax.Array]]):
     if not match:
       out[module] = dict(leaves)
       continue
-    key = f"{match['enc']}/~/{SCAN_NAME}/self_attention{match['rest']}"
+    key = (f"{match['enc']}/~/{SCAN_NAME}/{_STACK_NAME}/self_attention"
+           f"{match['rest']}")
     stacks.setdefault(key, {})[int(match['idx'] or 0)] = leaves
   for key, layers in stacks.items():
     if sorted(layers) != list(range(len(layers))):
