@@ -156,11 +156,15 @@ def flow_tile_origins(image_shape: Sequence[int], patch_size: Sequence[int],
     raise ValueError(f'Images of size {tuple(image_shape[:2])} are smaller '
                      f'than the network input {tuple(patch_size)}; pad or '
                      'resize them to at least that size.')
-  ys = list(range(0, image_shape[0], patch_size[0] - min_overlap))
-  xs = list(range(0, image_shape[1], patch_size[1] - min_overlap))
-  ys[-1] = image_shape[0] - patch_size[0]
-  xs[-1] = image_shape[1] - patch_size[1]
-  return list(itertools.product(ys, xs))
+  def starts(size, patch):
+    # DEVIATION: the colab pins only the last tile to the border, so a middle
+    # tile can run off the image (e.g. 29 px, tiles of 12, step 7: 21 + 12 >
+    # 29). Clamping every start to the border (and dropping repeats) fixes
+    # that and gives the colab's tiles wherever the colab's were valid.
+    last = size - patch
+    return sorted({min(y, last) for y in range(0, size, patch - min_overlap)})
+  return list(itertools.product(starts(image_shape[0], patch_size[0]),
+                                starts(image_shape[1], patch_size[1])))
 
 
 def tile_weights(patch_size: Sequence[int]):

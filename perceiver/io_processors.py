@@ -424,6 +424,7 @@ class ImagePostprocessor(hk.Module):
                                       self._spatial_upsample)
     return inputs
 
+  @hk.transparent
   def _convex_upsample(self, features):
     """[B, h, w, C] coarse features -> [B, h*s, w*s, n_outputs]."""
     _check_rank(features, (4,), "ImagePostprocessor('raft')", '[B, h, w, C]')

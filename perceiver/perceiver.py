@@ -644,7 +644,7 @@ class BasicDecoder(AbstractPerceiverDecoder):
                        'cannot build queries; pass them to __call__ yourself.')
     batch = inputs.shape[0]
     if subsampled_points is not None:
-      index_dims = tuple(np.atleast_1d(self._output_index_dim))
+      index_dims = tuple(int(d) for d in np.atleast_1d(self._output_index_dim))
       _check_subsampled_points(subsampled_points, index_dims)
       # Flat indices -> [n, d] coordinates -> [-1, 1).
       pos = jnp.stack(jnp.unravel_index(subsampled_points, index_dims), axis=1)

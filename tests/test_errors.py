@@ -1,0 +1,157 @@
+"""Bad input gets a clear error naming the argument and what was expected."""
+import haiku as hk
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from perceiver import builders
+from perceiver import checkpoint_io
+from perceiver import io_processors
+from perceiver import perceiver
+from perceiver import position_encoding
+from tests import golden
+
+
+def _init(f, *args):
+  return hk.transform_with_state(f).init(jax.random.PRNGKey(0), *args)
+
+
+FF = dict(fourier_position_encoding_kwargs=dict(num_bands=2))
+
+
+def _construct(ctor):
+  """Haiku modules can only be built inside a transform."""
+  hk.transform(lambda: ctor() and None).init(jax.random.PRNGKey(0))
+
+
+def test_preprocessor_rank():
+  def f(x):
+    return io_processors.ImagePreprocessor(prep_type='pixels', **FF)(
+        x, is_training=False)
+  with pytest.raises(ValueError, match=r'rank 4 or 5.*got shape \(2, 8, 3\)'):
+    _init(f, jnp.zeros((2, 8, 3)))
+
+
+def test_preprocessor_channel_count_against_parameters():
+  def f(x):
+    return io_processors.ImagePreprocessor(prep_type='conv1x1',
+                                           num_channels=4, **FF)(
+                                               x, is_training=False)
+  model = hk.transform_with_state(f)
+  params, state = model.init(jax.random.PRNGKey(0), jnp.zeros((1, 4, 4, 3)))
+  with pytest.raises(ValueError, match=r'conv2_d/w.*shape'):
+    model.apply(params, state, None, jnp.zeros((1, 4, 4, 5)))
+  fwd = builders.image_classifier(
+      num_classes=3, input_preprocessor=dict(prep_type='pixels', **FF),
+      encoder=dict(num_self_attends_per_block=1, num_blocks=1, z_index_dim=2,
+                   num_z_channels=4, num_self_attend_heads=1),
+      decoder=dict(num_z_channels=4, trainable_position_encoding_kwargs=dict(
+          num_channels=4)))
+  with pytest.raises(ValueError, match=r'images \[B, H, W, 3\].*\(1, 4, 4, 1\)'):
+    _init(lambda x: fwd(x, is_training=False), jnp.zeros((1, 4, 4, 1)))
+
+
+def test_audio_channels_and_length():
+  def f(x):
+    return io_processors.AudioPreprocessor(samples_per_patch=4, **FF)(
+        x, is_training=False)
+  with pytest.raises(ValueError, match='mono audio'):
+    _init(f, jnp.zeros((1, 16, 2)))
+  with pytest.raises(ValueError, match=r'\(18\).*samples_per_patch \(4\)'):
+    _init(f, jnp.zeros((1, 18, 1)))
+
+
+def test_patches_must_divide():
+  with pytest.raises(ValueError, match='W=7 is not divisible by '
+                     'spatial_block_size=2'):
+    io_processors.space_to_depth(jnp.zeros((1, 4, 7, 3)), spatial_block_size=2)
+
+
+def _encode(input_mask_shape):
+  def f(x, mask):
+    enc = perceiver.PerceiverEncoder(num_self_attends_per_block=1,
+                                     num_blocks=1, z_index_dim=2,
+                                     num_z_channels=4, num_self_attend_heads=1)
+    return enc(x, enc.latents(x), is_training=False, input_mask=mask)
+  return _init(f, jnp.zeros((2, 5, 3)), jnp.ones(input_mask_shape, jnp.int32))
+
+
+def test_mask_shape():
+  _encode((2, 5))  # fits
+  with pytest.raises(ValueError, match=r'input_mask.*\(2, 6\).*\(2, 5\)'):
+    _encode((2, 6))
+  q = jnp.zeros((2, 3, 1, 4))
+  with pytest.raises(ValueError, match=r'attention_mask.*\(2, 3, 4\)'):
+    perceiver.attend(q, q, q, attention_mask=jnp.ones((2, 3, 4)))
+
+
+def test_heads_must_divide_channels():
+  with pytest.raises(ValueError, match=r'num_z_channels \(10\).*'
+                     r'num_self_attend_heads \(3\)'):
+    _construct(lambda: perceiver.PerceiverEncoder(num_z_channels=10,
+                                                  num_self_attend_heads=3))
+  def f(x):
+    return perceiver.Attention(num_heads=3, qk_channels=9, v_channels=10)(x, x)
+  with pytest.raises(ValueError, match=r'v_channels \(10\).*num_heads \(3\)'):
+    _init(f, jnp.zeros((1, 2, 4)))
+
+
+def test_unknown_options():
+  with pytest.raises(ValueError, match="prep_type 'voxels'"):
+    _construct(lambda: io_processors.ImagePreprocessor(prep_type='voxels'))
+  with pytest.raises(ValueError, match="concat_or_add_pos 'stack'"):
+    _construct(lambda: io_processors.ImagePreprocessor(
+        prep_type='pixels', concat_or_add_pos='stack'))
+  with pytest.raises(ValueError, match="position_encoding_type 'sinusoid'"):
+    _construct(lambda: io_processors.ImagePreprocessor(
+        prep_type='pixels', position_encoding_type='sinusoid'))
+  with pytest.raises(ValueError, match="position_encoding_type 'rope'"):
+    _construct(lambda: position_encoding.build_position_encoding(
+        'rope', index_dims=(4,)))
+  with pytest.raises(ValueError, match="postproc_type 'voxels'"):
+    _construct(lambda: io_processors.ImagePostprocessor(
+        postproc_type='voxels'))
+
+
+def _decoder_query(points, **kwargs):
+  def f(x):
+    dec = perceiver.BasicDecoder(
+        output_num_channels=2, output_index_dims=(4, 5),
+        position_encoding_type='fourier', **FF, **kwargs)
+    return dec.decoder_query(x, subsampled_points=points)
+  return _init(f, jnp.zeros((1, 3, 2)))
+
+
+def test_subsampled_points_in_range():
+  _decoder_query(np.array([0, 19]))
+  with pytest.raises(ValueError, match=r'\[0, 20\).*\(4, 5\).*\[0, 20\]'):
+    _decoder_query(np.array([0, 20]))
+  with pytest.raises(ValueError, match=r'\[0, 20\)'):
+    _decoder_query(np.array([-1]))
+
+
+def test_concat_preprocessed_input_needs_inputs():
+  with pytest.raises(ValueError, match='concat_preprocessed_input=True needs '
+                     'inputs_without_pos'):
+    _decoder_query(None, concat_preprocessed_input=True)
+
+
+def test_checkpoint_that_does_not_fit_names_every_entry(tmp_path):
+  spec = golden.load_json('imagenet_fourier_tiny')
+  params, _, inputs, _ = golden.load_npz('imagenet_fourier_tiny')
+  other = golden.load_npz('imagenet_learned_tiny')[0]
+  path = str(tmp_path / 'learned.pystate')
+  checkpoint_io.save_params(path, other)
+  model, _ = golden.build(spec)
+  expected, _ = jax.eval_shape(lambda x: model.init(
+      jax.random.PRNGKey(0), x, is_training=True), inputs['images'])
+  with pytest.raises(checkpoint_io.CheckpointMismatchError) as err:
+    checkpoint_io.load_params(path, expected=expected)
+  message = str(err.value)
+  assert 'image_preprocessor/~/conv2_d/w' in message  # unexpected
+  assert 'perceiver_encoder/~/cross_attention/attention/linear/w' in message
+  # conv (w, b), projector (w, b) and the learned position table.
+  assert len(err.value.unexpected) == 5
+  assert err.value.mismatched  # the cross-attention sees other channels
+  assert err.value.missing == []
