@@ -220,11 +220,11 @@ def _check_concat_or_add(value):
                      f'{CONCAT_OR_ADD}.')
 
 
-def _add_position_features(preprocessor, inputs, pos_enc):
-  """Extra position MLPs, then concat or add: the release's order."""
-  for i in range(preprocessor._n_extra_pos_mlp):  # pylint: disable=protected-access
+def _extra_pos_mlp(num_layers, pos_enc):
+  """`n_extra_pos_mlp` residual Linear layers on the position features."""
+  for i in range(num_layers):
     pos_enc += hk.Linear(pos_enc.shape[-1])(pos_enc)
-    if i < preprocessor._n_extra_pos_mlp - 1:  # pylint: disable=protected-access
+    if i < num_layers - 1:
       pos_enc = jax.nn.relu(pos_enc)
   return pos_enc
 
@@ -314,7 +314,7 @@ class ImagePreprocessor(hk.Module):
       inputs = jnp.reshape(inputs, [batch_size, int(np.prod(index_dims)), -1])
     pos_enc = self._positional_encoding_ctor(index_dims=index_dims)(
         batch_size=batch_size, pos=pos)
-    pos_enc = _add_position_features(self, inputs, pos_enc)
+    pos_enc = _extra_pos_mlp(self._n_extra_pos_mlp, pos_enc)
     if not network_input_is_1d:
       pos_enc = jnp.reshape(pos_enc, list(inputs.shape)[:-1] + [-1])
     return _combine(self._concat_or_add_pos, inputs, pos_enc), inputs
@@ -486,7 +486,7 @@ class AudioPreprocessor(hk.Module):
     index_dims = inputs.shape[1:-1]
     pos_enc = self._positional_encoding_ctor(index_dims=index_dims)(
         batch_size=batch_size, pos=pos)
-    pos_enc = _add_position_features(self, inputs, pos_enc)
+    pos_enc = _extra_pos_mlp(self._n_extra_pos_mlp, pos_enc)
     return _combine(self._concat_or_add_pos, inputs, pos_enc), inputs
 
   def __call__(self, inputs, *, is_training: bool, pos=None,

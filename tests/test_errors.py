@@ -155,3 +155,14 @@ def test_checkpoint_that_does_not_fit_names_every_entry(tmp_path):
   assert len(err.value.unexpected) == 5
   assert err.value.mismatched  # the cross-attention sees other channels
   assert err.value.missing == []
+
+
+def test_extra_position_mlp_layers_are_built():
+  def f(x):
+    return io_processors.ImagePreprocessor(prep_type='pixels',
+                                           n_extra_pos_mlp=2, **FF)(
+                                               x, is_training=False)[0]
+  params, _ = _init(f, jnp.zeros((1, 4, 4, 3)))
+  assert sorted(params) == [
+      'image_preprocessor/~_build_network_inputs/linear',
+      'image_preprocessor/~_build_network_inputs/linear_1']
