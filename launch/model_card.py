@@ -278,6 +278,23 @@ register(Family(
                       note=('eval: all 802,816 px + 1,920 audio patches + '
                             'label, [P] 6.85T eval')),)))
 
+def _language_spec(name: str) -> Callable[[], Spec]:
+  def spec():
+    from perceiver.language import models  # pylint: disable=g-import-not-at-top
+    return dict(models.get_config(name), builder='mlm')
+  return spec
+
+
+register(Family(
+    'mlm_bytes_plusplus', spec=_language_spec('mlm_bytes_plusplus'),
+    paper_params=425e6, paper_flops=241e9,
+    note='Perceiver IO++ bytes: 40 layers, N x D = 256 x 1536 ([P] Table 11)'))
+register(Family(
+    'mlm_spm_base', spec=_language_spec('mlm_spm_base'),
+    paper_params=223e6, paper_flops=119e9,
+    note='Perceiver IO Base, SentencePiece 32k, M = O = 512 ([P] Table 11)'))
+
+
 #  ------------------------------------------------------------
 #  --------------------  Counting helpers  --------------------
 #  ------------------------------------------------------------
