@@ -334,10 +334,11 @@ class Perceiver(hk.Module):
 
 
 def _check_mask(mask, name, batch, length, what):
+  """`what` names the masked axis, e.g. 'M' (inputs) or 'O' (queries)."""
   if mask is not None and tuple(mask.shape) != (batch, length):
     raise ValueError(
         f'{name} has shape {tuple(mask.shape)} but must be [B, {what}] = '
-        f'{(batch, length)}, one flag per {what[:-1].lower()}.')
+        f'{(batch, length)}: one flag (1 valid, 0 padding) per element.')
 
 
 class PerceiverEncoder(hk.Module):
@@ -423,7 +424,7 @@ class PerceiverEncoder(hk.Module):
   def __call__(self, inputs, z, *, is_training, input_mask=None):
     """[B, M, C] inputs and [B, N, D] latents -> [B, N, D]."""
     batch, num_inputs = inputs.shape[:2]
-    _check_mask(input_mask, 'input_mask', batch, num_inputs, 'M inputs')
+    _check_mask(input_mask, 'input_mask', batch, num_inputs, 'M')
     attention_mask = None
     if input_mask is not None:
       attention_mask = make_cross_attention_mask(
@@ -668,7 +669,7 @@ class BasicDecoder(AbstractPerceiverDecoder):
     attention_mask = None
     if query_mask is not None:
       _check_mask(query_mask, 'query_mask', query.shape[0], query.shape[1],
-                  'O queries')
+                  'O')
       attention_mask = make_cross_attention_mask(
           query_mask=query_mask,
           kv_mask=jnp.ones(z.shape[:2], dtype=jnp.int32))
