@@ -1,0 +1,36 @@
+r"""Perceiver IO on ImageNet, conv preprocessing: [P] App. A, Table 7.
+
+Expected: 82.1% top-1 (PIO config A, conv; 48.6M params, 369B FLOPs).
+
+  python launch/train.py --config=experiments/imagenet_conv.py \
+      --workdir=$WORKDIR --config.input.data_dir=$TFDS_DIR --distributed_auto
+
+Model ([code] ImageNet colab): 7x7 conv (stride 2) to 64, BatchNorm (0.9,
+1e-5), ReLU, 3x3 max-pool (stride 2) -> 56x56 = 3,136 inputs, concatenated
+with 2-D Fourier features at max resolution 56 (322 channels). BatchNorm
+uses per-device statistics (as the release). Export to .pystate (state). Training recipe:
+experiments/imagenet_fourier.py (shared). Variants: `smoke`, `batch=N`.
+"""
+import importlib.util
+import os
+
+
+def _recipe():
+  path = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                      'imagenet_fourier.py')
+  spec = importlib.util.spec_from_file_location('imagenet_fourier', path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+def get_config(arg=None):
+  base = _recipe()
+  model = base.model_fourier()
+  model.input_preprocessor = dict(
+      position_encoding_type='fourier',
+      fourier_position_encoding_kwargs=dict(
+          concat_pos=True, max_resolution=(56, 56), num_bands=64,
+          sine_only=False),
+      prep_type='conv')
+  return base.imagenet_recipe(model, arg)

@@ -1,0 +1,31 @@
+r"""The original Perceiver on ImageNet (average+project decoder): [P] App. A.
+
+Expected: 78.6% top-1 (Perceiver 2D FF; 42.1M params, 404B FLOPs, Table 7).
+
+  python launch/train.py --config=experiments/imagenet_perceiver.py \
+      --workdir=$WORKDIR --config.input.data_dir=$TFDS_DIR --distributed_auto
+
+Model: the PIO config A encoder with 2-D Fourier features, but the
+decoder is the Perceiver's: mean over the latents then a Linear to 1000
+(`ProjectionDecoder`, projection_decoder=True). Training recipe:
+experiments/imagenet_fourier.py (shared). Variants: `smoke`, `batch=N`.
+"""
+import importlib.util
+import os
+
+
+def _recipe():
+  path = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                      'imagenet_fourier.py')
+  spec = importlib.util.spec_from_file_location('imagenet_fourier', path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+def get_config(arg=None):
+  base = _recipe()
+  model = base.model_fourier()
+  model.projection_decoder = True
+  model.decoder = {}  # unused with the projection decoder
+  return base.imagenet_recipe(model, arg)

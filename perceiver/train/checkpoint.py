@@ -1,0 +1,187 @@
+"""Orbax checkpoints for training runs, and initialisation for fine-tuning.
+
+Layout: <workdir>/checkpoints/<step>/... written by one
+`orbax.checkpoint.CheckpointManager`:
+  * async: the save runs in a background thread while training continues;
+  * atomic: Orbax writes to `<step>.orbax-checkpoint-tmp-*` and renames it
+    when every file is written; an interrupted save leaves only the tmp
+    directory, which is never listed as a step and is removed on the next
+    start (cleanup_tmp_directories);
+  * keeps the last `keep` steps plus the best one by `best_metric` (higher is
+    better; only checkpoints saved together with an eval carry the metric).
+
+`init_from` loads parameters (and Haiku state) from our own checkpoint or a
+release `.pickle`/`.pystate` file into a freshly initialised model, with an
+optional subset (regexes over 'module/param') and rename map, for
+fine-tuning. It never restores the optimiser or the step.
+"""
+import os
+import re
+from typing import Any, Mapping, Optional, Sequence
+
+from absl import logging
+import numpy as np
+import orbax.checkpoint as ocp
+from orbax.checkpoint import checkpoint_managers as ocp_managers
+
+
+class Checkpointer:
+  """A CheckpointManager keeping the last K steps and the best one."""
+
+  def __init__(self, directory: str, *, keep: int = 3,
+               best_metric: str = 'eval/accuracy',
+               async_checkpointing: bool = True, read_only: bool = False):
+    self.directory = os.path.abspath(directory)
+    self.best_metric = best_metric
+    metric = lambda metrics: metrics[best_metric]
+    if read_only:
+      options = ocp.CheckpointManagerOptions(
+          read_only=True, best_fn=metric, best_mode='max')
+    else:
+      policy = ocp_managers.AnyPreservationPolicy([
+          ocp_managers.LatestN(n=keep),
+          ocp_managers.BestN(get_metric_fn=metric, reverse=False, n=1,
+                             keep_checkpoints_without_metrics=False),
+      ])
+      options = ocp.CheckpointManagerOptions(
+          best_fn=metric, best_mode='max', preservation_policy=policy,
+          enable_async_checkpointing=async_checkpointing,
+          cleanup_tmp_directories=True, create=True)
+    self.manager = ocp.CheckpointManager(self.directory, options=options)
+
+  def latest_step(self) -> Optional[int]:
+    return self.manager.latest_step()
+
+  def best_step(self) -> Optional[int]:
+    return self.manager.best_step()
+
+  def all_steps(self) -> Sequence[int]:
+    return self.manager.all_steps()
+
+  def save(self, step: int, tree: Any,
+           metrics: Optional[Mapping[str, float]] = None) -> None:
+    self.manager.save(step, args=ocp.args.StandardSave(tree),
+                      metrics=dict(metrics) if metrics else None)
+
+  def restore(self, step: int, abstract_tree: Any = None) -> Any:
+    """Restores `step`; `abstract_tree` (jax.ShapeDtypeStruct leaves with
+    shardings) places the arrays, or None for host numpy arrays."""
+    if step not in self.manager.all_steps():
+      raise FileNotFoundError(
+          f'No checkpoint for step {step} in {self.directory}; available: '
+          f'{list(self.manager.all_steps())}.')
+    args = ocp.args.StandardRestore(abstract_tree)
+    return self.manager.restore(step, args=args)
+
+  def wait(self) -> None:
+    self.manager.wait_until_finished()
+
+  def close(self) -> None:
+    self.manager.close()
+
+
+def resolve_step(ckpt: Checkpointer, which: str) -> int:
+  """'latest' | 'best' | '<int>' -> a step present in `ckpt`."""
+  if which == 'latest':
+    step = ckpt.latest_step()
+  elif which == 'best':
+    step = ckpt.best_step()
+  else:
+    step = int(which)
+  if step is None:
+    raise FileNotFoundError(
+        f'No checkpoint in {ckpt.directory}. Train first (launch/train.py '
+        '--workdir=...) or point --workdir at a training run.')
+  return step
+
+
+# ---------------------------------------------------------------------------
+# init_from: fine-tuning from our checkpoints or release pickles.
+# ---------------------------------------------------------------------------
+
+
+def _flat(tree: Mapping) -> dict[str, Any]:
+  return {f'{module}/{name}': value for module, params in tree.items()
+          for name, value in params.items()}
+
+
+def _unflat(flat: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+  out: dict[str, dict[str, Any]] = {}
+  for key, value in flat.items():
+    module, name = key.rsplit('/', 1)
+    out.setdefault(module, {})[name] = value
+  return out
+
+
+def _load_source(path: str) -> tuple[Mapping, Mapping]:
+  """(params, state) as host arrays from a release file or our checkpoint."""
+  if path.endswith(('.pickle', '.pystate')):
+    from perceiver import checkpoint_io  # pylint: disable=g-import-not-at-top
+    return checkpoint_io.load_params(path)
+  path = os.path.abspath(path)
+  if not os.path.isdir(path):
+    raise FileNotFoundError(
+        f'config.init_from.path={path} does not exist. Give a release '
+        '.pickle/.pystate file, a checkpoints directory of a training run, '
+        'or one of its step directories.')
+  base, last = os.path.split(path.rstrip('/'))
+  if last.isdigit():  # a step directory
+    ckpt, step = Checkpointer(base, read_only=True), int(last)
+  else:
+    ckpt = Checkpointer(path, read_only=True)
+    step = resolve_step(ckpt, 'latest')
+  tree = ckpt.restore(step)
+  ckpt.close()
+  return tree['params'], tree.get('state') or {}
+
+
+def merge_init(target_params: Mapping, target_state: Mapping, path: str, *,
+               include: Sequence[str] = (),
+               rename: Sequence[Sequence[str]] = ()) -> tuple[Any, Any]:
+  """Copies source parameters over freshly initialised ones.
+
+  Source names ('module/param') are first rewritten by each (regex,
+  replacement) of `rename`, in order; a target leaf is then replaced when its
+  name matches one of `include` (all names when empty) and the source has
+  it. Target leaves the source lacks keep their initial values (e.g. a new
+  classifier for fine-tuning, [P] App. A). Shapes must agree.
+  """
+  src_params, src_state = _load_source(path)
+  patterns = [re.compile(p) for p in include]
+  loaded, kept = [], []
+
+  def merge(target, source):
+    renamed = {}
+    for key, value in _flat(source).items():
+      for pattern, replacement in rename:
+        key = re.sub(pattern, replacement, key)
+      renamed[key] = value
+    out = {}
+    for key, value in _flat(target).items():
+      wanted = not patterns or any(p.search(key) for p in patterns)
+      if wanted and key in renamed:
+        new = np.asarray(renamed[key])
+        if new.shape != tuple(value.shape):
+          raise ValueError(
+              f'init_from {path}: {key} has shape {new.shape} in the source '
+              f'but {tuple(value.shape)} in the model. Leave it out with '
+              'config.init_from.include (e.g. to train a new classifier) or '
+              'map it with config.init_from.rename.')
+        out[key] = new.astype(value.dtype)
+        loaded.append(key)
+      else:
+        out[key] = value
+        kept.append(key)
+    return _unflat(out)
+
+  params = merge(target_params, src_params)
+  state = merge(target_state, src_state) if target_state else target_state
+  if not loaded:
+    raise ValueError(
+        f'init_from {path}: no parameter matched (include={list(include)}, '
+        f'rename={list(rename)}). Check the names with '
+        'checkpoint_io.load_params.')
+  logging.info('init_from %s: loaded %d leaves, kept %d initial: %s', path,
+               len(loaded), len(kept), kept[:20])
+  return params, state
+

@@ -1,0 +1,476 @@
+"""The training loop: data-parallel, resumable, deterministic.
+
+Shapes: B global batch, B_d per-device batch (B / D), D devices, P processes,
+H, W, C image, K classes.
+
+Programming model ([code] jaxline experiment, haiku examples): `train_step`
+is per-device code with the axis name 'batch'; gradients, BatchNorm
+statistics and metrics are combined with `jax.lax.pmean`. By default the step
+runs under `jax.jit(jax.shard_map(...))` over a 1-D device mesh, with the
+training state replicated (P()) and the batch split over 'batch'
+(P('batch')). `config.parallelism = 'pmap'` runs the very same function
+under `jax.pmap` (tests check both give the same parameters).
+
+Determinism: the step key is `fold_in(rng, step)` (then `fold_in(.,
+device)` for per-device dropout), the input stream is a pure function of
+(seed, step) (perceiver.data.pipeline), so a resumed run repeats an
+uninterrupted one bit for bit. DEVIATION from strict device-count
+invariance: dropout masks depend on the device index, and BatchNorm (conv
+models) normalises with per-device statistics as in the release; models
+without dropout/BatchNorm train identically on 1 or many devices.
+
+Steps: `config.num_train_steps` counts step-function calls (micro-batches of
+the global batch). With `optimizer.grad_accum_steps = k` there are
+num_train_steps / k optimiser updates and schedules are in those units.
+"""
+import json
+import os
+from typing import Any, NamedTuple, Optional, Sequence
+
+from absl import logging
+import haiku as hk
+import jax
+from jax.experimental import multihost_utils
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+from perceiver.data import pipeline
+from perceiver.train import checkpoint
+from perceiver.train import config_lib
+from perceiver.train import metric_writer
+from perceiver.train import optim
+from perceiver.train import tasks
+
+AXIS = 'batch'  # the data-parallel axis name of every collective
+
+
+class TrainState(NamedTuple):
+  step: jax.Array  # [] int32: step-function calls completed so far
+  params: hk.Params  # float32 master weights
+  state: hk.State  # Haiku state: BatchNorm moving statistics ({} if none)
+  opt_state: optax.OptState  # optimiser (and MultiSteps accumulator) state
+  rng: jax.Array  # [2] uint32 base key; step key = fold_in(rng, step)
+
+
+def _cast_floats(tree: Any, dtype) -> Any:
+  return jax.tree.map(
+      lambda x: x.astype(dtype) if jnp.issubdtype(x.dtype, jnp.floating)
+      else x, tree)
+
+
+def _pmean_floats(tree: Any) -> Any:
+  # Integer leaves (e.g. EMA counters) are identical on every device.
+  return jax.tree.map(
+      lambda x: jax.lax.pmean(x, AXIS) if jnp.issubdtype(x.dtype, jnp.floating)
+      else x, tree)
+
+
+# ---------------------------------------------------------------------------
+# Update step and eval step (per-device code).
+# ---------------------------------------------------------------------------
+
+
+def make_train_step(model: hk.TransformedWithState,
+                    tx: optax.GradientTransformation, schedule,
+                    config: ml_collections.ConfigDict):
+  """Returns train_step(ts, batch) -> (ts, metrics) for ONE device."""
+  compute_dtype = jnp.dtype(config.compute_dtype)
+  accum = config.optimizer.grad_accum_steps
+
+  def train_step(ts: TrainState, batch: dict[str, jax.Array]):
+    step_key = jax.random.fold_in(ts.rng, ts.step)
+    device_key = jax.random.fold_in(step_key, jax.lax.axis_index(AXIS))
+
+    def loss_fn(params):
+      logits, new_state = model.apply(
+          _cast_floats(params, compute_dtype), ts.state, device_key,
+          batch['images'].astype(compute_dtype),  # [B_d, H, W, C]
+          is_training=True)
+      loss, metrics = tasks.loss_and_metrics(
+          logits, batch['labels'], label_smoothing=config.label_smoothing)
+      new_state = jax.tree.map(lambda new, old: new.astype(old.dtype),
+                               new_state, ts.state)
+      return loss, (new_state, metrics)
+
+    grads, (new_state, metrics) = jax.grad(loss_fn, has_aux=True)(ts.params)
+    grads = jax.lax.pmean(grads, AXIS)
+    new_state = _pmean_floats(new_state)
+    metrics = jax.lax.pmean(metrics, AXIS)
+    updates, opt_state = tx.update(grads, ts.opt_state, ts.params)
+    params = optax.apply_updates(ts.params, updates)
+    metrics['grad_norm'] = optax.tree.norm(grads)
+    metrics['lr'] = optim.lr_at(schedule, ts.step, accum)
+    new_ts = TrainState(step=ts.step + 1, params=params, state=new_state,
+                        opt_state=opt_state, rng=ts.rng)
+    return new_ts, metrics
+
+  return train_step
+
+
+def make_eval_step(model: hk.TransformedWithState,
+                   config: ml_collections.ConfigDict):
+  """Returns eval_step(params, state, batch) -> summed metrics, ONE device."""
+  compute_dtype = jnp.dtype(config.compute_dtype)
+
+  def eval_step(params, state, batch):
+    logits, _ = model.apply(_cast_floats(params, compute_dtype), state, None,
+                            batch['images'].astype(compute_dtype),
+                            is_training=False)
+    sums = tasks.eval_sums(logits, batch['labels'], batch['mask'])
+    return jax.lax.psum(sums, AXIS)
+
+  return eval_step
+
+
+class _Runner:
+  """Places state and batches and runs the per-device steps, under
+  jit(shard_map) or pmap. The canonical state (for checkpoints and init) is
+  always a global array replicated over the mesh."""
+
+  def __init__(self, config, train_step, eval_step,
+               devices: Optional[Sequence[jax.Device]]):
+    self.mode = config.parallelism
+    self.devices = list(devices) if devices else jax.devices()
+    self.mesh = Mesh(np.asarray(self.devices), (AXIS,))
+    self.replicated = NamedSharding(self.mesh, P())
+    self.batch_sharding = NamedSharding(self.mesh, P(AXIS))
+    self.local_devices = [d for d in self.devices
+                          if d.process_index == jax.process_index()]
+    self.pmap_sharding = NamedSharding(
+        Mesh(np.asarray(self.local_devices), ('pmap',)), P('pmap'))
+    if self.mode == 'shard_map':
+      self.train_step = jax.jit(
+          jax.shard_map(train_step, mesh=self.mesh, in_specs=(P(), P(AXIS)),
+                        out_specs=(P(), P())),
+          donate_argnums=0)
+      self.eval_step = jax.jit(jax.shard_map(
+          eval_step, mesh=self.mesh, in_specs=(P(), P(), P(AXIS)),
+          out_specs=P()))
+    else:
+      pmap_devices = None if jax.process_count() > 1 else self.devices
+      self.train_step = jax.pmap(train_step, axis_name=AXIS,
+                                 devices=pmap_devices, donate_argnums=0)
+      self.eval_step = jax.pmap(eval_step, axis_name=AXIS,
+                                devices=pmap_devices)
+
+  # Canonical (mesh-replicated) state <-> what the step functions take.
+  def to_step(self, ts):
+    if self.mode == 'shard_map':
+      return ts
+    n = len(self.local_devices)
+
+    def replicate(x):
+      stacked = np.broadcast_to(np.asarray(x), (n,) + np.shape(x))
+      # The new jax.pmap (built on shard_map) takes arrays whose leading
+      # axis is split over a 1-D mesh of its devices.
+      return jax.device_put(stacked, self.pmap_sharding)
+    return jax.tree.map(replicate, jax.device_get(ts))
+
+  def to_canonical(self, ts):
+    if self.mode == 'shard_map':
+      return ts
+    # Device 0's copy of each replicated [D, ...] array.
+    host = jax.tree.map(
+        lambda x: np.asarray(x.addressable_data(0)).reshape(x.shape[1:]), ts)
+    return jax.device_put(host, self.replicated)
+
+  def batch(self, local: dict[str, np.ndarray]):
+    if self.mode == 'shard_map':
+      return jax.tree.map(
+          lambda x: jax.make_array_from_process_local_data(
+              self.batch_sharding, x), local)
+    n = len(self.local_devices)
+    return jax.tree.map(lambda x: x.reshape((n, -1) + x.shape[1:]), local)
+
+  def eval(self, ts_step, batch):
+    if self.mode == 'shard_map':
+      return self.eval_step(ts_step.params, ts_step.state, batch)
+    out = self.eval_step(ts_step.params, ts_step.state, batch)
+    return jax.tree.map(lambda x: x[0], out)
+
+
+# ---------------------------------------------------------------------------
+# Shared set-up: config checks, model, optimiser, abstract state.
+# ---------------------------------------------------------------------------
+
+
+class _Setup(NamedTuple):
+  model: hk.TransformedWithState
+  tx: optax.GradientTransformation
+  schedule: Any
+  init_fn: Any  # rng -> TrainState
+  abstract: TrainState  # jax.eval_shape(init_fn), with shardings
+  runner: _Runner
+  data_dir: Optional[str]
+
+
+def _setup(config, workdir, devices) -> _Setup:
+  config_lib.validate(config)
+  runner_devices = list(devices) if devices else jax.devices()
+  num_devices = len(runner_devices)
+  batch = config.input.global_batch_size
+  if batch % num_devices:
+    raise ValueError(
+        f'config.input.global_batch_size={batch} does not divide across '
+        f'{num_devices} devices; use a multiple of {num_devices}.')
+  if config.input.eval_batch_size % num_devices:
+    raise ValueError(
+        f'config.input.eval_batch_size={config.input.eval_batch_size} does '
+        f'not divide across {num_devices} devices.')
+  pipeline.hide_accelerators_from_tf()
+  data_dir = pipeline.resolve_data_dir(config.input, workdir)
+  # Building an embedded dataset: process 0 first, the others then reuse it.
+  if jax.process_index() == 0:
+    pipeline.get_builder(config.input, data_dir)
+  if jax.process_count() > 1:
+    multihost_utils.sync_global_devices('dataset_built')
+
+  model = tasks.make_model(config)
+  accum = config.optimizer.grad_accum_steps
+  schedule = optim.make_schedule(config.schedule,
+                                 max(config.num_train_steps // accum, 1))
+  tx = optim.make_optimizer(config.optimizer, schedule)
+  image_shape = pipeline.dataset_module(config.input).image_shape(config.input)
+  per_device = batch // num_devices
+
+  def init_fn(rng):
+    init_rng, base_rng = jax.random.split(rng)
+    dummy = jnp.zeros((per_device,) + tuple(image_shape), jnp.float32)
+    params, state = model.init(init_rng, dummy, is_training=True)
+    return TrainState(step=jnp.zeros([], jnp.int32), params=params,
+                      state=state, opt_state=tx.init(params), rng=base_rng)
+
+  runner = _Runner(config, make_train_step(model, tx, schedule, config),
+                   make_eval_step(model, config), runner_devices)
+  # Shapes and dtypes before anything is allocated (restore target, init).
+  abstract = jax.eval_shape(init_fn, jax.random.PRNGKey(config.seed))
+  abstract = jax.tree.map(
+      lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype,
+                                     sharding=runner.replicated), abstract)
+  return _Setup(model, tx, schedule, init_fn, abstract, runner, data_dir)
+
+
+def _evaluate_split(setup: _Setup, config, ts_step, split: str
+                    ) -> dict[str, float]:
+  batches, num_batches = pipeline.eval_iterator(
+      config.input, split, data_dir=setup.data_dir,
+      process_index=jax.process_index(), process_count=jax.process_count())
+  sums = None
+  for i, local in enumerate(batches):
+    out = setup.runner.eval(ts_step, setup.runner.batch(local))
+    sums = out if sums is None else jax.tree.map(jnp.add, sums, out)
+    if i % 16 == 15:
+      jax.block_until_ready(sums)
+  del num_batches
+  return tasks.finalize_eval(jax.device_get(sums))
+
+
+def _checkpointer(config, workdir, read_only=False):
+  return checkpoint.Checkpointer(
+      os.path.join(workdir, 'checkpoints'), keep=config.keep_checkpoints,
+      best_metric=config.best_metric,
+      async_checkpointing=config.async_checkpointing, read_only=read_only)
+
+
+def _to_checkpoint(ts: TrainState) -> dict[str, Any]:
+  return ts._asdict()
+
+
+def _from_checkpoint(tree: dict[str, Any]) -> TrainState:
+  return TrainState(**tree)
+
+
+# ---------------------------------------------------------------------------
+# train_and_evaluate: the one training loop.
+# ---------------------------------------------------------------------------
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
+                       devices: Optional[Sequence[jax.Device]] = None,
+                       progress: bool = False) -> dict[str, float]:
+  """Trains config for config.num_train_steps in workdir; returns the final
+  metrics ('eval/...' on eval_split, 'test/...' on test_split).
+
+  Args:
+    config: a validated experiment config (experiments/<name>.py).
+    workdir: checkpoints/, tensorboard/, metrics.json (and the embedded
+      dataset) go here.
+    devices: the devices of the data-parallel mesh (default: all). Tests use
+      a subset to compare one device with many.
+    progress: draw a progress line on stderr (local interactive runs).
+  """
+  is_chief = jax.process_index() == 0
+  setup = _setup(config, workdir, devices)
+  runner = setup.runner
+  total_steps = config.num_train_steps
+  ckpt = _checkpointer(config, workdir)
+  writer = metric_writer.MetricWriter(
+      os.path.join(workdir, 'tensorboard'), enabled=is_chief,
+      total_steps=total_steps, progress=progress)
+
+  # ---- Load checkpoint --------------------------------------------------
+  # Resume order:
+  #   1. the latest checkpoint in this workdir (a restarted/preempted run);
+  #   2. config.init_from (our checkpoint or a release pickle; a parameter
+  #      subset and a rename map for fine-tuning), at step 0;
+  #   3. from scratch, seeded by config.seed.
+  latest = ckpt.latest_step()
+  if latest is not None:
+    ts = _from_checkpoint(ckpt.restore(latest, _to_checkpoint(setup.abstract)))
+    writer.log(f'Resumed from {ckpt.directory}/{latest}.')
+  else:
+    init = jax.jit(setup.init_fn, out_shardings=runner.replicated)
+    ts = init(jax.random.PRNGKey(config.seed))
+    if config.init_from.path:
+      params, state = checkpoint.merge_init(
+          jax.device_get(ts.params), jax.device_get(ts.state),
+          config.init_from.path, include=tuple(config.init_from.include),
+          rename=tuple(tuple(r) for r in config.init_from.rename))
+      ts = ts._replace(
+          params=jax.device_put(params, runner.replicated),
+          state=jax.device_put(state, runner.replicated),
+          opt_state=jax.jit(setup.tx.init, out_shardings=runner.replicated)(
+              params))
+      writer.log(f'Initialised from {config.init_from.path}.')
+  start_step = int(jax.device_get(ts.step))
+  num_params = sum(int(np.prod(x.shape))
+                   for x in jax.tree.leaves(setup.abstract.params))
+  writer.log(f'{num_params:,} parameters; training steps {start_step}..'
+             f'{total_steps} on {len(runner.devices)} devices '
+             f'({config.parallelism}), {jax.process_count()} processes.')
+
+  # ---- Input pipeline ---------------------------------------------------
+  train_iter = pipeline.train_iterator(
+      config.input, data_dir=setup.data_dir, seed=config.seed,
+      start_step=start_step, process_index=jax.process_index(),
+      process_count=jax.process_count())
+
+  # ---- Train loop -------------------------------------------------------
+  ts_step = runner.to_step(ts)
+  del ts
+  timer = metric_writer.Timer(start_step, total_steps)
+  pending: list[Any] = []  # device metrics not fetched yet
+  pending_from = start_step + 1
+  eval_metrics: dict[str, float] = {}
+  for step in range(start_step + 1, total_steps + 1):
+    ts_step, metrics = runner.train_step(ts_step, runner.batch(next(train_iter)))
+    pending.append(metrics)
+    last = step == total_steps
+    do_eval = last or (config.eval_every and step % config.eval_every == 0)
+    do_ckpt = (last or do_eval or
+               (config.checkpoint_every and step % config.checkpoint_every == 0))
+    if step % config.log_every and not do_ckpt:
+      continue
+    # Fetch the metrics of steps pending_from..step in one transfer: every
+    # log_every steps, and before a checkpoint so that a non-finite loss is
+    # caught before its state could be saved.
+    fetched = jax.device_get(pending)
+    if config.parallelism == 'pmap':
+      fetched = jax.tree.map(lambda x: x[0], fetched)
+    losses = np.asarray([m['loss'] for m in fetched], np.float64)
+    if not np.all(np.isfinite(losses)):
+      bad = pending_from + int(np.argmax(~np.isfinite(losses)))
+      ckpt.wait()
+      writer.close()
+      raise FloatingPointError(
+          f'Non-finite loss ({losses[bad - pending_from]}) at step {bad}, '
+          f'first bad step in steps {pending_from}-{step}. Training stopped; '
+          f'the last good checkpoint is step {ckpt.latest_step()} in '
+          f'{ckpt.directory}. Lower config.schedule.base_lr or set '
+          'config.optimizer.clip_global_norm.')
+    scalars = {f'train/{k}': float(np.mean([m[k] for m in fetched]))
+               for k in ('loss', 'accuracy', 'grad_norm')}
+    scalars['train/lr'] = float(fetched[-1]['lr'])
+    scalars.update(timer.lap(step, config.input.global_batch_size))
+    writer.log_train(step, scalars)
+    writer.write_scalars(step, {k: v for k, v in scalars.items()
+                                if k != 'eta_seconds'})
+    pending, pending_from = [], step + 1
+
+    if do_eval and config.input.eval_split:
+      result = _evaluate_split(setup, config, ts_step, config.input.eval_split)
+      eval_metrics = {f'eval/{k}': v for k, v in result.items()}
+      writer.log(f'step {step}: ' + ', '.join(
+          f'{k} {v:.4f}' for k, v in eval_metrics.items()))
+      writer.write_scalars(step, eval_metrics)
+    if do_ckpt:
+      metrics_for_best = (
+          {config.best_metric: eval_metrics[config.best_metric]}
+          if do_eval and config.best_metric in eval_metrics else None)
+      ckpt.save(step, _to_checkpoint(runner.to_canonical(ts_step)),
+                metrics=metrics_for_best)
+    timer.lap(step, 0)  # do not count eval/checkpoint time as training
+
+  # ---- Final evals -------------------------------------------------------
+  ckpt.wait()
+  final = dict(eval_metrics)
+  if config.input.test_split:
+    result = _evaluate_split(setup, config, ts_step, config.input.test_split)
+    final.update({f'test/{k}': v for k, v in result.items()})
+    writer.log('test: ' + ', '.join(f'{k} {v:.4f}' for k, v in
+                                     final.items() if k.startswith('test/')))
+    writer.write_scalars(total_steps, {k: v for k, v in final.items()
+                                       if k.startswith('test/')})
+  if is_chief:
+    with open(os.path.join(workdir, 'metrics.json'), 'w') as f:
+      json.dump(final, f, indent=2, sort_keys=True)
+  writer.close()
+  ckpt.close()
+  return final
+
+
+def restore_state(config: ml_collections.ConfigDict, workdir: str, *,
+                  step: str = 'latest',
+                  devices: Optional[Sequence[jax.Device]] = None
+                  ) -> tuple[TrainState, int]:
+  """The TrainState of a checkpoint of the run in `workdir`."""
+  setup = _setup(config, workdir, devices)
+  ckpt = _checkpointer(config, workdir, read_only=True)
+  which = checkpoint.resolve_step(ckpt, step)
+  ts = _from_checkpoint(ckpt.restore(which, _to_checkpoint(setup.abstract)))
+  ckpt.close()
+  return ts, which
+
+
+def evaluate(config: ml_collections.ConfigDict, workdir: str, *,
+             step: str = 'latest', split: str = '',
+             devices: Optional[Sequence[jax.Device]] = None
+             ) -> dict[str, float]:
+  """Evaluates a checkpoint ('latest', 'best' or a step number) of the run in
+  `workdir` on `split` (default config.input.test_split)."""
+  setup = _setup(config, workdir, devices)
+  ckpt = _checkpointer(config, workdir, read_only=True)
+  which = checkpoint.resolve_step(ckpt, step)
+  ts = _from_checkpoint(ckpt.restore(which, _to_checkpoint(setup.abstract)))
+  ckpt.close()
+  split = split or config.input.test_split or config.input.eval_split
+  result = _evaluate_split(setup, config, setup.runner.to_step(ts), split)
+  result['step'] = which
+  logging.info('%s step %d on %s: %s', workdir, which, split, result)
+  return result
+
+
+def export(config: ml_collections.ConfigDict, workdir: str, output: str, *,
+           step: str = 'latest') -> str:
+  """Writes a checkpoint's params (and Haiku state) in the release's pickle
+  format: `.pickle` (params only) or `.pystate` ({'params', 'state'})."""
+  from perceiver import checkpoint_io  # pylint: disable=g-import-not-at-top
+  ckpt = _checkpointer(config, workdir, read_only=True)
+  which = checkpoint.resolve_step(ckpt, step)
+  tree = ckpt.restore(which)  # host arrays; no model needed
+  ckpt.close()
+  params, state = tree['params'], tree.get('state') or {}
+  if config.scan_layers:  # stacked [L, ...] -> the release's per-layer tree
+    from perceiver import perceiver  # pylint: disable=g-import-not-at-top
+    params = perceiver.to_release_layout(params)
+  if output.endswith('.pickle') and state:
+    raise ValueError(
+        f'{output}: this model has Haiku state (BatchNorm statistics) that a '
+        '.pickle cannot hold; export to a .pystate file instead.')
+  if jax.process_index() == 0:
+    os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
+    checkpoint_io.save_params(output, params, state or None)
+  return output

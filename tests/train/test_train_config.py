@@ -1,0 +1,107 @@
+"""Config validation, the launch flags' lock, schedules and decay masks."""
+import os
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from perceiver.train import config_lib
+from perceiver.train import optim
+from perceiver.train import tasks
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
+
+
+def test_unknown_keys_are_rejected_with_a_hint(experiment):
+  config = experiment('mnist')
+  with config.unlocked():
+    config.optimizer.weight_decy = 0.1
+  with pytest.raises(ValueError, match=r'optimizer\.weight_decy.*Did you mean '
+                     r'"optimizer\.weight_decay"'):
+    config_lib.validate(config)
+
+
+def test_unknown_variant_is_rejected(experiment):
+  with pytest.raises(ValueError, match='variant'):
+    experiment('mnist', 'smokey')
+
+
+def test_launch_flags_lock_the_config(tmp_path):
+  """launch/train.py uses lock_config=True: a misspelt override fails before
+  anything runs (a real subprocess: absl parses the flags)."""
+  env = dict(os.environ, PYTHONPATH=REPO, JAX_PLATFORMS='cpu')
+  out = subprocess.run(
+      [sys.executable, os.path.join(REPO, 'launch', 'train.py'),
+       '--config=' + os.path.join(REPO, 'experiments', 'mnist.py:smoke'),
+       f'--workdir={tmp_path}', '--config.optimizer.weight_decy=0.1'],
+      env=env, capture_output=True, text=True, timeout=120)
+  assert out.returncode != 0
+  assert 'weight_decy' in out.stderr
+  assert not os.path.exists(os.path.join(tmp_path, 'checkpoints'))
+
+
+def test_flat_cosine_schedule_is_the_papers(experiment):
+  c = experiment('imagenet_fourier')
+  schedule = optim.make_schedule(c.schedule, c.num_train_steps)
+  flat = c.schedule.flat_steps
+  assert float(schedule(0)) == pytest.approx(2e-3)  # no warmup
+  assert float(schedule(flat - 1)) == pytest.approx(2e-3)
+  half = flat + c.schedule.decay_steps // 2
+  assert float(schedule(half)) == pytest.approx(1e-3, rel=1e-3)
+  assert float(schedule(c.num_train_steps)) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_warmup_cosine_and_step_schedules():
+  c = config_lib.base_config().schedule
+  c.name, c.base_lr, c.warmup_steps = 'warmup_cosine', 1.0, 10
+  s = optim.make_schedule(c, 110)
+  assert float(s(0)) == 0.0 and float(s(5)) == pytest.approx(0.5)
+  assert float(s(10)) == pytest.approx(1.0)
+  assert float(s(60)) == pytest.approx(0.5, rel=1e-3)
+  c.name, c.warmup_steps, c.boundaries = 'step', 0, (30, 60)
+  s = optim.make_schedule(c, 100)
+  assert [float(s(t)) for t in (0, 29, 30, 60)] == pytest.approx(
+      [1.0, 1.0, 0.1, 0.01])
+
+
+def test_weight_decay_mask_skips_biases_norms_and_optionally_positions(
+    experiment):
+  config = experiment('imagenet_conv', 'smoke')
+  model = tasks.make_model(config)
+  params, _ = jax.eval_shape(
+      lambda: model.init(jax.random.PRNGKey(0),
+                         jnp.zeros((1, 32, 32, 3)), is_training=True))
+  for decay_pos in (True, False):
+    mask = optim.decay_mask(params, decay_pos_embeddings=decay_pos)
+    for module, leaves in mask.items():
+      for name, decayed in leaves.items():
+        if name == 'b' or 'norm' in module:
+          assert not decayed, (module, name)
+        elif name == 'pos_embs':
+          assert decayed == decay_pos, (module, name)
+        else:
+          assert decayed, (module, name)
+  names = {n for leaves in params.values() for n in leaves}
+  assert {'b', 'w', 'scale', 'offset', 'pos_embs'} <= names
+
+
+def test_gradient_accumulation_applies_the_mean_every_k_steps():
+  c = config_lib.base_config().optimizer
+  c.name, c.grad_accum_steps = 'adamw', 2
+  schedule = optim.make_schedule(config_lib.base_config().schedule, 10)
+  tx = optim.make_optimizer(c, schedule)
+  params = {'w': jnp.ones(3)}
+  state = tx.init(params)
+  g1, g2 = {'w': jnp.array([1., 2., 3.])}, {'w': jnp.array([3., 2., 1.])}
+  u1, state = tx.update(g1, state, params)
+  np.testing.assert_array_equal(u1['w'], 0.0)  # accumulating
+  u2, state = tx.update(g2, state, params)
+  c.grad_accum_steps = 1
+  plain = optim.make_optimizer(c, schedule)
+  u, _ = plain.update({'w': jnp.array([2., 2., 2.])}, plain.init(params),
+                      params)
+  np.testing.assert_allclose(u2['w'], u['w'], rtol=1e-6)

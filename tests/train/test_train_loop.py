@@ -1,0 +1,147 @@
+"""The training loop on real MNIST with a tiny Perceiver (no mocks).
+
+1 device vs 4 forced host devices, shard_map vs pmap, resume == uninterrupted,
+the NaN guard, init_from, evaluate and export.
+"""
+import os
+import pickle
+import shutil
+
+import jax
+import numpy as np
+import pytest
+
+from perceiver.train import checkpoint
+from perceiver.train import trainer
+
+
+def _params(workdir, config, step='latest'):
+  ts, _ = trainer.restore_state(config, workdir, step=step,
+                                devices=jax.devices()[:1])
+  return jax.device_get(ts)
+
+
+def _assert_trees(a, b, atol):
+  flat_a, tree_a = jax.tree.flatten(a)
+  flat_b, tree_b = jax.tree.flatten(b)
+  assert tree_a == tree_b
+  for x, y in zip(flat_a, flat_b):
+    if atol == 0:
+      np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+    else:
+      np.testing.assert_allclose(np.asarray(x), np.asarray(y), atol=atol,
+                                 rtol=0)
+
+
+def test_one_device_equals_four_devices(tmp_path, mnist_data_dir, tiny_config,
+                                        reference_run):
+  """Same global batch of 16 on 1, 2 (the reference) and 4 devices."""
+  assert jax.device_count() >= 4, 'tests/conftest.py forces 4 host devices'
+  config = tiny_config(mnist_data_dir)
+  trainer.train_and_evaluate(config, str(tmp_path / 'one'),
+                             devices=jax.devices()[:1])
+  trainer.train_and_evaluate(config, str(tmp_path / 'four'),
+                             devices=jax.devices()[:4])
+  one = _params(str(tmp_path / 'one'), config)
+  four = _params(str(tmp_path / 'four'), config)
+  two = _params(reference_run, config)
+  assert int(one.step) == int(four.step) == config.num_train_steps
+  _assert_trees(one.params, four.params, atol=1e-5)
+  _assert_trees(one.params, two.params, atol=1e-5)
+  # Training moved the parameters (the comparison is not vacuous).
+  halfway = _params(reference_run, config, step='4').params
+  moved = max(float(np.abs(np.asarray(a) - np.asarray(b)).max())
+              for a, b in zip(jax.tree.leaves(halfway),
+                              jax.tree.leaves(two.params)))
+  assert moved > 1e-3
+
+
+def test_shard_map_equals_pmap(tmp_path, mnist_data_dir, tiny_config,
+                               reference_run):
+  config = tiny_config(mnist_data_dir)
+  config.parallelism = 'pmap'
+  trainer.train_and_evaluate(config, str(tmp_path / 'pm'),
+                             devices=jax.devices()[:2])
+  _assert_trees(_params(reference_run, config).params,
+                _params(str(tmp_path / 'pm'), config).params, atol=1e-6)
+
+
+def test_resume_is_bit_identical(tmp_path, mnist_data_dir, tiny_config,
+                                 reference_run):
+  """N steps, restore, N more steps == 2N steps uninterrupted, bit for bit
+  (params, optimiser state with its MultiSteps accumulator, step)."""
+  config = tiny_config(mnist_data_dir)
+  n = config.num_train_steps // 2
+  # The state a run preempted after step n leaves behind: its checkpoint n.
+  resumed = tmp_path / 'resumed'
+  (resumed / 'checkpoints').mkdir(parents=True)
+  shutil.copytree(os.path.join(reference_run, 'checkpoints', str(n)),
+                  resumed / 'checkpoints' / str(n))
+  trainer.train_and_evaluate(config, str(resumed), devices=jax.devices()[:2])
+  _assert_trees(_params(reference_run, config),
+                _params(str(resumed), config), atol=0)
+
+
+def test_nan_loss_stops_with_step_range_and_keeps_good_checkpoint(
+    tmp_path, mnist_data_dir, tiny_config):
+  config = tiny_config(mnist_data_dir, num_train_steps=40, checkpoint_every=2,
+                       log_every=2)
+  config.schedule.base_lr = 1e30  # real divergence, no injected NaN
+  config.schedule.warmup_steps = 0
+  config.optimizer.clip_global_norm = 0.0
+  workdir = str(tmp_path / 'nan')
+  with pytest.raises(FloatingPointError, match=r'at step \d+.*steps \d+-\d+'):
+    trainer.train_and_evaluate(config, workdir, devices=jax.devices()[:1])
+  ckpt = checkpoint.Checkpointer(os.path.join(workdir, 'checkpoints'),
+                                 read_only=True)
+  last = ckpt.latest_step()
+  if last is not None:  # every kept checkpoint is finite
+    tree = ckpt.restore(last)
+    assert all(np.all(np.isfinite(x)) for x in jax.tree.leaves(tree['params']))
+
+
+def test_init_from_release_pickle_with_subset_and_export(
+    tmp_path, mnist_data_dir, tiny_config, reference_run):
+  config = tiny_config(mnist_data_dir)
+  exported = trainer.export(config, reference_run, str(tmp_path / 'p.pickle'))
+  with open(exported, 'rb') as f:
+    release = pickle.load(f)  # the release format: plain pickle of dicts
+  assert any('perceiver_encoder' in k for k in release)
+  # Fine-tune: everything but the classifier ("replace only the final
+  # decoder Linear", [P] App. A).
+  ft = tiny_config(mnist_data_dir, num_train_steps=1)
+  ft.init_from.path = exported
+  head = 'classification_decoder/~/basic_decoder/output'
+  ft.init_from.include = (f'^(?!{head}/)',)
+  ft.schedule.base_lr = 0.0
+  trainer.train_and_evaluate(ft, str(tmp_path / 'ft'),
+                             devices=jax.devices()[:1])
+  got = _params(str(tmp_path / 'ft'), ft).params
+  for module, leaves in got.items():
+    for name, value in leaves.items():
+      same = np.array_equal(np.asarray(value), release[module][name])
+      assert same == (module != head), (module, name)
+
+
+def test_evaluate_counts_every_example_once(mnist_data_dir, tiny_config,
+                                            reference_run):
+  config = tiny_config(mnist_data_dir)
+  config.input.eval_batch_size = 3000  # 10000 = 3 full + 1 padded batch
+  result = trainer.evaluate(config, reference_run, split='validation',
+                            devices=jax.devices()[:2])
+  assert result['num_examples'] == 10000
+  assert result['step'] == config.num_train_steps
+  assert 0.0 <= result['accuracy'] <= 1.0
+
+
+def test_bfloat16_compute_with_remat_keeps_float32_master_weights(
+    tmp_path, mnist_data_dir, tiny_config):
+  config = tiny_config(mnist_data_dir, num_train_steps=4)
+  config.remat = True
+  config.compute_dtype = 'bfloat16'
+  trainer.train_and_evaluate(config, str(tmp_path / 'bf16'),
+                             devices=jax.devices()[:1])
+  state = _params(str(tmp_path / 'bf16'), config)
+  assert int(state.step) == 4
+  leaves = jax.tree.leaves(state.params)
+  assert all(x.dtype == np.float32 and np.all(np.isfinite(x)) for x in leaves)
