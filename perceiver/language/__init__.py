@@ -14,6 +14,9 @@ that build tf.data pipelines):
 * `pretraining`: the C4 70% / Wikipedia 30% MLM mixture through TFDS.
 * `glue`: GLUE tasks through TFDS, text-pair packing.
 * `metrics`: GLUE metrics in numpy and the paper's GLUE average.
+* `tasks`: the MLM and GLUE tasks of the training loop (`config.task =
+  'perceiver.language.tasks.mlm'` / `'...glue'`), their input iterators
+  (`tasks.data`) and the experiments' config builders (`tasks.configs`).
 
 Shape glossary used throughout: B batch size, T sequence length (tokens:
 2048 bytes or 512 SentencePiece pieces in pretraining), L length of one

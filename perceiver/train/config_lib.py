@@ -23,6 +23,9 @@ def base_config() -> ConfigDict:
   """Defaults for every training run (the MNIST-sized scale)."""
   c = ConfigDict()
   c.seed = 0  # model init and the per-step keys fold_in(rng, step)
+  # The task module, by import path: model, loss, metrics, input iterators
+  # and warm start (interface: perceiver/language/tasks/__init__.py).
+  c.task = 'perceiver.train.tasks'  # image classification
 
   # --- Input (perceiver.data.pipeline) -------------------------------------
   c.input = ConfigDict()

@@ -49,8 +49,10 @@ class MetricWriter:
     if not self._enabled:
       return
     eta = datetime.timedelta(seconds=int(scalars.get('eta_seconds', 0)))
+    acc = (f'acc {scalars["train/accuracy"]:.4f} | '  # absent: regression
+           if 'train/accuracy' in scalars else '')
     line = (f'step {step}/{self._total} | loss {scalars["train/loss"]:.4f} | '
-            f'acc {scalars["train/accuracy"]:.4f} | lr {scalars["train/lr"]:.3g}'
+            f'{acc}lr {scalars["train/lr"]:.3g}'
             f' | grad_norm {scalars["train/grad_norm"]:.3g} | '
             f'{scalars["perf/examples_per_sec"]:.0f} ex/s | '
             f'{scalars["perf/steps_per_sec"]:.2f} steps/s | ETA {eta}')

@@ -19,10 +19,17 @@ invariance: dropout masks depend on the device index, and BatchNorm (conv
 models) normalises with per-device statistics as in the release; models
 without dropout/BatchNorm train identically on 1 or many devices.
 
+Tasks: `config.task` names a module by import path (default
+'perceiver.train.tasks', image classification; the language tasks are
+perceiver.language.tasks.{mlm,glue}) that gives the model, the loss and
+metrics, the eval sums and the input iterators; the interface is listed in
+perceiver/language/tasks/__init__.py. There is no registry.
+
 Steps: `config.num_train_steps` counts step-function calls (micro-batches of
 the global batch). With `optimizer.grad_accum_steps = k` there are
 num_train_steps / k optimiser updates and schedules are in those units.
 """
+import importlib
 import json
 import os
 from typing import Any, NamedTuple, Optional, Sequence
@@ -42,7 +49,6 @@ from perceiver.train import checkpoint
 from perceiver.train import config_lib
 from perceiver.train import metric_writer
 from perceiver.train import optim
-from perceiver.train import tasks
 
 AXIS = 'batch'  # the data-parallel axis name of every collective
 
@@ -53,6 +59,11 @@ class TrainState(NamedTuple):
   state: hk.State  # Haiku state: BatchNorm moving statistics ({} if none)
   opt_state: optax.OptState  # optimiser (and MultiSteps accumulator) state
   rng: jax.Array  # [2] uint32 base key; step key = fold_in(rng, step)
+
+
+def task_module(config: ml_collections.ConfigDict):
+  """The task of config.task (import path): model, loss, metrics, data."""
+  return importlib.import_module(config.task)
 
 
 def _cast_floats(tree: Any, dtype) -> Any:
@@ -79,18 +90,17 @@ def make_train_step(model: hk.TransformedWithState,
   """Returns train_step(ts, batch) -> (ts, metrics) for ONE device."""
   compute_dtype = jnp.dtype(config.compute_dtype)
   accum = config.optimizer.grad_accum_steps
+  task = task_module(config)
 
   def train_step(ts: TrainState, batch: dict[str, jax.Array]):
     step_key = jax.random.fold_in(ts.rng, ts.step)
     device_key = jax.random.fold_in(step_key, jax.lax.axis_index(AXIS))
 
     def loss_fn(params):
-      logits, new_state = model.apply(
+      outputs, new_state = model.apply(
           _cast_floats(params, compute_dtype), ts.state, device_key,
-          batch['images'].astype(compute_dtype),  # [B_d, H, W, C]
-          is_training=True)
-      loss, metrics = tasks.loss_and_metrics(
-          logits, batch['labels'], label_smoothing=config.label_smoothing)
+          *task.model_args(batch, compute_dtype), is_training=True)
+      loss, metrics = task.loss_and_metrics(outputs, batch, config)
       new_state = jax.tree.map(lambda new, old: new.astype(old.dtype),
                                new_state, ts.state)
       return loss, (new_state, metrics)
@@ -114,12 +124,13 @@ def make_eval_step(model: hk.TransformedWithState,
                    config: ml_collections.ConfigDict):
   """Returns eval_step(params, state, batch) -> summed metrics, ONE device."""
   compute_dtype = jnp.dtype(config.compute_dtype)
+  task = task_module(config)
 
   def eval_step(params, state, batch):
-    logits, _ = model.apply(_cast_floats(params, compute_dtype), state, None,
-                            batch['images'].astype(compute_dtype),
-                            is_training=False)
-    sums = tasks.eval_sums(logits, batch['labels'], batch['mask'])
+    outputs, _ = model.apply(_cast_floats(params, compute_dtype), state, None,
+                             *task.model_args(batch, compute_dtype),
+                             is_training=False)
+    sums = task.eval_sums(outputs, batch, config)
     return jax.lax.psum(sums, AXIS)
 
   return eval_step
@@ -228,18 +239,20 @@ def _setup(config, workdir, devices) -> _Setup:
   if jax.process_count() > 1:
     multihost_utils.sync_global_devices('dataset_built')
 
-  model = tasks.make_model(config)
+  task = task_module(config)
+  model = task.make_model(config)
   accum = config.optimizer.grad_accum_steps
   schedule = optim.make_schedule(config.schedule,
                                  max(config.num_train_steps // accum, 1))
   tx = optim.make_optimizer(config.optimizer, schedule)
-  image_shape = pipeline.dataset_module(config.input).image_shape(config.input)
   per_device = batch // num_devices
+  example = task.example_batch(config, per_device)  # host arrays, init only
 
   def init_fn(rng):
     init_rng, base_rng = jax.random.split(rng)
-    dummy = jnp.zeros((per_device,) + tuple(image_shape), jnp.float32)
-    params, state = model.init(init_rng, dummy, is_training=True)
+    params, state = model.init(
+        init_rng, *task.model_args(jax.tree.map(jnp.asarray, example),
+                                   jnp.float32), is_training=True)
     return TrainState(step=jnp.zeros([], jnp.int32), params=params,
                       state=state, opt_state=tx.init(params), rng=base_rng)
 
@@ -255,8 +268,8 @@ def _setup(config, workdir, devices) -> _Setup:
 
 def _evaluate_split(setup: _Setup, config, ts_step, split: str
                     ) -> dict[str, float]:
-  batches, num_batches = pipeline.eval_iterator(
-      config.input, split, data_dir=setup.data_dir,
+  batches, num_batches = task_module(config).eval_iterator(
+      config, split, data_dir=setup.data_dir,
       process_index=jax.process_index(), process_count=jax.process_count())
   sums = None
   for i, local in enumerate(batches):
@@ -265,7 +278,7 @@ def _evaluate_split(setup: _Setup, config, ts_step, split: str
     if i % 16 == 15:
       jax.block_until_ready(sums)
   del num_batches
-  return tasks.finalize_eval(jax.device_get(sums))
+  return task_module(config).finalize_eval(jax.device_get(sums), config)
 
 
 def _checkpointer(config, workdir, read_only=False):
@@ -325,16 +338,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     init = jax.jit(setup.init_fn, out_shardings=runner.replicated)
     ts = init(jax.random.PRNGKey(config.seed))
     if config.init_from.path:
-      params, state = checkpoint.merge_init(
-          jax.device_get(ts.params), jax.device_get(ts.state),
-          config.init_from.path, include=tuple(config.init_from.include),
-          rename=tuple(tuple(r) for r in config.init_from.rename))
+      params, state, message = task_module(config).init_from(
+          jax.device_get(ts.params), jax.device_get(ts.state), config)
+      writer.log(message)
       ts = ts._replace(
           params=jax.device_put(params, runner.replicated),
           state=jax.device_put(state, runner.replicated),
           opt_state=jax.jit(setup.tx.init, out_shardings=runner.replicated)(
               params))
-      writer.log(f'Initialised from {config.init_from.path}.')
   start_step = int(jax.device_get(ts.step))
   num_params = sum(int(np.prod(x.shape))
                    for x in jax.tree.leaves(setup.abstract.params))
@@ -343,8 +354,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
              f'({config.parallelism}), {jax.process_count()} processes.')
 
   # ---- Input pipeline ---------------------------------------------------
-  train_iter = pipeline.train_iterator(
-      config.input, data_dir=setup.data_dir, seed=config.seed,
+  train_iter = task_module(config).train_iterator(
+      config, data_dir=setup.data_dir, seed=config.seed,
       start_step=start_step, process_index=jax.process_index(),
       process_count=jax.process_count())
 
@@ -382,7 +393,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
           f'{ckpt.directory}. Lower config.schedule.base_lr or set '
           'config.optimizer.clip_global_norm.')
     scalars = {f'train/{k}': float(np.mean([m[k] for m in fetched]))
-               for k in ('loss', 'accuracy', 'grad_norm')}
+               for k in fetched[0] if k != 'lr'}  # the task's + grad_norm
     scalars['train/lr'] = float(fetched[-1]['lr'])
     scalars.update(timer.lap(step, config.input.global_batch_size))
     writer.log_train(step, scalars)

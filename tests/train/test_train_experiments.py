@@ -74,6 +74,8 @@ def test_imagenet_hyperparameters_match_the_paper():
 def test_smoke_variant_trains(name, tmp_path, mnist_data_dir):
   config = _load(name, 'smoke')
   workdir = str(tmp_path / name)
+  if config.task != 'perceiver.train.tasks':
+    pytest.skip('language smoke runs: tests/language/test_training.py')
   if config.input.name == 'embedded_mnist':
     config.input.data_dir = mnist_data_dir
     config.input.eval_split = ''  # keep CI short: 2 steps + test eval

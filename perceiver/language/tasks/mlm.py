@@ -1,0 +1,103 @@
+"""Masked language modelling: model, loss and metrics ([P] §4.1, F.3).
+
+Shapes: B batch (per device inside the step), T sequence length (= M = O,
+the decoder queries every input position), V vocabulary.
+
+PAPER.md §1 "MLM pretraining": softmax cross-entropy against the original
+input; the decoder has one learned query per input position. Which
+positions enter the loss is UNCONFIRMED; it follows
+`config.input.loss_on_masked_only` (masking.MlmConfig, default True: masked
+positions only, as BERT) through the batch's `loss_weights`. Accuracy is
+always on the masked positions (`target_mask`): the masked-token (for
+bytes: masked-byte) accuracy.
+
+DEVIATION: the loss is normalised by the loss weight of each device's
+micro-batch and the means are averaged over devices (and accumulation
+steps); the paper does not say, and the per-batch masked count varies by a
+few percent only.
+"""
+from typing import Any
+
+import haiku as hk
+import jax
+import jax.numpy as jnp
+import ml_collections
+import optax
+
+from perceiver.language import models
+from perceiver.language.tasks import data
+from perceiver.language.tasks import example_batch  # pylint: disable=unused-import
+from perceiver.language.tasks import init_from  # pylint: disable=unused-import
+from perceiver.language.tasks import mlm_kwargs
+from perceiver.language.tasks import model_args  # pylint: disable=unused-import
+
+
+
+def train_iterator(config, **kwargs):
+  """This process's MLM batches [B_p, T] (see tasks.data)."""
+  return data.mlm_train_iterator(config.input, **kwargs)
+
+
+def eval_iterator(config, split: str, **kwargs):
+  """Every MLM example of `split`, masked the same way at every eval."""
+  return data.mlm_eval_iterator(config.input, split, **kwargs)
+
+
+def make_model(config: ml_collections.ConfigDict) -> hk.TransformedWithState:
+  """models.mlm(config.model): forward(inputs, input_mask, *, is_training)
+  -> logits [B, T, V]."""
+  kwargs = mlm_kwargs(config)
+  if config.input.sequence_length != kwargs['max_seq_len']:
+    raise ValueError(
+        'The MLM decodes every input position: config.input.sequence_length '
+        f'({config.input.sequence_length}) must equal config.model.'
+        f'max_seq_len ({kwargs["max_seq_len"]}).')
+  return hk.transform_with_state(models.mlm(kwargs))
+
+
+def _nll_and_correct(logits: jax.Array,  # [B, T, V]
+                     targets: jax.Array,  # [B, T] int32
+                     ) -> tuple[jax.Array, jax.Array]:
+  logits = logits.astype(jnp.float32)
+  nll = optax.softmax_cross_entropy_with_integer_labels(logits, targets)
+  correct = (jnp.argmax(logits, -1) == targets).astype(jnp.float32)
+  return nll, correct  # [B, T] each
+
+
+def loss_and_metrics(outputs: jax.Array,  # [B, T, V]
+                     batch: dict[str, jax.Array],
+                     config: ml_collections.ConfigDict
+                     ) -> tuple[jax.Array, dict[str, jax.Array]]:
+  """Weighted mean cross-entropy; accuracy on the masked positions."""
+  del config
+  nll, correct = _nll_and_correct(outputs, batch['targets'])
+  weights = batch['loss_weights'].astype(jnp.float32)  # [B, T]
+  masked = batch['target_mask'].astype(jnp.float32)  # [B, T]
+  loss = jnp.sum(nll * weights) / jnp.maximum(jnp.sum(weights), 1.0)
+  accuracy = jnp.sum(correct * masked) / jnp.maximum(jnp.sum(masked), 1.0)
+  return loss, {'loss': loss, 'accuracy': accuracy,
+                'masked_fraction': jnp.mean(masked)}
+
+
+def eval_sums(outputs: jax.Array,  # [B, T, V]
+              batch: dict[str, jax.Array],
+              config: ml_collections.ConfigDict) -> dict[str, jax.Array]:
+  """Sums over the masked positions of the real (mask 1) examples."""
+  del config
+  nll, correct = _nll_and_correct(outputs, batch['targets'])
+  masked = batch['target_mask'].astype(jnp.float32) * batch['mask'][:, None]
+  return {'nll_sum': jnp.sum(nll * masked),
+          'correct': jnp.sum(correct * masked),
+          'masked_tokens': jnp.sum(masked),
+          'count': jnp.sum(batch['mask'])}
+
+
+def finalize_eval(sums: dict[str, Any], config: ml_collections.ConfigDict
+                  ) -> dict[str, float]:
+  """'accuracy' is the masked-token accuracy; 'loss' the masked-token NLL."""
+  del config
+  tokens = max(float(sums['masked_tokens']), 1.0)
+  return {'accuracy': float(sums['correct']) / tokens,
+          'loss': float(sums['nll_sum']) / tokens,
+          'masked_tokens': float(sums['masked_tokens']),
+          'num_examples': float(sums['count'])}
