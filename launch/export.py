@@ -7,6 +7,9 @@ r"""Exports a checkpoint's params in the release's pickle format.
 holds {'params', 'state'} (conv models). Read back with
 perceiver.checkpoint_io.load_params.
 """
+import os
+import sys
+
 from absl import app
 from absl import flags
 from ml_collections import config_flags

@@ -21,6 +21,7 @@ from typing import Any, Mapping, Optional, Sequence
 
 from absl import logging
 import numpy as np
+import jax
 import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers as ocp_managers
 
@@ -70,6 +71,15 @@ class Checkpointer:
       raise FileNotFoundError(
           f'No checkpoint for step {step} in {self.directory}; available: '
           f'{list(self.manager.all_steps())}.')
+    if abstract_tree is None:
+      # Host arrays on one local device, whatever layout the run was saved
+      # with (Orbax refuses a target-less restore across topologies).
+      device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+      meta = ocp.StandardCheckpointer().metadata(
+          os.path.join(self.directory, str(step), 'default')).item_metadata
+      abstract_tree = jax.tree.map(
+          lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device),
+          meta)
     args = ocp.args.StandardRestore(abstract_tree)
     return self.manager.restore(step, args=args)
 
