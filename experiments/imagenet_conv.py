@@ -11,17 +11,11 @@ with 2-D Fourier features at max resolution 56 (322 channels). BatchNorm
 uses per-device statistics (as the release). Export to .pystate (state). Training recipe:
 experiments/imagenet_fourier.py (shared). Variants: `smoke`, `batch=N`.
 """
-import importlib.util
-import os
+from perceiver.train import config_lib
 
 
 def _recipe():
-  path = os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                      'imagenet_fourier.py')
-  spec = importlib.util.spec_from_file_location('imagenet_fourier', path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
+  return config_lib.load_sibling_experiment(__file__, 'imagenet_fourier')
 
 
 def get_config(arg=None):

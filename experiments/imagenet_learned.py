@@ -10,17 +10,11 @@ learned 50,176x256 position embedding (trunc. normal 0.02) through a Linear
 projector to 256; no query residual in the decoder. Training recipe:
 experiments/imagenet_fourier.py (shared). Variants: `smoke`, `batch=N`.
 """
-import importlib.util
-import os
+from perceiver.train import config_lib
 
 
 def _recipe():
-  path = os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                      'imagenet_fourier.py')
-  spec = importlib.util.spec_from_file_location('imagenet_fourier', path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
+  return config_lib.load_sibling_experiment(__file__, 'imagenet_fourier')
 
 
 def get_config(arg=None):

@@ -146,3 +146,19 @@ def dataset_defaults(config: ConfigDict) -> None:
     for key, value in dataset.default_input_config().items():
       if key not in config.input:
         config.input[key] = value
+
+
+def load_sibling_experiment(experiment_file: str, name: str):
+  """Imports experiments/<name>.py next to `experiment_file` (pass __file__).
+
+  Experiment files are loaded by path (config_flags), not as a package, so a
+  variant that reuses another experiment's recipe imports it this way.
+  """
+  import importlib.util  # pylint: disable=g-import-not-at-top
+  import os  # pylint: disable=g-import-not-at-top
+  path = os.path.join(os.path.dirname(os.path.abspath(experiment_file)),
+                      f'{name}.py')
+  spec = importlib.util.spec_from_file_location(name, path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
