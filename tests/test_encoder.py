@@ -92,8 +92,7 @@ def _all_eqns(jaxpr):
   eqns = []
   for eqn in jaxpr.eqns:
     eqns.append(eqn)
-    for sub in jax.core.jaxprs_in_params(eqn.params) if hasattr(
-        jax.core, 'jaxprs_in_params') else _subjaxprs(eqn):
+    for sub in _subjaxprs(eqn):
       eqns.extend(_all_eqns(sub))
   return eqns
 
