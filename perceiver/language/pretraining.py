@@ -99,12 +99,22 @@ def mlm_dataset(
         'mlm_dataset: `texts` must yield scalar tf.string documents, got '
         f'{texts.element_spec}; map your dataset to its text feature first '
         '(see text_dataset).')
-  length = config.length_for(tokenizer)
   if repeat:
     texts = texts.repeat()
   if shuffle_buffer:
     texts = texts.shuffle(shuffle_buffer, seed=seed)
   groups = texts.batch(config.docs_per_example, drop_remainder=True)
+  return groups.enumerate().map(mlm_example_map(tokenizer, config, seed),
+                                num_parallel_calls=tf.data.AUTOTUNE,
+                                deterministic=True)
+
+
+def mlm_example_map(tokenizer, config: masking.MlmConfig, seed: int):
+  """tf.data map: (index, docs [docs_per_example]) -> {feature: [T] tensor}.
+
+  The example is a pure function of (seed, index), as in masking.mlm_examples.
+  """
+  length = config.length_for(tokenizer)
 
   def make(index, docs):
     docs = [d.decode('utf-8', errors='replace') for d in docs]
@@ -122,8 +132,7 @@ def mlm_dataset(
       out[k] = v
     return out
 
-  return groups.enumerate().map(to_dict, num_parallel_calls=tf.data.AUTOTUNE,
-                                deterministic=True)
+  return to_dict
 
 
 def mixture_mlm_dataset(

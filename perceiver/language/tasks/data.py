@@ -156,25 +156,7 @@ def _texts(cfg, split: str, data_dir: Optional[str], process_index: int,
 
 def _mlm_map(cfg, seed: int):
   """(index, docs [docs_per_example]) -> MLM example dict of [T] tensors."""
-  tok, mcfg = tokenizer(cfg), mlm_config(cfg)
-  length = mcfg.length_for(tok)
-
-  def make(index, docs):
-    docs = [d.decode('utf-8', errors='replace') for d in docs]
-    ex = masking.make_mlm_example(docs, tok, mcfg,
-                                  masking.example_rng(seed, int(index)))
-    return tuple(ex[k] for k in masking.MLM_FEATURES)
-
-  dtypes = (tf.int32, tf.int32, tf.int32, tf.int32, tf.float32)
-
-  def fn(index, docs):
-    values = tf.numpy_function(make, [index, docs], dtypes, stateful=False)
-    out = {}
-    for k, v in zip(masking.MLM_FEATURES, values):
-      v.set_shape([length])
-      out[k] = v
-    return out
-  return fn
+  return pretraining.mlm_example_map(tokenizer(cfg), mlm_config(cfg), seed)
 
 
 def mlm_train_iterator(cfg, *, data_dir: Optional[str], seed: int,
