@@ -37,7 +37,6 @@ import numpy as np
 from perceiver import io_processors
 from perceiver import position_encoding
 from perceiver.attention import attend  # pylint: disable=unused-import
-from perceiver.attention import check_attention_mask
 
 
 #  -----------------------------------------------------------
@@ -117,7 +116,6 @@ class Attention(hk.Module):
             f'({self._num_heads}); change one of them.')
     batch, q_len, _ = inputs_q.shape
     _, kv_len, _ = inputs_kv.shape
-    check_attention_mask(attention_mask, batch, q_len, kv_len)
 
     q = conv_1d(qk_channels, init_scale=self._init_scale)(inputs_q)
     k = conv_1d(qk_channels, init_scale=self._init_scale)(inputs_kv)
