@@ -123,7 +123,7 @@ def _unflat(flat: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
   return out
 
 
-def _load_source(path: str) -> tuple[Mapping, Mapping]:
+def load_source(path: str) -> tuple[Mapping, Mapping]:
   """(params, state) as host arrays from a release file or our checkpoint."""
   if path.endswith(('.pickle', '.pystate')):
     from perceiver import checkpoint_io  # pylint: disable=g-import-not-at-top
@@ -156,7 +156,7 @@ def merge_init(target_params: Mapping, target_state: Mapping, path: str, *,
   it. Target leaves the source lacks keep their initial values (e.g. a new
   classifier for fine-tuning, [P] App. A). Shapes must agree.
   """
-  src_params, src_state = _load_source(path)
+  src_params, src_state = load_source(path)
   patterns = [re.compile(p) for p in include]
   loaded, kept = [], []
 

@@ -101,8 +101,7 @@ def init_from(params, state, config: ml_collections.ConfigDict):
   reports what it newly initialised (the task heads, the new decoder).
   """
   from perceiver.train import checkpoint  # pylint: disable=g-import-not-at-top
-  # pylint: disable-next=protected-access
-  source, _ = checkpoint._load_source(config.init_from.path)
+  source, _ = checkpoint.load_source(config.init_from.path)
   patterns = [re.compile(p) for p in config.init_from.include]
   flat = {}
   if any(f'/{perceiver_lib.SCAN_NAME}/' in m for m in source):
