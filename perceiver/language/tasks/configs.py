@@ -65,6 +65,16 @@ def model_config(name: str, args: dict[str, Any]) -> dict[str, Any]:
   return models.get_config(name)
 
 
+def _two_smoke_steps(c: ml_collections.ConfigDict) -> None:
+  """The `smoke` variants' loop: 2 steps, no warmup, eval or checkpoints."""
+  c.num_train_steps = 2
+  c.schedule.warmup_steps = 0
+  c.log_every = 1
+  c.eval_every = 0
+  c.checkpoint_every = 0
+  c.async_checkpointing = False
+
+
 def _base(task: str) -> ml_collections.ConfigDict:
   c = config_lib.base_config()
   c.task = task
@@ -126,14 +136,9 @@ def mlm(model_name: str, args: dict[str, Any]) -> ml_collections.ConfigDict:
     c.input.global_batch_size = 4
     c.input.eval_batch_size = 4
     c.optimizer.grad_accum_steps = 1
-    c.num_train_steps = 2
     c.input.docs_per_example = 2
     c.input.shuffle_buffer = 64
-    c.schedule.warmup_steps = 0
-    c.log_every = 1
-    c.eval_every = 0
-    c.checkpoint_every = 0
-    c.async_checkpointing = False
+    _two_smoke_steps(c)
   return c
 
 
@@ -187,12 +192,7 @@ def glue(args: dict[str, Any], *, init_default: str = ''
     c.input.sequence_length = 48  # + up to 8 task tokens <= 64 positions
     c.input.global_batch_size = 4
     c.input.eval_batch_size = 8
-    c.num_train_steps = 2
-    c.schedule.warmup_steps = 0
-    c.log_every = 1
-    c.eval_every = 0
-    c.checkpoint_every = 0
-    c.async_checkpointing = False
+    _two_smoke_steps(c)
   return c
 
 
