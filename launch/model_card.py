@@ -62,8 +62,7 @@ Spec = Mapping[str, Any]
 Forward = Callable[..., Any]  # forward(*inputs, is_training) for hk.transform
 InputsFn = Callable[[Spec, int], Sequence[jax.ShapeDtypeStruct]]
 
-DEFAULT_GOLDEN_DIR = os.environ.get(
-    'PERCEIVER_GOLDEN_DIR', os.path.join(_REPO, '..', 'shared', 'golden'))
+DEFAULT_GOLDEN_DIR = os.path.join(_REPO, 'perceiver', 'release_specs')
 
 #  ------------------------------------------------------------
 #  -----------  Spec -> forward, spec -> input shapes  --------
@@ -406,7 +405,7 @@ def model_card(family: str, spec: Optional[Spec] = None, *,
       leading axis is the batch).
     variants: also cost the family's variants (e.g. the full video decode).
     golden_dir: where a registered family's JSON lives (default
-      $PERCEIVER_GOLDEN_DIR or ../shared/golden).
+      perceiver/release_specs).
 
   Returns:
     A dict: family, params, state_params, paper_params, gflops (per example),

@@ -1,4 +1,5 @@
-"""Loads ../shared/golden and rebuilds each released family from its JSON.
+"""Loads tests/golden_data (the release's outputs) and rebuilds each released
+family from its JSON.
 
 Glossary: a "manifest" is {module path: {param name: shape}}.
 """
@@ -10,9 +11,12 @@ import numpy as np
 
 from perceiver import builders
 
-GOLDEN_DIR = os.environ.get(
-    'PERCEIVER_GOLDEN_DIR',
-    os.path.join(os.path.dirname(__file__), '..', '..', 'shared', 'golden'))
+GOLDEN_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                          'golden_data')
+# The full-size release architectures are library data (the model card and
+# the exporters read them): perceiver/release_specs/full_<family>.json.
+RELEASE_SPECS_DIR = os.path.join(os.path.dirname(builders.__file__),
+                                 'release_specs')
 TINY_FAMILIES = ('imagenet_fourier', 'imagenet_learned', 'imagenet_conv',
                  'perceiver_projection', 'language_mlm', 'optical_flow',
                  'video_autoencoding')
@@ -25,7 +29,8 @@ VIDEO_KEYS = ('num_frames', 'image_size', 'fourier_image_resolution',
 
 
 def load_json(name):
-  with open(os.path.join(GOLDEN_DIR, name + '.json')) as f:
+  folder = RELEASE_SPECS_DIR if name.startswith('full_') else GOLDEN_DIR
+  with open(os.path.join(folder, name + '.json')) as f:
     return json.load(f)
 
 

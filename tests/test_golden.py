@@ -1,4 +1,4 @@
-"""Parity with DeepMind's released implementation (../shared/golden).
+"""Parity with DeepMind's released implementation (tests/golden_data).
 
 Same parameter tree (module paths, names, shapes) and the same outputs
 within rtol 1e-4 / atol 1e-5, for every released family; and the full-size

@@ -1,4 +1,4 @@
-"""Primitives against the release (../shared/golden/primitives.npz)."""
+"""Primitives against the release (tests/golden_data/primitives.npz)."""
 import os
 
 import jax.numpy as jnp

@@ -1,0 +1,10 @@
+"""The paper's tasks, one folder each, all in the same shape.
+
+  image/       ImageNet and MNIST classification ([P] App. A)
+  language/    masked language modelling and GLUE ([P] §4.1, App. F)
+
+Each folder holds its task module(s) (the interface of
+perceiver/train/task.py), `recipes.py` (the config builders that the thin
+files in experiments/ call) and the task's own inputs and models. A task is
+chosen by import path in `config.task.module`; there is no registry.
+"""
