@@ -139,6 +139,33 @@ def validate(config: ConfigDict) -> None:
     raise ValueError('config.optimizer.grad_accum_steps must be >= 1.')
 
 
+def parse_variants(arg: Any, known: Any, who: str) -> dict[str, Any]:
+  """The experiment argument 'a=1,b,c=x' -> {'a': '1', 'b': True, 'c': 'x'}.
+
+  The one parser of every experiment's `get_config(arg)`. `known` names the
+  variant keys the experiment accepts; any other key raises a ValueError that
+  lists them, so that a typo ('bach=512') never trains silently with the
+  default. A key given twice also raises.
+  """
+  known = set(known)
+  out: dict[str, Any] = {}
+  for item in filter(None, (arg or '').split(',')):
+    key, eq, value = item.strip().partition('=')
+    if key in out:
+      raise ValueError(f'{who}: variant "{key}" is given twice in "{arg}".')
+    out[key] = value if eq else True
+  unknown = sorted(set(out) - known)
+  if unknown:
+    close = {k: difflib.get_close_matches(k, sorted(known), n=1)
+             for k in unknown}
+    hints = ''.join(f' ("{k}": did you mean "{c[0]}"?)'
+                    for k, c in close.items() if c)
+    raise ValueError(
+        f'{who}: unknown variant(s) {unknown}{hints}. Valid variants: '
+        f'{", ".join(sorted(known))}.')
+  return out
+
+
 def dataset_defaults(config: ConfigDict) -> None:
   """Adds the dataset module's input keys to `config.input` (in place)."""
   dataset = importlib.import_module(config.input.module)
