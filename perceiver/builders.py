@@ -24,6 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from perceiver import checks
 from perceiver import io_processors
 from perceiver import perceiver
 
@@ -72,6 +73,11 @@ def mlm(*, vocab_size: int, d_model: int, max_seq_len: int,
   learned position table, a Perceiver with a BasicDecoder of T learned
   queries, and logits tied to the input embedding (EmbeddingDecoder). The
   decoder's queries are masked with the input mask, as in the colab.
+
+  Token ids must be integers in [0, V). Called outside jax.jit, the forward
+  checks them; under jit they are tracers and `hk.Embed` clamps an id out of
+  range to [0, V - 1] silently (`perceiver.checks.token_ids` checks a host
+  batch before a jitted call).
   """
 
   def forward(inputs, input_mask, *, is_training):
@@ -81,6 +87,8 @@ def mlm(*, vocab_size: int, d_model: int, max_seq_len: int,
     if tuple(input_mask.shape) != tuple(inputs.shape):
       raise ValueError(f'input_mask {tuple(input_mask.shape)} must have the '
                        f'shape of inputs {tuple(inputs.shape)}.')
+    checks.non_empty('mlm', 'inputs [B, T]', inputs, {0: 'B'})
+    checks.token_ids('mlm', inputs, vocab_size)
     embedding_layer = hk.Embed(vocab_size=vocab_size, embed_dim=d_model)
     embedded = embedding_layer(inputs)
     batch_size = embedded.shape[0]
