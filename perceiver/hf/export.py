@@ -92,11 +92,12 @@ def check_against_module(hf_class, config,
         + ', '.join(f'{k} {have[k]} vs {want[k]}' for k in wrong[:5]))
 
 
-def _jsonable(value):
+def jsonable(value):
+  """`value` with numpy scalars/arrays and tuples as JSON types."""
   if isinstance(value, Mapping):
-    return {k: _jsonable(v) for k, v in value.items()}
+    return {k: jsonable(v) for k, v in value.items()}
   if isinstance(value, (list, tuple)):
-    return [_jsonable(v) for v in value]
+    return [jsonable(v) for v in value]
   if isinstance(value, np.generic):
     return value.item()
   if isinstance(value, np.ndarray):
@@ -166,7 +167,7 @@ def export(spec: Mapping[str, Any], params, state, output_dir: str, *,
       raise ParityError(f'{plan.hf_class} loaded from the export disagrees '
                         f'with our model; nothing was written.\n{result}')
   with open(os.path.join(tmp, SIDECAR), 'w') as f:
-    json.dump(_jsonable({
+    json.dump(jsonable({
         'format': 1, 'spec': spec, 'family': plan.family,
         'hf_class': plan.hf_class, 'source': source,
         'inexact': list(plan.inexact), 'notes': list(plan.notes),

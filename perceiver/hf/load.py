@@ -79,7 +79,7 @@ def load(directory: str) -> Imported:
   if os.path.exists(sidecar):
     with open(sidecar) as f:
       ours = json.load(f)
-    if ours.get('hf_class') == mapping._class_of(config):  # pylint: disable=protected-access
+    if ours.get('hf_class') == mapping.class_of(config):
       spec = specs.clean(ours['spec'])
       state_path = os.path.join(directory, export.SIDECAR_STATE)
       if os.path.exists(state_path):
@@ -98,7 +98,7 @@ def import_to_file(directory: str, output: str) -> dict[str, Any]:
   checkpoint_io.save_params(output, imported.params, imported.state or None)
   spec_path = output + '.spec.json'
   with open(spec_path, 'w') as f:
-    json.dump(export._jsonable(imported.spec), f, indent=1)  # pylint: disable=protected-access
+    json.dump(export.jsonable(imported.spec), f, indent=1)
   return {'output': output, 'spec': spec_path,
           'builder': imported.spec['builder'],
           'num_params': int(sum(v.size for leaves in imported.params.values()

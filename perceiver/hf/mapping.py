@@ -55,6 +55,7 @@ default 'gelu' is exact (erf), a difference of up to 5e-4 per activation:
 the exported config sets hidden_act='gelu_pytorch_tanh'.
 """
 import dataclasses
+import functools
 import inspect
 import math
 from typing import Any, Iterable, Mapping, Optional, Sequence
@@ -114,7 +115,8 @@ class Plan:
 
 
 def _defaults(fn) -> dict[str, Any]:
-  return {name: p.default for name, p in inspect.signature(fn).parameters.items()
+  params = inspect.signature(fn).parameters.items()
+  return {name: p.default for name, p in params
           if p.default is not inspect.Parameter.empty}
 
 
@@ -178,6 +180,12 @@ class _Checks:
           f'{option}={value!r}: {self.hf_class} requires {required!r}'
           + (f' ({why})' if why else ''))
 
+  def require_all(self, prefix: str, values: Mapping[str, Any],
+                  wants: Mapping[str, Any]):
+    for key, want in wants.items():
+      self.require(f'{prefix}.{key}' if prefix else key, values.get(key),
+                   want)
+
   def fail(self, message: str):
     self.problems.append(message)
 
@@ -228,9 +236,11 @@ def _encoder_config(enc: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _learned_image_size(params: Optional[Tree]) -> Optional[int]:
-  if params is None:
+  """The side of the square images a learned position table was made for
+  (None: unknown; negative: -rows of a non-square table)."""
+  if params is None or 'pos_embs' not in params.get(LEARNED_POS, {}):
     return None
-  rows = params[_LEARNED_POS]['pos_embs'].shape[0]
+  rows = params[LEARNED_POS]['pos_embs'].shape[0]
   side = math.isqrt(rows)
   return side if side * side == rows else -rows
 
@@ -267,6 +277,28 @@ def family(spec: Mapping[str, Any]) -> str:
   return by_prep[prep_type]
 
 
+def _view(kwargs: Mapping[str, Any], defaults: Mapping[str, Any]
+          ) -> dict[str, Any]:
+  """Module kwargs with defaults filled and position kwargs comparable:
+  'fourier_position_encoding_kwargs' normalised, the trainable table's
+  channels as 'trainable_position_encoding_kwargs.num_channels'."""
+  out = {**defaults, 'project_pos_dim': -1, **kwargs}
+  out['fourier_position_encoding_kwargs'] = _fourier(
+      out.get('fourier_position_encoding_kwargs'))
+  out['trainable_position_encoding_kwargs.num_channels'] = (
+      out.get('trainable_position_encoding_kwargs') or {}).get('num_channels')
+  return out
+
+
+def _query_decoder_wants(*, residual: bool, final_project: bool,
+                         channels: int) -> dict[str, Any]:
+  """What a decoder with one learned query per output must be."""
+  return {'use_query_residual': residual, 'final_project': final_project,
+          'concat_preprocessed_input': False,
+          'position_encoding_type': 'trainable', 'project_pos_dim': -1,
+          'trainable_position_encoding_kwargs.num_channels': channels}
+
+
 def plan(spec: Mapping[str, Any], params: Optional[Tree] = None, *,
          allow_inexact: bool = False, tokenizer: bool = True) -> Plan:
   """The transformers class and config for `spec`; raises
@@ -287,152 +319,97 @@ def plan(spec: Mapping[str, Any], params: Optional[Tree] = None, *,
   enc = encoder_kwargs(spec)
   d = enc['num_z_channels']
   shape = enc['cross_attention_shape_for_attn']
-  config = _encoder_config(enc)
-  config['architectures'] = [hf_class]
+  config = dict(_encoder_config(enc), architectures=[hf_class])
   notes, inexact = [], []
   if enc['dropout_prob']:
     notes.append(
         f'encoder.dropout_prob={enc["dropout_prob"]} (residual dropout) has '
         'no transformers counterpart: PyTorch fine-tuning runs without it. '
         'Evaluation outputs are unaffected.')
-  write_tokenizer = False
+  attention = functools.partial(_check_decoder_attention, checks, 'decoder',
+                                num_z_channels=d, shape_for_attn=shape)
 
   if fam == 'language_mlm':
-    e = spec['d_model']
-    dec = {**_DECODER_DEFAULTS, **spec['decoder']}
-    _check_decoder_attention(checks, 'decoder', dec, num_z_channels=d,
-                             query_channels=e, shape_for_attn=shape,
-                             hf_qk=256, hf_v=e, hf_heads=8)
-    checks.require('decoder.use_query_residual', dec['use_query_residual'],
-                   False)
-    checks.require('decoder.final_project', dec['final_project'], False)
-    checks.require('decoder.concat_preprocessed_input',
-                   dec['concat_preprocessed_input'], False)
-    checks.require('decoder.position_encoding_type',
-                   dec['position_encoding_type'], 'trainable')
-    checks.require('decoder.project_pos_dim', dec.get('project_pos_dim', -1),
-                   -1)
-    checks.require(
-        'decoder.trainable_position_encoding_kwargs.num_channels',
-        (dec.get('trainable_position_encoding_kwargs') or {}).get(
-            'num_channels'), e, 'the queries have d_model channels')
-    out_dims = tuple(np.atleast_1d(dec['output_index_dims']).tolist())
-    checks.require('decoder.output_index_dims', out_dims,
-                   (spec['max_seq_len'],), 'one query per input position')
+    e, t = spec['d_model'], spec['max_seq_len']
+    dec = _view(spec['decoder'], _DECODER_DEFAULTS)
+    attention(dec, query_channels=e, hf_qk=256, hf_v=e, hf_heads=8)
+    checks.require_all('decoder', dec, _query_decoder_wants(
+        residual=False, final_project=False, channels=e))
+    checks.require('decoder.output_index_dims',
+                   tuple(np.atleast_1d(dec['output_index_dims']).tolist()),
+                   (t,), 'one query per input position')
     if tokenizer:
       checks.require(
           'vocab_size', spec['vocab_size'], BYTES_VOCAB_SIZE,
-          "PerceiverTokenizer is the UTF-8 bytes tokenizer; a SentencePiece "
+          'PerceiverTokenizer is the UTF-8 bytes tokenizer; a SentencePiece '
           'model can be exported without tokenizer files (tokenizer=False, '
           '--notokenizer)')
-    write_tokenizer = tokenizer
     config.update(vocab_size=spec['vocab_size'], d_model=e,
-                  max_position_embeddings=spec['max_seq_len'])
+                  max_position_embeddings=t)
 
   elif fam.startswith('imagenet_'):
     cfg = spec['config']
-    prep = {**_IMAGE_PREP_DEFAULTS, **cfg['input_preprocessor']}
-    dec = {**_DECODER_DEFAULTS, **(cfg.get('decoder') or {})}
+    prep = _view(cfg['input_preprocessor'], _IMAGE_PREP_DEFAULTS)
+    dec = _view(cfg.get('decoder') or {}, _DECODER_DEFAULTS)
     checks.require('input_channels', spec.get('input_channels', 3), 3,
                    'RGB images')
-    checks.require('input_preprocessor.n_extra_pos_mlp',
-                   prep['n_extra_pos_mlp'], 0)
-    checks.require('input_preprocessor.concat_or_add_pos',
-                   prep['concat_or_add_pos'], 'concat')
-    _check_decoder_attention(checks, 'decoder', dec, num_z_channels=d,
-                             query_channels=d, shape_for_attn=shape,
-                             hf_qk=None, hf_v=None, hf_heads=1)
+    attention(dec, query_channels=d, hf_qk=None, hf_v=None, hf_heads=1)
     checks.require('decoder.use_query_residual', dec['use_query_residual'],
                    True, 'the class adds the query residual'
                    + (" (DeepMind's released imagenet_learned checkpoint "
                       'has False, so transformers cannot reproduce it)'
                       if fam == 'imagenet_learned' else ''))
-    checks.require('decoder.final_project', dec['final_project'], True)
-    checks.require('decoder.concat_preprocessed_input',
-                   dec['concat_preprocessed_input'], False)
-    checks.require('decoder.position_encoding_type',
-                   dec['position_encoding_type'], 'trainable')
-    checks.require('decoder.project_pos_dim', dec.get('project_pos_dim', -1),
-                   -1)
-    checks.require(
-        'decoder.trainable_position_encoding_kwargs.num_channels',
-        (dec.get('trainable_position_encoding_kwargs') or {}).get(
-            'num_channels'), d, 'a query of num_z_channels')
-    config['num_labels'] = spec['num_classes']
+    checks.require_all('decoder', dec, {
+        k: v for k, v in _query_decoder_wants(
+            residual=True, final_project=True, channels=d).items()
+        if k != 'use_query_residual'})  # checked above, with the reason
+    wants = {'n_extra_pos_mlp': 0, 'concat_or_add_pos': 'concat'}
     if fam == 'imagenet_fourier':
-      checks.require('input_preprocessor.spatial_downsample',
-                     prep['spatial_downsample'], 1)
-      checks.require('input_preprocessor.position_encoding_type',
-                     prep['position_encoding_type'], 'fourier')
-      checks.require('input_preprocessor.project_pos_dim',
-                     prep.get('project_pos_dim', -1), -1)
-      checks.require('input_preprocessor.fourier_position_encoding_kwargs',
-                     _fourier(prep.get('fourier_position_encoding_kwargs')),
-                     _hf_fourier(64, (224, 224)))
+      wants.update(spatial_downsample=1, position_encoding_type='fourier',
+                   project_pos_dim=-1, fourier_position_encoding_kwargs=(
+                       _hf_fourier(64, (224, 224))))
     elif fam == 'imagenet_learned':
-      checks.require('input_preprocessor.spatial_downsample',
-                     prep['spatial_downsample'], 1)
-      checks.require('input_preprocessor.num_channels', prep['num_channels'],
-                     256)
-      checks.require('input_preprocessor.position_encoding_type',
-                     prep['position_encoding_type'], 'trainable')
-      checks.require(
-          'input_preprocessor.trainable_position_encoding_kwargs.'
-          'num_channels',
-          (prep.get('trainable_position_encoding_kwargs') or {}).get(
-              'num_channels'), 256)
-      checks.require('input_preprocessor.project_pos_dim',
-                     prep.get('project_pos_dim', -1), 256)
+      wants.update({'spatial_downsample': 1, 'num_channels': 256,
+                    'position_encoding_type': 'trainable',
+                    'trainable_position_encoding_kwargs.num_channels': 256,
+                    'project_pos_dim': 256})
       side = _learned_image_size(params)
       if side is None:
-        checks.fail('the image size: pass the params (the learned position '
-                    'table [H*W, 256] holds it)')
+        checks.fail('image_size unknown: pass the params (the learned '
+                    'position table [H*W, 256] holds it)')
       elif side < 0:
         checks.fail(f'a position table of {-side} rows: the class needs '
                     'square images (image_size**2 rows)')
       else:
         config['image_size'] = side
-    else:  # imagenet_conv
-      checks.require('input_preprocessor.spatial_downsample',
-                     prep['spatial_downsample'], 4, 'one conv+pool layer')
-      checks.require('input_preprocessor.num_channels', prep['num_channels'],
-                     64)
-      checks.require('input_preprocessor.conv2d_use_batchnorm',
-                     prep['conv2d_use_batchnorm'], True)
-      checks.require('input_preprocessor.position_encoding_type',
-                     prep['position_encoding_type'], 'fourier')
-      checks.require('input_preprocessor.project_pos_dim',
-                     prep.get('project_pos_dim', -1), -1)
-      checks.require('input_preprocessor.fourier_position_encoding_kwargs',
-                     _fourier(prep.get('fourier_position_encoding_kwargs')),
-                     _hf_fourier(64, (56, 56)))
+    else:  # imagenet_conv: one 4x conv+pool layer
+      wants.update(spatial_downsample=4, num_channels=64,
+                   conv2d_use_batchnorm=True, position_encoding_type='fourier',
+                   project_pos_dim=-1, fourier_position_encoding_kwargs=(
+                       _hf_fourier(64, (56, 56))))
       inexact.append(CONV_INEXACT)
+    checks.require_all('input_preprocessor', prep, wants)
+    config['num_labels'] = spec['num_classes']
 
   elif fam == 'optical_flow':
-    prep = {**_IMAGE_PREP_DEFAULTS, **spec['input_preprocessor']}
-    dec = {**_DECODER_DEFAULTS, **_FLOW_DECODER_DEFAULTS, **spec['decoder']}
+    prep = _view(spec['input_preprocessor'], _IMAGE_PREP_DEFAULTS)
+    dec = _view(spec['decoder'], {**_DECODER_DEFAULTS,
+                                  **_FLOW_DECODER_DEFAULTS})
     size = tuple(int(s) for s in dec['output_image_shape'])
-    for key, want in (('prep_type', 'patches'), ('spatial_downsample', 1),
-                      ('temporal_downsample', 2),
-                      ('conv_after_patching', True), ('num_channels', 64),
-                      ('position_encoding_type', 'fourier'),
-                      ('n_extra_pos_mlp', 0), ('concat_or_add_pos', 'concat')):
-      checks.require(f'input_preprocessor.{key}', prep[key], want)
-    checks.require('input_preprocessor.project_pos_dim',
-                   prep.get('project_pos_dim', -1), -1)
-    checks.require('input_preprocessor.fourier_position_encoding_kwargs',
-                   _fourier(prep.get('fourier_position_encoding_kwargs')),
-                   _hf_fourier(64, size),
-                   'max_resolution = decoder.output_image_shape')
-    kv_channels = 64 + 2 + 2 * 2 * 64
-    _check_decoder_attention(checks, 'decoder', dec, num_z_channels=d,
-                             query_channels=kv_channels, shape_for_attn=shape,
-                             hf_qk=None, hf_v=None, hf_heads=1)
-    for key, want in (('use_query_residual', False),
-                      ('output_num_channels', 2), ('rescale_factor', 100.0),
-                      ('final_project', True),
-                      ('concat_preprocessed_input', False)):
-      checks.require(f'decoder.{key}', dec[key], want)
+    checks.require_all('input_preprocessor', prep, {
+        'prep_type': 'patches', 'spatial_downsample': 1,
+        'temporal_downsample': 2, 'conv_after_patching': True,
+        'num_channels': 64, 'position_encoding_type': 'fourier',
+        'n_extra_pos_mlp': 0, 'concat_or_add_pos': 'concat',
+        'project_pos_dim': -1,
+        # max_resolution: the class uses train_size = output_image_shape.
+        'fourier_position_encoding_kwargs': _hf_fourier(64, size)})
+    # Queries are the preprocessed inputs: 64 + 2 + 2 * 2 * 64 channels.
+    attention(dec, query_channels=322, hf_qk=None, hf_v=None, hf_heads=1)
+    checks.require_all('decoder', dec, {
+        'use_query_residual': False, 'output_num_channels': 2,
+        'rescale_factor': 100.0, 'final_project': True,
+        'concat_preprocessed_input': False})
     config['train_size'] = list(size)
     scale = spec.get('flow_scale_factor', 20)
     notes.append(
@@ -442,16 +419,19 @@ def plan(spec: Mapping[str, Any], params: Optional[Tree] = None, *,
         'patches_for_flow(frames) in [B, 2, 27, H, W] (channels first).')
 
   else:  # video_autoencoding
-    for key, want in (('audio_num_bands', 192), ('image_num_bands', 32),
-                      ('spatial_downsample', 4), ('label_mask_prob', 1.0)):
-      default = 4 if key == 'spatial_downsample' else 1.0
-      checks.require(key, spec.get(key, default), want)
+    checks.require_all('', {'spatial_downsample': 4, 'label_mask_prob': 1.0,
+                            **spec}, {
+                                'audio_num_bands': 192, 'image_num_bands': 32,
+                                'spatial_downsample': 4,
+                                'label_mask_prob': 1.0})
     if spec.get('decoder_kwargs'):
       checks.fail(f'decoder_kwargs={spec["decoder_kwargs"]!r}: the class '
                   'hard-wires its decoder')
-    _check_decoder_attention(checks, 'decoder', {}, num_z_channels=d,
-                             query_channels=-1, shape_for_attn=shape,
-                             hf_qk=None, hf_v=None, hf_heads=1)
+    # The shared decoder's queries: the widest modality query (Fourier
+    # features of audio (1 dim, 192 bands) and video (3 dims, 32 bands),
+    # the label's learned query) plus 2 padding channels.
+    attention({}, query_channels=max(385, 195, spec['decoder_channels']) + 2,
+              hf_qk=None, hf_v=None, hf_heads=1)
     t, s = spec['num_frames'], spec['image_size']
     config.update(num_frames=t, image_size=spec['fourier_image_resolution'],
                   audio_samples_per_frame=spec['audio_samples_per_frame'],
@@ -465,8 +445,8 @@ def plan(spec: Mapping[str, Any], params: Optional[Tree] = None, *,
                 '(--allow_inexact) to export it anyway.')
   checks.raise_if_any()
   return Plan(family=fam, hf_class=hf_class, hf_config=config,
-              tokenizer=write_tokenizer, inexact=tuple(inexact),
-              notes=tuple(notes))
+              tokenizer=fam == 'language_mlm' and tokenizer,
+              inexact=tuple(inexact), notes=tuple(notes))
 
 
 #  ------------------------------------------------------------
@@ -507,7 +487,8 @@ def _attention_and_mlp(module: str, key: str) -> list[Pair]:
 
 
 def _cross_attention(module: str, key: str) -> list[Pair]:
-  return (_layer_norm(f'{module}/layer_norm', f'{key}.attention.self.layernorm1')
+  return (_layer_norm(f'{module}/layer_norm',
+                      f'{key}.attention.self.layernorm1')
           + _layer_norm(f'{module}/layer_norm_1',
                         f'{key}.attention.self.layernorm2')
           + _layer_norm(f'{module}/layer_norm_2', f'{key}.layernorm')
@@ -515,7 +496,8 @@ def _cross_attention(module: str, key: str) -> list[Pair]:
 
 
 def _self_attention(module: str, key: str) -> list[Pair]:
-  return (_layer_norm(f'{module}/layer_norm', f'{key}.attention.self.layernorm1')
+  return (_layer_norm(f'{module}/layer_norm',
+                      f'{key}.attention.self.layernorm1')
           + _layer_norm(f'{module}/layer_norm_1', f'{key}.layernorm')
           + _attention_and_mlp(module, key))
 
@@ -544,7 +526,8 @@ def _pos(module: str, key: str) -> Pair:
   return Pair(f'{module}/~/trainable_position_encoding', 'pos_embs', key)
 
 
-_LEARNED_POS = 'image_preprocessor/~_build_network_inputs/trainable_position_encoding'
+LEARNED_POS = ('image_preprocessor/~_build_network_inputs/'
+                'trainable_position_encoding')
 _BN = 'image_preprocessor/~/conv2_d_downsample/~/batchnorm'
 _BN_KEY = 'perceiver.input_preprocessor.convnet.batchnorm'
 MODALITIES = ('audio', 'image', 'label')
@@ -577,7 +560,7 @@ def pairs(spec: Mapping[str, Any]) -> tuple[list[Pair], list[Pair]]:
                    f'{pre}.convnet_1x1.weight', 'conv'),
               Pair('image_preprocessor/~/conv2_d', 'b',
                    f'{pre}.convnet_1x1.bias'),
-              Pair(_LEARNED_POS, 'pos_embs',
+              Pair(LEARNED_POS, 'pos_embs',
                    f'{pre}.position_embeddings.position_embeddings')]
       out += _linear('image_preprocessor/~_build_network_inputs/'
                      'position_encoding_projector/linear',
@@ -613,7 +596,8 @@ def pairs(spec: Mapping[str, Any]) -> tuple[list[Pair], list[Pair]]:
                     'output_position_encodings.position_embeddings'))
     post = 'perceiver.output_postprocessor.modalities'
     out += _linear('audio_postprocessor/linear', f'{post}.audio.classifier')
-    out += _linear('projection_postprocessor/linear', f'{post}.image.classifier')
+    out += _linear('projection_postprocessor/linear',
+                   f'{post}.image.classifier')
     out += _linear('classification_postprocessor/linear',
                    f'{post}.label.classifier')
   return out, state
@@ -775,7 +759,8 @@ def _encoder_spec(cfg: Mapping[str, Any]) -> dict[str, Any]:
       z_pos_enc_init_scale=0.02)
 
 
-def _class_of(cfg: Mapping[str, Any]) -> str:
+def class_of(cfg: Mapping[str, Any]) -> str:
+  """The PerceiverFor* class a config.json names."""
   archs = [a for a in (cfg.get('architectures') or []) if a in FAMILY_OF_CLASS]
   if len(archs) != 1:
     raise ValueError(
@@ -793,7 +778,7 @@ def _num_labels(cfg: Mapping[str, Any]) -> int:
 
 def spec_from_hf_config(cfg: Mapping[str, Any]) -> tuple[Spec, list[str]]:
   """(our spec, notes) for a transformers Perceiver config.json dict."""
-  hf_class = _class_of(cfg)
+  hf_class = class_of(cfg)
   fam = FAMILY_OF_CLASS[hf_class]
   notes = []
   act = cfg.get('hidden_act', 'gelu')

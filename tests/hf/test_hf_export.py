@@ -225,8 +225,8 @@ def test_full_size_release_architectures_fit_transformers_modules(family):
   params = None
   if family == 'imagenet_learned':
     spec['config']['decoder']['use_query_residual'] = True
-    rows = full['param_manifest'][mapping._LEARNED_POS]['pos_embs']  # pylint: disable=protected-access
-    params = {mapping._LEARNED_POS: {  # pylint: disable=protected-access
+    rows = full['param_manifest'][mapping.LEARNED_POS]['pos_embs']
+    params = {mapping.LEARNED_POS: {
         'pos_embs': np.broadcast_to(np.float32(0), rows)}}
   plan = mapping.plan(spec, params, allow_inexact=True)
   shapes = mapping.hf_shapes(spec, full['param_manifest'],
