@@ -153,6 +153,49 @@ def test_spec_derived_from_config_json_alone_builds_the_same_model(
     assert mapping.CONV_INEXACT in back.notes
 
 
+def test_pytorch_fine_tunes_come_back(hf_case, tmp_path):
+  """A model changed in PyTorch and saved by transformers (sharded
+  safetensors, or a pytorch_model.bin as on the hub) loads back with the
+  change, and only it."""
+  case = hf_case('language_mlm')
+  model = _hf_model(case)
+  with torch.no_grad():
+    model.embedding_decoder.bias += 1.0  # "fine-tuning"
+  model.save_pretrained(tmp_path / 'sharded', max_shard_size='100KB')
+  assert os.path.exists(tmp_path / 'sharded' / 'model.safetensors.index.json')
+  os.makedirs(tmp_path / 'bin')
+  torch.save(model.state_dict(), tmp_path / 'bin' / 'pytorch_model.bin')
+  os.symlink(tmp_path / 'sharded' / 'config.json',
+             tmp_path / 'bin' / 'config.json')
+  for name in ('sharded', 'bin'):
+    back = load.load(str(tmp_path / name))
+    want = {m: dict(leaves) for m, leaves in case.params.items()}
+    want['embedding_decoder'] = {
+        'bias': case.params['embedding_decoder']['bias'] + np.float32(1)}
+    _assert_trees_identical(back.params, want)
+
+
+def test_release_format_files_export(hf_case, tmp_path):
+  """.pickle (params) and .pystate (params and BatchNorm state) files, with
+  the architecture as a spec JSON (launch/export_hf.py --checkpoint --spec)."""
+  import json  # pylint: disable=g-import-not-at-top
+  from perceiver import checkpoint_io  # pylint: disable=g-import-not-at-top
+  for family, suffix in (('language_mlm', '.pickle'),
+                         ('imagenet_conv', '.pystate')):
+    case = hf_case(family)
+    path = str(tmp_path / (family + suffix))
+    checkpoint_io.save_params(path, case.params, case.state or None)
+    with open(path + '.json', 'w') as f:
+      json.dump(case.spec, f)
+    out = export.export_checkpoint(
+        str(tmp_path / family), checkpoint=path, spec=path + '.json',
+        verify=False, allow_inexact=True)
+    assert out.plan.family == family
+    back = load.load(out.directory)
+    _assert_trees_identical(back.params, case.params)
+    _assert_trees_identical(back.state, case.state)
+
+
 def test_scanned_params_export_like_unscanned(hf_case):
   case = hf_case('language_mlm')
   scanned = perceiver.from_release_layout(case.params)
