@@ -270,10 +270,13 @@ def family(spec: Mapping[str, Any]) -> str:
   by_prep = {'pixels': 'imagenet_fourier', 'conv1x1': 'imagenet_learned',
              'conv': 'imagenet_conv'}
   if prep_type not in by_prep:
+    channels = spec.get('input_channels', 3)
     raise UnsupportedByTransformersError(
         f'input_preprocessor.prep_type={prep_type!r}: transformers\' image '
         f'classifiers preprocess with {sorted(by_prep)} only (Fourier, '
-        'learned, conv).')
+        'learned, conv)' + ('' if channels == 3 else
+                            f'; input_channels={channels}: and take RGB '
+                            'images (3)') + '.')
   return by_prep[prep_type]
 
 

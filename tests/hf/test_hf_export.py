@@ -248,10 +248,10 @@ def test_language_variants():
 
 def test_refuses_mnist_and_the_projection_decoder():
   from tests.training_fixtures import load_experiment  # pylint: disable=g-import-not-at-top
-  message = _refusal(specs.spec_from_config(load_experiment('mnist', 'smoke')))
-  assert "prep_type='patches'" in message
-  message = _refusal(specs.spec_from_config(load_experiment('mnist')))
-  assert 'input_channels=1' in message
+  for variant in ('', 'smoke'):  # MNIST is grey: one channel
+    message = _refusal(specs.spec_from_config(load_experiment('mnist',
+                                                              variant)))
+    assert 'input_channels=1' in message, message
   spec = specs.spec_from_config(load_experiment('imagenet_perceiver'))
   assert 'projection_decoder=True' in _refusal(spec)
 
