@@ -51,7 +51,8 @@ VIDEO_OPTIONAL_KEYS = ('spatial_downsample', 'label_mask_prob',
                        'encoder_kwargs', 'decoder_kwargs')
 # Switches that change how a model runs, not the function it computes.
 COMPUTE_ONLY_KEYS = ('scan_layers', 'remat', 'q_chunk_size', 'kv_chunk_size')
-_SPEC_ONLY_KEYS = ('family', 'builder', 'is_training', 'inputs', 'outputs',
+# Keys of the golden/release JSON files that describe data, not the model.
+_NOT_MODEL_KEYS = ('family', 'is_training', 'inputs', 'outputs',
                    'param_manifest', 'state_manifest', 'total_params', 'note')
 
 
@@ -65,7 +66,7 @@ def _strip(kwargs: Optional[Mapping[str, Any]]) -> Optional[dict[str, Any]]:
 def clean(spec: Mapping[str, Any]) -> Spec:
   """A copy of `spec` without manifests and computation-only switches."""
   out = {k: copy.deepcopy(v) for k, v in spec.items()
-         if k not in _SPEC_ONLY_KEYS or k == 'builder'}
+         if k not in _NOT_MODEL_KEYS}
   if 'builder' not in out:
     raise ValueError(f"A spec needs a 'builder' key (one of {BUILDERS}); got "
                      f'keys {sorted(spec)}.')
