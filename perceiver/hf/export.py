@@ -199,8 +199,8 @@ def export_checkpoint(output_dir: str, *, checkpoint: str,
                      '(--config) or as a spec (--spec), not both or neither.')
   model_spec = (specs.spec_from_config(config) if config is not None
                 else specs.load_spec(spec))
-  best_metric = getattr(config, 'best_metric', 'eval/accuracy')
-  params, state = specs.read_checkpoint(checkpoint, step=step,
-                                        best_metric=best_metric)
+  best = ({} if config is None else
+          {'best_metric': config.best_metric, 'best_mode': config.best_mode})
+  params, state = specs.read_checkpoint(checkpoint, step=step, **best)
   return export(model_spec, params, state, output_dir,
                 source=os.path.abspath(checkpoint), **kwargs)

@@ -113,11 +113,6 @@ def load_spec(name_or_path: str) -> Spec:
 #  ------------------------------------------------------------
 
 
-def _task_module(config) -> str:
-  task = config.task
-  return task if isinstance(task, str) else task.module
-
-
 def _image_spec(model: Mapping[str, Any]) -> Spec:
   return clean({
       'builder': 'image_classifier', 'num_classes': model['num_classes'],
@@ -133,19 +128,17 @@ def _mlm_spec(model: Mapping[str, Any]) -> Spec:
   return clean(dict({k: model[k] for k in keys}, builder='mlm'))
 
 
-# Task modules (by import path, before and after the move to
-# perceiver/tasks/<name>/) whose config.model holds a builder's kwargs.
+# Task modules (config.task.module) whose config.model holds a builder's
+# kwargs. A task whose model transformers has (e.g. flow, video) joins here.
 TASK_SPECS: dict[str, Callable[[Mapping[str, Any]], Spec]] = {
-    'perceiver.train.tasks': _image_spec,
     'perceiver.tasks.image.task': _image_spec,
-    'perceiver.language.tasks.mlm': _mlm_spec,
     'perceiver.tasks.language.mlm': _mlm_spec,
 }
 
 
 def spec_from_config(config) -> Spec:
   """The spec of the model an experiment config trains."""
-  task = _task_module(config)
+  task = config.task.module
   if task not in TASK_SPECS:
     raise ValueError(
         f'No transformers export is known for the task {task!r} (known: '
@@ -229,7 +222,8 @@ def release_layout(params: Mapping[str, Mapping[str, Any]]) -> Tree:
 
 
 def read_checkpoint(path: str, *, step: str = 'latest',
-                    best_metric: str = 'eval/accuracy') -> tuple[Tree, Tree]:
+                    best_metric: str = 'eval/accuracy',
+                    best_mode: str = 'max') -> tuple[Tree, Tree]:
   """(params, state) as numpy, release layout, from any of our checkpoints.
 
   Args:
@@ -237,7 +231,8 @@ def read_checkpoint(path: str, *, step: str = 'latest',
       (holding checkpoints/), its checkpoints/ directory or one step
       directory in it.
     step: for Orbax checkpoints: 'latest', 'best' or a step number.
-    best_metric: the run's config.best_metric (read for step='best').
+    best_metric, best_mode: the run's config.best_metric and
+      config.best_mode (read for step='best').
   """
   if path.endswith(('.pickle', '.pystate')):
     from perceiver import checkpoint_io  # pylint: disable=g-import-not-at-top
@@ -257,7 +252,7 @@ def read_checkpoint(path: str, *, step: str = 'latest',
   else:
     directory = path
   ckpt = checkpoint.Checkpointer(directory, read_only=True,
-                                best_metric=best_metric)
+                                best_metric=best_metric, best_mode=best_mode)
   try:
     tree = ckpt.restore(checkpoint.resolve_step(ckpt, str(step)))
   finally:

@@ -105,16 +105,6 @@ def tiny_spec(family: str) -> dict[str, Any]:
   return copy.deepcopy(TINY[family])
 
 
-def language_models():
-  """perceiver/language/models.py, which moves to perceiver/tasks/language/
-  (the layout change of issue 8): the tests import it only through here."""
-  try:
-    from perceiver.tasks.language import models  # pylint: disable=g-import-not-at-top
-  except ImportError:
-    from perceiver.language import models  # pylint: disable=g-import-not-at-top
-  return models
-
-
 def _random_leaf(rng, name: str, shape, dtype):
   if name == 'counter':
     return np.full(shape, 7, dtype)

@@ -18,7 +18,8 @@ from perceiver.hf import load
 from perceiver.hf import mapping
 from perceiver.hf import parity
 from perceiver.hf import specs
-from tests.hf.conftest import EXACT_FAMILIES, FAMILIES, language_models
+from perceiver.tasks.language import models
+from tests.hf.conftest import EXACT_FAMILIES, FAMILIES
 from tests.hf.conftest import REPO
 
 
@@ -229,7 +230,6 @@ def test_refuses_conv_stem_unless_allowed():
 
 
 def test_language_variants():
-  models = language_models()
   # ++ (40 layers, D = 1536) fits PerceiverConfig as it is.
   plus = dict(models.mlm_bytes_plusplus(), builder='mlm')
   config = mapping.plan(plus).hf_config
