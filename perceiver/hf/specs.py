@@ -33,22 +33,14 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 import haiku as hk
 import numpy as np
 
-from perceiver import builders
+from perceiver import model_card
 from perceiver import perceiver
 
 Spec = dict[str, Any]
 Tree = dict[str, dict[str, np.ndarray]]
 
-RELEASE_SPECS_DIR = os.path.join(os.path.dirname(builders.__file__),
-                                 'release_specs')
 RELEASE_FAMILIES = ('language_mlm', 'imagenet_fourier', 'imagenet_learned',
                     'imagenet_conv', 'optical_flow', 'video_autoencoding')
-VIDEO_KEYS = ('num_frames', 'image_size', 'fourier_image_resolution',
-              'audio_samples_per_frame', 'samples_per_patch', 'num_classes',
-              'z_index_dim', 'num_z_channels', 'num_self_attends_per_block',
-              'decoder_channels', 'audio_num_bands', 'image_num_bands')
-VIDEO_OPTIONAL_KEYS = ('spatial_downsample', 'label_mask_prob',
-                       'encoder_kwargs', 'decoder_kwargs')
 # Switches that change how a model runs, not the function it computes.
 COMPUTE_ONLY_KEYS = ('scan_layers', 'remat', 'q_chunk_size', 'kv_chunk_size')
 # Keys of the golden/release JSON files that describe data, not the model.
@@ -92,8 +84,7 @@ def release_spec(family: str) -> Spec:
   if family not in RELEASE_FAMILIES:
     raise ValueError(f'Unknown release family {family!r}; expected one of '
                      f'{RELEASE_FAMILIES}.')
-  with open(os.path.join(RELEASE_SPECS_DIR, f'full_{family}.json')) as f:
-    return clean(json.load(f))
+  return clean(model_card.release_spec(f'full_{family}'))
 
 
 def load_spec(name_or_path: str) -> Spec:
@@ -156,7 +147,8 @@ BUILDERS = ('image_classifier', 'mlm', 'optical_flow', 'video_autoencoder')
 
 def build(spec: Mapping[str, Any]) -> tuple[hk.TransformedWithState,
                                             Sequence[str]]:
-  """-> (transformed, input names) for `spec`.
+  """-> (transformed, input names) for `spec` (perceiver.model_card.build,
+  except that the video autoencoder takes its subsampled points as inputs).
 
   apply(params, state, rng, *inputs, is_training) with inputs:
     image_classifier  images [B, H, W, C]                 -> [B, K]
@@ -168,40 +160,17 @@ def build(spec: Mapping[str, Any]) -> tuple[hk.TransformedWithState,
                           'label': [B, K]}
   """
   spec = clean(spec)
-  kind = spec['builder']
-  if kind == 'image_classifier':
-    cfg = spec['config']
-    fwd = builders.image_classifier(
-        num_classes=spec['num_classes'],
-        input_preprocessor=cfg['input_preprocessor'], encoder=cfg['encoder'],
-        decoder=cfg.get('decoder'),
-        projection_decoder=cfg.get('projection_decoder', False),
-        input_channels=spec.get('input_channels', 3))
-    names = ('images',)
-  elif kind == 'mlm':
-    fwd = builders.mlm(vocab_size=spec['vocab_size'], d_model=spec['d_model'],
-                       max_seq_len=spec['max_seq_len'],
-                       encoder=spec['encoder'], decoder=spec['decoder'])
-    names = ('inputs', 'input_mask')
-  elif kind == 'optical_flow':
-    fwd = builders.optical_flow(
-        input_preprocessor=spec['input_preprocessor'],
-        encoder=spec['encoder'], decoder=spec['decoder'],
-        flow_scale_factor=spec.get('flow_scale_factor',
-                                   builders.FLOW_SCALE_FACTOR))
-    names = ('images',)
-  else:
-    kwargs = {k: spec[k] for k in VIDEO_KEYS}
-    kwargs.update({k: spec[k] for k in VIDEO_OPTIONAL_KEYS if k in spec})
-    video = builders.video_autoencoder(**kwargs)
+  if spec['builder'] != 'video_autoencoder':
+    return (hk.transform_with_state(model_card.build(spec)),
+            model_card.INPUT_NAMES[spec['builder']])
+  video = model_card.video_autoencoder(spec)
 
-    def fwd(images, audio, subsampled_image, subsampled_audio, *,
-            is_training):
-      return video(images, audio, {'image': subsampled_image,
-                                   'audio': subsampled_audio},
-                   is_training=is_training)
-    names = ('images', 'audio', 'subsampled_image', 'subsampled_audio')
-  return hk.transform_with_state(fwd), names
+  def fwd(images, audio, subsampled_image, subsampled_audio, *, is_training):
+    return video(images, audio, {'image': subsampled_image,
+                                 'audio': subsampled_audio},
+                 is_training=is_training)
+  return hk.transform_with_state(fwd), ('images', 'audio', 'subsampled_image',
+                                        'subsampled_audio')
 
 
 #  ------------------------------------------------------------
@@ -216,7 +185,7 @@ def _as_numpy(tree) -> Tree:
 
 def release_layout(params: Mapping[str, Mapping[str, Any]]) -> Tree:
   """Params in the release's per-layer layout (unstacks scanned layers)."""
-  if any(f'/{perceiver.SCAN_NAME}/' in m for m in params):
+  if perceiver.is_scanned(params):
     params = perceiver.to_release_layout(params)
   return _as_numpy(params)
 

@@ -98,18 +98,10 @@ def test_cli_imports_it_back_bit_for_bit(mlm_run, exported, tmp_path):
 
 
 def _readme_snippet():
-  """The PyTorch snippet of the README's transformers section (the section
-  lives in README_HF_SECTION.md until it is pasted into README.md)."""
-  for name in ('README.md', 'README_HF_SECTION.md'):
-    path = os.path.join(REPO, name)
-    if not os.path.exists(path):
-      continue
-    with open(path) as f:
-      blocks = re.findall(r'```python\n(.*?)```', f.read(), re.S)
-    found = [b for b in blocks if 'PerceiverForMaskedLM.from_pretrained' in b]
-    if found:
-      return found
-  return []
+  """The PyTorch snippet of the README's transformers section."""
+  with open(os.path.join(REPO, 'README.md')) as f:
+    blocks = re.findall(r'```python\n(.*?)```', f.read(), re.S)
+  return [b for b in blocks if 'PerceiverForMaskedLM.from_pretrained' in b]
 
 
 def test_readme_pytorch_snippet_runs(exported, capsys):
