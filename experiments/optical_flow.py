@@ -36,11 +36,13 @@ Variants (comma-separated after the colon):
   batch=B    batch per update (paper: 512; cpu: 8).
   accum=K    micro-batches per update (paper only; the batch stays B).
   lr=X       peak learning rate (paper: 4e-4; cpu: 1e-3).
+  textures=DIR  add the photos of DIR to scikit-image's as textures, e.g.
+             opencv-doc's (bash scripts/fetch_flow_data.sh prints it).
 """
 from perceiver.tasks.flow import recipes
 from perceiver.train import config_lib
 
-VARIANTS = {'smoke', 'cpu', 'steps', 'batch', 'accum', 'lr'}
+VARIANTS = {'smoke', 'cpu', 'steps', 'batch', 'accum', 'lr', 'textures'}
 
 
 def get_config(arg=None):

@@ -110,6 +110,8 @@ def optical_flow(args: dict[str, Any]) -> ml_collections.ConfigDict:
   c.best_metric = 'eval/epe'
   c.best_mode = 'min'
   _curriculum(c)
+  if args.get('textures'):
+    c.input.texture_dirs = (str(args['textures']),)
   # Fast path: one compiled layer, rematerialised, chunked attention.
   c.scan_layers = True
   c.remat = paper
