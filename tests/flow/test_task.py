@@ -110,3 +110,27 @@ def test_model_outputs_flow_in_pixels(smoke_config):
   assert flow.shape == (2, 12, 16, 2)
   # The release zero-initialises the output Linear: flow starts at 0.
   np.testing.assert_array_equal(flow, 0)
+
+
+def test_paper_experiment_is_the_released_architecture():
+  """experiments/optical_flow.py builds the release's 41,057,134-parameter
+  tree (perceiver/release_specs/full_optical_flow.json), scanned."""
+  from perceiver import perceiver as perceiver_lib  # pylint: disable=g-import-not-at-top
+  from tests import golden  # pylint: disable=g-import-not-at-top
+  from tests.training_fixtures import load_experiment  # pylint: disable=g-import-not-at-top
+  config = load_experiment('optical_flow')
+  assert config.input.image_size == (368, 496)
+  assert config.input.global_batch_size == 512
+  assert config.num_train_steps == 375_000  # 480 epochs of 400k pairs
+  assert config.schedule.base_lr == 4e-4 and config.optimizer.name == 'lamb'
+  model = task.make_model(config)
+  batch = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype),
+                       task.example_batch(config, 1))
+  params, _ = jax.eval_shape(
+      lambda b: model.init(jax.random.PRNGKey(0), b, is_training=True),
+      batch)
+  release = perceiver_lib.to_release_layout(
+      jax.tree.map(lambda s: np.zeros(s.shape, np.int8), params))
+  spec = golden.load_json('full_optical_flow')
+  assert golden.manifest(release) == spec['param_manifest']
+  assert sum(x.size for x in jax.tree.leaves(release)) == spec['total_params']

@@ -13,7 +13,9 @@ are [P, 2] arrays of (x, y) in pixels.
 
 The scene. Layer k has a shape S_k (the whole plane for the background, an
 ellipse or a star-shaped polygon otherwise), a texture (a real photo through
-a random similarity map, mirrored to tile the plane, times a colour gain)
+a random similarity map, mirrored to tile the plane, times a colour gain;
+scaled so that a photo spans about as much of a W-wide frame as of a
+496-wide one, and sampled from a box-filtered pyramid when minified)
 and a motion
 
     M_k(x) = c_k + A_k (x - c_k) + t_k + sum_j a_kj sin(w_kj . x + phi_kj),
@@ -66,6 +68,8 @@ SKIMAGE_PHOTOS = ('astronaut', 'camera', 'coffee', 'chelsea', 'rocket',
 EXCLUDED_TEXTURES = ('aloe*', 'rubberwhale*', 'basketball*', 'left*',
                      'right*', 'Blender_Suzanne*', 'leuven*', 'graf*')
 _SALT_SCENE, _SALT_AUGMENT = 11, 12
+REFERENCE_WIDTH = 496  # [code] TRAIN_SIZE's width
+_PYRAMID_LEVELS = 5
 _FIXED_POINT_STEPS = 60
 
 
@@ -82,6 +86,9 @@ class SceneOptions:
   min_radius: float = 0.08  # foreground size, as a fraction of W
   max_radius: float = 0.3
   max_texture_log2_zoom: float = 1.0  # texture magnification 2^U(-z, z)
+  # Texture pixels per frame pixel at zoom 1; 0 = REFERENCE_WIDTH / W, so
+  # a photo spans about the same part of the frame at any resolution.
+  texture_scale: float = 0.0
 
 
 # RAFT's augmentation for its Chairs/AutoFlow stage, at severity 1.
@@ -173,6 +180,25 @@ def _bilinear(image: np.ndarray, xy: np.ndarray) -> np.ndarray:
   return top * (1 - fy) + bottom * fy
 
 
+_PYRAMIDS: dict[int, tuple[np.ndarray, list[np.ndarray]]] = {}
+
+
+def pyramid(image: np.ndarray) -> list[np.ndarray]:
+  """[image, 2x box-averaged, 4x, ...] (cached per array): minified
+  textures are sampled from the level that matches, without aliasing."""
+  key = id(image)
+  if key not in _PYRAMIDS or _PYRAMIDS[key][0] is not image:
+    if len(_PYRAMIDS) > 256:
+      _PYRAMIDS.clear()
+    levels = [image]
+    while len(levels) < _PYRAMID_LEVELS and min(levels[-1].shape[:2]) >= 64:
+      x = levels[-1]
+      h, w = x.shape[0] // 2 * 2, x.shape[1] // 2 * 2
+      levels.append(x[:h, :w].reshape(h // 2, 2, w // 2, 2, -1).mean((1, 3)))
+    _PYRAMIDS[key] = (image, levels)
+  return _PYRAMIDS[key][1]
+
+
 # ---------------------------------------------------------------------------
 # Layers: shape, texture and motion
 # ---------------------------------------------------------------------------
@@ -188,6 +214,7 @@ class Layer:
   """One layer of a scene (scene coordinates are pixels at zoom 1)."""
   texture: int  # index into the texture pool
   texture_map: np.ndarray  # [2, 3] affine: scene point -> texture pixel
+  level: int  # the pyramid level sampled (2^level texture pixels each)
   gain: np.ndarray  # [3] colour gain
   shape: str  # 'plane' | 'ellipse' | 'polygon'
   outline: np.ndarray  # ellipse: [cx, cy, rx, ry, angle]; polygon: [V, 2]
@@ -243,7 +270,11 @@ class Layer:
   def colour(self, textures: Sequence[np.ndarray], u: np.ndarray
              ) -> np.ndarray:  # [P, 2] -> [P, 3]
     xy = u @ self.texture_map[:, :2].T + self.texture_map[:, 2]
-    return _bilinear(textures[self.texture], xy) * self.gain
+    levels = pyramid(textures[self.texture])
+    level = min(self.level, len(levels) - 1)
+    # Pixel i of level l is the mean of level-0 pixels i*2^l .. (i+1)*2^l-1.
+    xy = (xy - (2 ** level - 1) / 2) / 2 ** level
+    return _bilinear(levels[level], xy) * self.gain
 
 
 def _random_layer(rng: np.random.Generator, num_textures: int, size,
@@ -252,7 +283,10 @@ def _random_layer(rng: np.random.Generator, num_textures: int, size,
   # Texture: a random similarity from scene to texture pixels.
   zoom = 2.0 ** rng.uniform(-opts.max_texture_log2_zoom,
                             opts.max_texture_log2_zoom)
-  tex_linear = _rotation(rng.uniform(-np.pi, np.pi)) / zoom
+  minification = (opts.texture_scale or REFERENCE_WIDTH / width) / zoom
+  tex_linear = _rotation(rng.uniform(-np.pi, np.pi)) * minification
+  level = int(np.clip(np.floor(np.log2(minification)), 0,
+                      _PYRAMID_LEVELS - 1))
   texture_map = np.concatenate(
       [tex_linear, rng.uniform(0, 1000, (2, 1))], axis=1)
   gain = rng.uniform(0.7, 1.2, 3) * rng.uniform(0.8, 1.2)
@@ -288,7 +322,7 @@ def _random_layer(rng: np.random.Generator, num_textures: int, size,
   amplitudes = magnitudes[:, None] * np.stack(
       [np.cos(amp_angles), np.sin(amp_angles)], -1)
   return Layer(texture=int(rng.integers(num_textures)),
-               texture_map=texture_map, gain=gain, shape=shape,
+               texture_map=texture_map, level=level, gain=gain, shape=shape,
                outline=outline, centre=centre, linear=linear,
                translation=translation, amplitudes=amplitudes,
                frequencies=frequencies,
