@@ -32,7 +32,7 @@ Variants (comma-separated after the colon):
   smoke      2 steps of a tiny model (12x16) on generated pairs.
   cpu        the CPU-sized reproduction model (recipes.CPU; DEVIATION: not in
              the paper): 32x48 crops, N x D = 64 x 128, 4 layers, batch 8.
-  steps=N    optimiser updates (paper: 375000; cpu: 2000).
+  steps=N    optimiser updates (paper: 375000; cpu: 700).
   batch=B    batch per update (paper: 512; cpu: 8).
   accum=K    micro-batches per update (paper only; the batch stays B).
   lr=X       peak learning rate (paper: 4e-4; cpu: 1e-3).

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from perceiver.tasks.flow import task
+from tests.training_fixtures import load_experiment
 
 
 def test_curriculum_phases(smoke_config):
@@ -117,7 +118,6 @@ def test_paper_experiment_is_the_released_architecture():
   tree (perceiver/release_specs/full_optical_flow.json), scanned."""
   from perceiver import perceiver as perceiver_lib  # pylint: disable=g-import-not-at-top
   from tests import golden  # pylint: disable=g-import-not-at-top
-  from tests.training_fixtures import load_experiment  # pylint: disable=g-import-not-at-top
   config = load_experiment('optical_flow')
   assert config.input.image_size == (368, 496)
   assert config.input.global_batch_size == 512
@@ -134,3 +134,21 @@ def test_paper_experiment_is_the_released_architecture():
   spec = golden.load_json('full_optical_flow')
   assert golden.manifest(release) == spec['param_manifest']
   assert sum(x.size for x in jax.tree.leaves(release)) == spec['total_params']
+
+
+def test_cli_model_loads_a_release_file_and_matches_the_release(
+    smoke_config, tmp_path):
+  """The smoke model is the golden tiny flow model: its release-format
+  params, written as a .pystate, load into launch/flow.py's model and give
+  the release's outputs (tests/golden_data/optical_flow_tiny.npz)."""
+  from perceiver import checkpoint_io  # pylint: disable=g-import-not-at-top
+  from perceiver.tasks.flow import inference  # pylint: disable=g-import-not-at-top
+  from tests import golden  # pylint: disable=g-import-not-at-top
+  params, state, inputs, outputs = golden.load_npz('optical_flow_tiny')
+  path = str(tmp_path / 'optical_flow_checkpoint.pystate')
+  checkpoint_io.save_params(path, params, state or None)
+  apply_fn = inference.load(smoke_config, path)
+  np.testing.assert_allclose(apply_fn(inputs['images']), outputs['out'],
+                             rtol=1e-4, atol=1e-5)
+  with pytest.raises(checkpoint_io.CheckpointMismatchError):
+    inference.load(load_experiment('optical_flow', 'cpu'), path)
