@@ -31,11 +31,12 @@ with severities (0, 1/3, 2/3, 1) (config.input.phase_severities).
 Variants (comma-separated after the colon):
   smoke      2 steps of a tiny model (12x16) on generated pairs.
   cpu        the CPU-sized reproduction model (recipes.CPU; DEVIATION: not in
-             the paper): 32x48 crops, N x D = 64 x 128, 4 layers, batch 8.
+             the paper): 32x48 crops, N x D = 64 x 128, 4 layers, batch 8,
+             AdamW, small motions, 700 steps.
   steps=N    optimiser updates (paper: 375000; cpu: 700).
   batch=B    batch per update (paper: 512; cpu: 8).
   accum=K    micro-batches per update (paper only; the batch stays B).
-  lr=X       peak learning rate (paper: 4e-4; cpu: 1e-3).
+  lr=X       peak learning rate (paper: 4e-4, LAMB; cpu: 1e-3, AdamW).
   textures=DIR  add the photos of DIR to scikit-image's as textures, e.g.
              opencv-doc's (bash scripts/fetch_flow_data.sh prints it).
 """

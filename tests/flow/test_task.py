@@ -106,8 +106,10 @@ def test_config_errors_name_the_fix(smoke_config):
 def test_model_outputs_flow_in_pixels(smoke_config):
   model = task.make_model(smoke_config)
   batch = task.example_batch(smoke_config, 2)
-  params, state = model.init(jax.random.PRNGKey(0), batch, is_training=True)
-  flow, _ = model.apply(params, state, None, batch, is_training=False)
+  params, state = jax.jit(lambda b: model.init(
+      jax.random.PRNGKey(0), b, is_training=True))(batch)
+  flow, _ = jax.jit(lambda p, s, b: model.apply(
+      p, s, None, b, is_training=False))(params, state, batch)
   assert flow.shape == (2, 12, 16, 2)
   # The release zero-initialises the output Linear: flow starts at 0.
   np.testing.assert_array_equal(flow, 0)

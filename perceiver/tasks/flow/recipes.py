@@ -143,14 +143,23 @@ def optical_flow(args: dict[str, Any]) -> ml_collections.ConfigDict:
     # fixed step count for a ~45 minute run on 2 cores.
     c.input.num_scenes = 0
     c.input.global_batch_size = int(args.get('batch', 8))
-    # Motions up to ~7 px each way at 32x48, the disparity range of the
-    # real stereo pairs at the evaluated scale (FLOW.md).
-    c.input.max_translation = 0.15
+    # Small motions (up to ~3 px per layer before the zoom augmentation)
+    # and few layers: at this scale the model only learns what local
+    # evidence and the dominant background motion show (FLOW.md).
+    c.input.max_translation = 0.06
+    c.input.min_layers = 1
+    c.input.max_layers = 3
     c.optimizer.grad_accum_steps = 1
     # 700 steps: about 40 minutes on 2 shared cores (FLOW.md).
     c.num_train_steps = int(args.get('steps', 700))
+    # DEVIATION (CPU scale): AdamW, not LAMB. LAMB changes each layer by
+    # about lr of its own norm per step; the zero-initialised output layer
+    # (whose output is then x 20 / 100) grows too slowly for a 700-step run:
+    # at lr 1e-3 and 1e-2 the loss stayed at the zero-flow level for 150
+    # steps (FLOW.md).
+    c.optimizer.name = 'adamw'
     c.schedule.base_lr = float(args.get('lr', 1e-3))
-    c.schedule.warmup_steps = 100  # DEVIATION: a short warmup steadies LAMB
+    c.schedule.warmup_steps = 50
     c.input.eval_batch_size = 32
     c.input.num_eval_examples = 128
     c.input.prefetch_batches = 2
