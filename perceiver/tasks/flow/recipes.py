@@ -88,12 +88,8 @@ def _curriculum(c: ml_collections.ConfigDict) -> None:
 def optical_flow(args: dict[str, Any]) -> ml_collections.ConfigDict:
   """The paper's recipe, or the `cpu` / `smoke` variants (module doc)."""
   from perceiver.tasks.flow import task  # pylint: disable=g-import-not-at-top
-  c = config_lib.base_config()
-  with c.ignore_type():
-    c.task = ml_collections.ConfigDict(
-        dict(module=TASK_MODULE, **task.default_task_config().to_dict()))
-  for key, value in task.default_input_config(c).items():
-    c.input[key] = value
+  c = config_lib.base_config(TASK_MODULE)
+  config_lib.add_task_defaults(c)
   if args.get('smoke'):
     sizes = SMOKE
   elif args.get('cpu'):
