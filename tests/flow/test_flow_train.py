@@ -110,8 +110,8 @@ def test_resume_after_killing_launch_train_is_identical(flow_run, tmp_path):
 
 def test_flow_cli_writes_flo_and_png_and_prints_epe(flow_run, tmp_path):
   """launch/flow.py on a real stereo pair (skimage's Motorcycle, cropped to
-  a 40x60 patch so that it tiles the 12x16 smoke network 24 times), with
-  its ground-truth disparity as a 16-bit PNG."""
+  a 40x60 patch: 36 tiles of the 12x16 smoke network, overlapping by 6),
+  with its ground-truth disparity as a 16-bit PNG."""
   from perceiver.tasks.flow import datasets  # pylint: disable=g-import-not-at-top
   reference, _ = flow_run
   pair = datasets.downscale(datasets.motorcycle(), 4)
@@ -134,7 +134,7 @@ def test_flow_cli_writes_flo_and_png_and_prints_epe(flow_run, tmp_path):
   done = subprocess.run(cmd, env=_env(), capture_output=True, text=True,
                         timeout=600)
   assert done.returncode == 0, done.stderr[-3000:]
-  assert 'tile 24/24' in done.stderr  # progress over the tiles
+  assert 'tile 36/36' in done.stderr  # progress over the tiles
   assert f'wrote {out_prefix}.flo' in done.stdout
   flow = flow_io.read_flo(out_prefix + '.flo')
   assert flow.shape == (40, 60, 2) and np.abs(flow).max() > 0
@@ -146,6 +146,6 @@ def test_flow_cli_writes_flo_and_png_and_prints_epe(flow_run, tmp_path):
   line = [l for l in done.stdout.splitlines() if l.startswith('EPE ')][0]
   assert abs(float(line.split()[1]) - epe) < 1e-3, line
   # A bad invocation explains itself.
-  bad = subprocess.run(cmd[:3] + ['--random_init'], env=_env(),
+  bad = subprocess.run(cmd + ['--random_init'], env=_env(),
                        capture_output=True, text=True, timeout=600)
   assert bad.returncode != 0 and 'exactly one of --checkpoint' in bad.stderr
