@@ -20,7 +20,13 @@ Beyond the release (all off by default, so defaults reproduce it exactly):
   * `scan_layers`: run the self-attention layers under `hk.layer_stack`
     (one compiled layer instead of L). Parameters are then stacked on a
     leading [L] axis; `to_release_layout` / `from_release_layout` convert.
+    Its init is `from_release_layout` of the unrolled init, bit for bit.
   * `remat`: rematerialise each self-attention layer in the backward pass.
+Random keys are drawn as in the release whenever an RNG is available (a
+dropout key in every MLP, SelfAttention and CrossAttention, even at rate 0),
+so the same seed gives the release's initial weights and, in training mode,
+its dropout masks (unscanned; see SelfAttentionStack); `apply(..., rng=None)`
+still works wherever nothing is random (evaluation).
 DEVIATION: the release's Attention writes its resolved channel counts onto
 `self` during `__call__`; here they are locals, so a module can be called on
 inputs of different widths without being corrupted.
