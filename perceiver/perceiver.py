@@ -466,10 +466,11 @@ class SelfAttentionStack(hk.Module):
     self._remat = remat
     self._kwargs = self_attend_kwargs
 
-  def __call__(self, z, *, is_training):
-    """[B, N, D] -> [B, N, D]."""
+  def __call__(self, z, *, is_training, attention_mask=None):
+    """[B, N, D] (and an optional [B, N, N] mask) -> [B, N, D]."""
     def layer(z):
-      return SelfAttention(**self._kwargs)(z, is_training=is_training)
+      return SelfAttention(**self._kwargs)(
+          z, attention_mask=attention_mask, is_training=is_training)
     if self._remat:
       layer = hk.remat(layer)
     return hk.layer_stack(self._num_layers, name=_STACK_NAME)(layer)(z)
