@@ -33,9 +33,19 @@ embeds its preprocessed entity list to 256 before the Transformer).
     ([P] Table 6: output 512 x 128, KV channels 128). Other
     hyperparameters "same as ImageNet" ([P] App. B): 1 cross-attend head,
     8 self-attend heads, widening factor 1.
+    DEVIATION: the decoder keeps its query residual (the entity's own
+    embedding is added back to what it reads from the latents). [P] E.1
+    drops it in decoders whose queries are input features (flow) and the
+    release's BasicDecoder defaults to dropping it; App. B does not say.
+    Without it an entity's output is only a mixture of N latent values,
+    and the pointer head must tell apart hundreds of entities by those:
+    measured at M = 64 slots, batch 32, 150 AdamW steps on the same data,
+    held-out pointer accuracy 0.333 with the residual and 0.116 without
+    (win accuracy 0.887 and 0.875). `decoder_query_residual=False` gives
+    the release's decoder.
     [P] gives the depth as "3-layer"; we read it as three latent
-    self-attention layers (one block), which is what App. A counts as
-    layers on ImageNet. D is not in [P]; 128 follows Table 6's KV channels.
+    self-attention layers (one block) after the one cross-attend. D is not
+    in [P]; 128 follows Table 6's KV channels.
 
 Masked slots never influence a real entity's outputs (tests/entities): the
 Transformer's attention and the encoder's cross-attention never use them
