@@ -74,6 +74,7 @@ flags.DEFINE_list('sections', ['table', 'scaling', 'baselines'],
                   f'Any of {SECTIONS}.')
 flags.DEFINE_integer('latents', 32, "Perceiver IO's N (32 or 64).")
 flags.DEFINE_integer('batch', 8, 'Train-step batch of the table section.')
+flags.DEFINE_integer('entities', 512, 'Entity slots M of the table section.')
 flags.DEFINE_integer('warmup', 1, 'Untimed calls after compilation.')
 flags.DEFINE_integer('repeats', 5, 'Timed calls per encoder (median).')
 flags.DEFINE_integer('scale_batch', 4, 'Forward batch of the scaling times.')
@@ -81,6 +82,8 @@ flags.DEFINE_integer('min_log2', 6, 'Smallest M is 2^min_log2.')
 flags.DEFINE_integer('max_log2', 12, 'Largest M is 2^max_log2.')
 flags.DEFINE_string('plot', '', 'Write the scaling figure (PNG) here.')
 flags.DEFINE_string('json_out', '', 'Write all numbers here (JSON).')
+flags.DEFINE_string('replot', '', 'Only redraw --plot from the scaling '
+                    'section of this --json_out file.')
 flags.DEFINE_integer('baseline_examples', 512,
                      'Held-out scenes for the baselines (the validation set).')
 flags.DEFINE_float('budget_min', 21.0,
@@ -122,7 +125,8 @@ def _forward_flops(name: str, num_slots: int) -> float:
   inputs = _inputs(1, num_slots)
   params = jax.eval_shape(functools.partial(model.init, is_training=False),
                           jax.random.PRNGKey(0), *inputs)
-  apply = functools.partial(model.apply, rng=None, is_training=False)
+  def apply(p, entities, mask):
+    return model.apply(p, None, entities, mask, is_training=False)
   cost = jax.jit(apply).trace(params, *inputs).lower().cost_analysis()
   if isinstance(cost, (list, tuple)):
     cost = cost[0]
@@ -155,9 +159,10 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
 def run_table() -> dict[str, Any]:
   config = entity_task.default_input_config()
-  m = config.max_entities
+  m = FLAGS.entities
   data = battle.batch(0, battle.TRAIN_STREAM, range(FLAGS.batch),
-                      min_entities=config.min_entities, max_entities=m)
+                      min_entities=min(config.min_entities, m),
+                      max_entities=m)
   task_config = ml_collections.ConfigDict(
       {'task': entity_task.default_task_config()})
   out, steps = {}, {}
@@ -243,8 +248,8 @@ def run_scaling() -> dict[str, Any]:
       model = _encoder_forward(name)
       params = model.init(jax.random.PRNGKey(0), entities, mask,
                           is_training=False)
-      compiled = jax.jit(functools.partial(
-          model.apply, rng=None, is_training=False)).lower(
+      compiled = jax.jit(lambda p, e, m, model=model: model.apply(
+          p, None, e, m, is_training=False)).lower(
               params, entities, mask).compile()
       calls[name] = functools.partial(compiled, params, entities, mask)
     times = _alternate(calls)
@@ -300,17 +305,25 @@ def _plot(result: dict[str, Any], path: str) -> None:
     for name, marker in zip(NAMES, 'os'):
       ax.plot(sizes, np.asarray(result[name][key]) * scale, marker=marker,
               label=labels[name])
+    if key == 'flops':  # guides: ~M through Perceiver IO's first point,
+      m0 = sizes[0]     # ~M^2 through the Transformer's
+      for power, name, style in ((1, 'perceiver', '--'),
+                                 (2, 'transformer', ':')):
+        y0 = result[name][key][0] * scale
+        ax.plot(sizes, [y0 * (m / m0) ** power for m in sizes], color='grey',
+                ls=style, lw=1, label=f'~ M{"" if power == 1 else "^2"}')
     ax.set_xscale('log', base=2)
     ax.set_yscale('log')
+    ax.set_xticks(sizes, [str(m) for m in sizes])
     ax.set_xlabel('entity slots M')
     ax.set_ylabel(ylabel)
     ax.grid(True, which='both', alpha=0.3)
-    ax.axvline(512, color='grey', ls=':', lw=1)
+    ax.axvline(512, color='black', ls='-.', lw=0.8)
   axes[0].set_title('FLOPs (XLA cost analysis)')
   axes[1].set_title('time (2 shared CPU cores; noisy)')
   axes[0].legend(loc='upper left')
   fig.suptitle('Entity encoders against the number of entities '
-               '(dotted: AlphaStar\'s 512)')
+               '(dash-dot: AlphaStar\'s 512)')
   fig.tight_layout()
   fig.savefig(path, dpi=110)
   print(f'wrote {path}')
@@ -464,6 +477,10 @@ def main(argv):
   if unknown:
     raise app.UsageError(f'Unknown sections {sorted(unknown)}; use '
                          f'{SECTIONS}.')
+  if FLAGS.replot:
+    with open(FLAGS.replot) as f:
+      _plot(json.load(f)['scaling'], FLAGS.plot)
+    return
   print(f'jax {jax.__version__}, {jax.devices()[0].platform}, {_load()}')
   results = {s: RUNS[s]() for s in SECTIONS if s in FLAGS.sections}
   if FLAGS.json_out:
