@@ -89,6 +89,8 @@ flags.DEFINE_integer('baseline_examples', 512,
 flags.DEFINE_float('budget_min', 21.0,
                    'compare: training minutes (wall) of each encoder.')
 flags.DEFINE_string('workdir', '/tmp/entities_compare', 'compare: workdirs.')
+flags.DEFINE_integer('checkpoint_every', 10, 'compare: steps between '
+                     'checkpoints (the evaluations read them).')
 flags.DEFINE_string('variant', '', 'compare: extra experiment variants, '
                     'e.g. "batch=8" (appended to encoder=...).')
 
@@ -419,8 +421,12 @@ def run_compare() -> dict[str, Any]:
   os.makedirs(FLAGS.workdir, exist_ok=True)
   workdirs = {n: os.path.join(FLAGS.workdir, n) for n in NAMES}
   # A huge step count: the wall-clock budget ends the runs, not the schedule
-  # (the experiment's schedule is then its constant phase).
-  procs = {n: _launch('train.py', n, workdirs[n], [],
+  # (whose cosine then stays within 0.1% of the peak learning rate), and a
+  # checkpoint every few steps, all kept, for the evaluations afterwards.
+  flags_ = ['--config.num_train_steps=100000',
+            f'--config.checkpoint_every={FLAGS.checkpoint_every}',
+            '--config.keep_checkpoints=100000', '--config.eval_every=0']
+  procs = {n: _launch('train.py', n, workdirs[n], flags_,
                       os.path.join(FLAGS.workdir, f'train_{n}.log'))
            for n in NAMES}
   start = time.time()

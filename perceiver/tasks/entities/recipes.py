@@ -19,7 +19,6 @@ from typing import Any
 
 import ml_collections
 
-from perceiver.tasks.entities import task as entity_task
 from perceiver.train import config_lib
 
 TASK_MODULE = 'perceiver.tasks.entities.task'
@@ -30,11 +29,9 @@ LATENTS = (32, 64)  # [P] App. B sweeps N over 32 and 64
 def entities(args: dict[str, Any]) -> ml_collections.ConfigDict:
   """The experiment's config from its parsed variants (experiments/
   entities.py documents them)."""
-  c = config_lib.base_config()
-  c.task = ml_collections.ConfigDict({'module': TASK_MODULE,
-                                      **entity_task.default_task_config()})
-  for key, value in entity_task.default_input_config(c).items():
-    c.input[key] = value
+  c = config_lib.base_config(TASK_MODULE)
+  config_lib.add_task_defaults(c)
+  c.input.name = 'battle_sets'  # generated on the fly (battle.py)
   c.input.eval_split = 'validation'
   c.input.test_split = ''  # the one held-out set is the comparison's
   c.input.global_batch_size = int(args.get('batch', 8))
@@ -68,7 +65,7 @@ def entities(args: dict[str, Any]) -> ml_collections.ConfigDict:
   c.optimizer.clip_global_norm = 1.0
   c.schedule.name = 'warmup_cosine'
   c.schedule.base_lr = float(args.get('lr', 1e-3))
-  c.schedule.warmup_steps = min(50, c.num_train_steps // 10)
+  c.schedule.warmup_steps = min(20, c.num_train_steps // 10)
   c.log_every = 10
   c.eval_every = 0  # the held-out split at the end (launch/eval.py between)
   c.checkpoint_every = 50
