@@ -5,6 +5,8 @@ A script, not a test. Sections (--sections, comma-separated):
              encoder alone (and of the heads), forward FLOPs per example
              (XLA), train-step FLOPs, and train steps/s at the experiment's
              batch, the two encoders' steps timed alternately in one run.
+  sweep      Perceiver IO's forward FLOPs at M = 512 for N in {32, 64} and
+             D in {128, 256, 512, 1024} ([P] does not give D).
   scaling    forward FLOPs and time of each encoder alone as M grows from
              2^min_log2 to 2^max_log2 (64 .. 4096), timed alternately;
              log-log slopes; the PNG of both (--plot).
@@ -18,6 +20,8 @@ A script, not a test. Sections (--sections, comma-separated):
              minutes of wall time each, then launch/eval.py on the held-out
              split for each encoder's last checkpoint and, for Perceiver IO,
              its checkpoint at the Transformer's last step (equal steps).
+  curves     the training curves of a compare run, from its logs in
+             --workdir (a PNG with --curves_plot).
 
 FLOPs: XLA's cost analysis of the lowered program (as launch/model_card.py),
 a multiply-add counted as 2, per example (batch 1). XLA counts a loop body
@@ -38,6 +42,7 @@ matplotlib); nothing else in the repository imports it.
 import functools
 import json
 import os
+import re
 import signal
 import statistics
 import subprocess
@@ -65,12 +70,12 @@ from perceiver.tasks.entities import models
 from perceiver.tasks.entities import task as entity_task
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
-SECTIONS = ('table', 'scaling', 'baselines', 'compare')
+SECTIONS = ('table', 'sweep', 'scaling', 'baselines', 'compare', 'curves')
 NAMES = ('transformer', 'perceiver')
 EXPERIMENT = os.path.join(_REPO, 'experiments', 'entities.py')
 
 FLAGS = flags.FLAGS
-flags.DEFINE_list('sections', ['table', 'scaling', 'baselines'],
+flags.DEFINE_list('sections', ['table', 'sweep', 'scaling', 'baselines'],
                   f'Any of {SECTIONS}.')
 flags.DEFINE_integer('latents', 32, "Perceiver IO's N (32 or 64).")
 flags.DEFINE_integer('batch', 8, 'Train-step batch of the table section.')
@@ -89,6 +94,7 @@ flags.DEFINE_integer('baseline_examples', 512,
 flags.DEFINE_float('budget_min', 21.0,
                    'compare: training minutes (wall) of each encoder.')
 flags.DEFINE_string('workdir', '/tmp/entities_compare', 'compare: workdirs.')
+flags.DEFINE_string('curves_plot', '', 'curves: write the PNG here.')
 flags.DEFINE_integer('checkpoint_every', 10, 'compare: steps between '
                      'checkpoints (the evaluations read them).')
 flags.DEFINE_string('variant', '', 'compare: extra experiment variants, '
@@ -224,6 +230,28 @@ def run_table() -> dict[str, Any]:
         f'{t["step_s"] / p["step_s"]:.2f}x, encoder params '
         f'{t["encoder_params"] / p["encoder_params"]:.2f}x')
   out['load'] = [load_before, load_after]
+  return out
+
+
+def run_sweep() -> dict[str, float]:
+  """Perceiver IO's forward FLOPs at M = 512 for other N x D ([P] does not
+  give D), to see which sizes land near [P]'s 0.93B."""
+  rows, out = [], {}
+  for d in (128, 256, 512, 1024):
+    for n in (32, 64):
+      model = hk.transform(lambda e, m, n=n, d=d: encoders.PerceiverEntityEncoder(
+          num_latents=n, num_z_channels=d)(e, m, is_training=False))
+      inputs = _inputs(1, FLAGS.entities)
+      params = jax.eval_shape(model.init, jax.random.PRNGKey(0), *inputs)
+      cost = jax.jit(lambda p, e, m, model=model: model.apply(
+          p, None, e, m)).trace(params, *inputs).lower().cost_analysis()
+      if isinstance(cost, (list, tuple)):
+        cost = cost[0]
+      out[f'N={n},D={d}'] = float(cost['flops'])
+      rows.append([n, d, f'{_count(params):,}', f'{cost["flops"] / 1e9:.3f}'])
+  print(f'\n## Perceiver IO encoder at M = {FLAGS.entities}: other N x D '
+        "([P] Table 9: 0.93B)")
+  print(_table(['N', 'D', 'encoder params', 'forward GFLOPs/example'], rows))
   return out
 
 
@@ -473,8 +501,87 @@ def run_compare() -> dict[str, Any]:
   return out
 
 
-RUNS = {'table': run_table, 'scaling': run_scaling,
-        'baselines': run_baselines, 'compare': run_compare}
+_LOG_LINE = re.compile(
+    r'^I\d{4} (?P<time>\d\d:\d\d:\d\d\.\d+) .*\] step (?P<step>\d+)/\d+ '
+    r'\| (?P<metrics>.*)$')
+
+
+def _seconds(clock: str) -> float:
+  h, m, sec = clock.split(':')
+  return int(h) * 3600 + int(m) * 60 + float(sec)
+
+
+def _curve(log_path: str) -> dict[str, list[float]]:
+  """(minutes since the loop started, step, train metrics) from a
+  launch/train.py log. Every training batch is freshly generated, so the
+  training accuracies estimate held-out ones (averaged over log_every steps,
+  8 scenes each: noisy)."""
+  rows, start = [], None
+  with open(log_path) as f:
+    for line in f:
+      if start is None and 'training steps' in line:  # the loop's first line
+        start = _seconds(line.split()[1])
+      match = _LOG_LINE.match(line.strip())
+      if not match:
+        continue
+      seconds = _seconds(match['time'])
+      values = {}
+      for item in match['metrics'].split(' | '):
+        key, _, value = item.partition(' ')
+        try:
+          values[key] = float(value)
+        except ValueError:
+          pass
+      rows.append((seconds, int(match['step']), values))
+  if not rows or start is None:
+    raise ValueError(f'No training progress lines in {log_path}.')
+  return {'minutes': [(t - start) % 86400 / 60 for t, _, _ in rows],
+          'step': [s for _, s, _ in rows],
+          **{k: [v.get(k, float('nan')) for _, _, v in rows]
+             for k in ('pointer_accuracy', 'win_accuracy', 'loss')}}
+
+
+def run_curves() -> dict[str, Any]:
+  """Training curves of a `compare` run (its logs in --workdir); PNG to
+  --curves_plot."""
+  curves = {n: _curve(os.path.join(FLAGS.workdir, f'train_{n}.log'))
+            for n in NAMES}
+  for name, c in curves.items():
+    print(f'{name}: {c["step"][-1]} steps logged over '
+          f'{c["minutes"][-1]:.1f} min after the loop started (compilation '
+          'included)')
+  if FLAGS.curves_plot:
+    import matplotlib  # pylint: disable=g-import-not-at-top
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+    labels = {'transformer': "AlphaStar's Transformer",
+              'perceiver': f'Perceiver IO (N = {FLAGS.latents})'}
+    for name in NAMES:
+      c = curves[name]
+      axes[0].plot(c['minutes'], c['pointer_accuracy'], label=labels[name])
+      axes[1].plot(c['step'], c['pointer_accuracy'], label=labels[name])
+      axes[2].plot(c['step'], c['win_accuracy'], label=labels[name])
+    for ax, xlabel, ylabel in (
+        (axes[0], 'minutes of training (side by side)', 'pointer accuracy'),
+        (axes[1], 'steps (batch 8)', 'pointer accuracy'),
+        (axes[2], 'steps (batch 8)', 'win accuracy')):
+      ax.set_xlabel(xlabel)
+      ax.set_ylabel(ylabel)
+      ax.grid(True, alpha=0.3)
+    axes[0].legend()
+    fig.suptitle('Entity encoders trained side by side on 2 shared CPU '
+                 'cores, M = 512 slots (accuracy on the fresh training '
+                 'batches, 10-step means)')
+    fig.tight_layout()
+    fig.savefig(FLAGS.curves_plot, dpi=110)
+    print(f'wrote {FLAGS.curves_plot}')
+  return curves
+
+
+RUNS = {'table': run_table, 'sweep': run_sweep, 'scaling': run_scaling,
+        'baselines': run_baselines, 'compare': run_compare,
+        'curves': run_curves}
 
 
 def main(argv):

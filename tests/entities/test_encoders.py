@@ -16,8 +16,10 @@ from perceiver.tasks.entities import models
 
 F = battle.NUM_FEATURES
 ENCODERS = sorted(encoders.ENCODERS)
-# Full-size encoders (256 channels): cheap at a dozen entity slots.
-KWARGS = {'transformer': {}, 'perceiver': {'num_latents': 8}}
+# Full-width encoders (256 channels) at a dozen entity slots, two layers
+# (not three) to keep compilation short.
+KWARGS = {'transformer': {'num_layers': 2},
+          'perceiver': {'num_latents': 8, 'num_self_attends': 2}}
 
 
 @functools.lru_cache(maxsize=None)

@@ -1,8 +1,10 @@
 """The entity task's functions: loss and metrics on hand-made logits, eval
 sums with padding, and the input streams (exact resume, any process count,
 a fixed held-out set)."""
+import functools
 import math
 
+import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
@@ -30,6 +32,12 @@ def _outputs(pointer_logits, win_logits):
           'win_logits': jnp.asarray(win_logits, jnp.float32)}
 
 
+def _loss(outputs, batch, config):
+  # One compiled program instead of dozens of eagerly dispatched ops.
+  return jax.jit(functools.partial(task.loss_and_metrics, config=config))(
+      outputs, batch)
+
+
 def test_loss_and_metrics_on_hand_made_logits():
   # 1 scene, 4 slots (slot 3 masked): targets 1, 2, none, none.
   mask = np.array([[1, 1, 1, 0]], bool)
@@ -39,8 +47,7 @@ def test_loss_and_metrics_on_hand_made_logits():
   logits[0, 1, 0] = 5.0  # wrong
   logits = np.where(mask[:, None, :], logits, models.MASKED_LOGIT)
   batch = {'target': target, 'win': np.array([1]), 'entity_mask': mask}
-  loss, metrics = task.loss_and_metrics(_outputs(logits, [2.0]), batch,
-                                        _config())
+  loss, metrics = _loss(_outputs(logits, [2.0]), batch, _config())
   lse = math.log(math.exp(5.0) + 2)  # over the 3 real slots
   assert metrics['pointer_loss'] == pytest.approx(((lse - 5) + lse) / 2,
                                                   rel=1e-5)
@@ -51,7 +58,7 @@ def test_loss_and_metrics_on_hand_made_logits():
   assert loss == pytest.approx(metrics['pointer_loss'] + metrics['win_loss'])
   config = _config()
   config.task.win_weight = 0.0
-  loss, _ = task.loss_and_metrics(_outputs(logits, [2.0]), batch, config)
+  loss, _ = _loss(_outputs(logits, [2.0]), batch, config)
   assert loss == pytest.approx(metrics['pointer_loss'])
 
 
@@ -62,7 +69,8 @@ def test_eval_sums_ignore_padding_examples_and_split_by_rule():
                      [[9., 0.], [0., 9.]]])  # both wrong, but padding
   batch = {'target': target, 'rule': rule, 'win': np.array([0, 1]),
            'mask': np.array([1, 0])}
-  sums = task.eval_sums(_outputs(logits, [-3.0, -3.0]), batch, _config())
+  sums = jax.jit(functools.partial(task.eval_sums, config=_config()))(
+      _outputs(logits, [-3.0, -3.0]), batch)
   result = task.finalize_eval({k: np.asarray(v) for k, v in sums.items()},
                               _config())
   assert result['num_examples'] == 1
