@@ -150,7 +150,8 @@ def test_batch_sizes_must_be_positive_and_divide_across_devices(
 
 @pytest.mark.parametrize('name, arg', [
     ('imagenet_fourier', 'batch=0'), ('mlm_bytes', 'accum=0'),
-    ('glue', 'bs=-4'), ('sentiment', 'bs=0'), ('mnist', 'steps=x')])
+    ('glue', 'bs=-4'), ('sentiment', 'bs=0'), ('mnist', 'steps=x'),
+    ('optical_flow', 'accum=0'), ('entities', 'batch=-8')])
 def test_numeric_variants_must_be_positive(name, arg, experiment):
   """They used to end in ZeroDivisionError or a negative step count."""
   key, value = arg.split('=')
