@@ -5,7 +5,7 @@ Glossary of shapes: H, W image size; a pair is {'name': str, 'images':
 pixels, 'valid': [H, W] bool}.
 
 [P] §4.2 evaluates on Sintel clean and final and on KITTI (Table 3) under
-AutoFlow's protocol, i.e. on their training sets (PAPER.md §2; which split
+AutoFlow's protocol, i.e. on their training sets ([P] App. H; which split
 is UNCONFIRMED in [P]). These readers take the official archives unpacked
 in a local folder; nothing downloads:
 
