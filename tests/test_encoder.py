@@ -1,8 +1,6 @@
 """Scanned equals unrolled; remat and mixed precision keep the maths."""
-import haiku as hk
 import jax
 import jax.numpy as jnp
-import jmp
 import numpy as np
 import pytest
 

@@ -1,6 +1,6 @@
 """Whole-word masking and MLM examples ([P] §4.1, App F.3, Table 12).
 
-PAPER.md §1 "MLM pretraining": 10 documents are concatenated, then cropped to
+[P] §4.1, App. F.3: 10 documents are concatenated, then cropped to
 T = 2048 bytes (or 512 SPM tokens); each whitespace-delimited word is masked
 independently with p = 0.15, for bytes and SPM alike; the loss is a softmax
 cross-entropy against the original input.
@@ -19,7 +19,7 @@ Decisions where the paper is silent (all are fields of `MlmConfig`):
 * `loss_on_masked_only=True` (default): `loss_weights` is 1 on masked
   positions only, as in BERT and as the issue asks for loss and accuracy on
   masked positions. The paper decodes all M positions (O = M) and does not
-  say which enter the loss (PAPER.md: UNCONFIRMED). With False, the loss
+  say which enter the loss. With False, the loss
   covers every non-padding position. `target_mask` always marks the masked
   positions, for the masked-token accuracy.
 * `separate_documents_with_eos=True`: documents are joined with one EOS id
@@ -38,7 +38,7 @@ from typing import Dict, Iterable, Iterator, Optional, Sequence, Tuple
 
 import numpy as np
 
-from perceiver.language import tokenizers as tokenizers_lib
+from perceiver.tasks.language import tokenizers as tokenizers_lib
 
 Tokenizer = tokenizers_lib.Tokenizer
 MLM_FEATURES = ('inputs', 'input_mask', 'targets', 'target_mask',

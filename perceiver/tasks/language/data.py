@@ -2,8 +2,8 @@
 
 Shapes: B global batch, B_p per-process batch, T sequence length, P processes.
 
-`config.input.module = 'perceiver.language.tasks.data'` for every language
-experiment. Like the image input modules (perceiver/data/mnist.py) it gives
+`config.input.module = 'perceiver.tasks.language.data'` for every language
+experiment. Like the image input modules (perceiver/tasks/image/mnist.py) it gives
 `default_input_config()` (the keys `config_lib.validate` accepts under
 `config.input`), `get_builder(name, data_dir)` (builds an embedded corpus
 once, by process 0) and `BUILD_IN_WORKDIR`. Unlike them it also gives the
@@ -31,11 +31,11 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from perceiver.language import glue as glue_lib
-from perceiver.language import masking
-from perceiver.language import pretraining
-from perceiver.language import tfds_builders
-from perceiver.language import tokenizers
+from perceiver.tasks.language import glue_data as glue_lib
+from perceiver.tasks.language import masking
+from perceiver.tasks.language import pretraining
+from perceiver.tasks.language import tfds_builders
+from perceiver.tasks.language import tokenizers
 
 AUTOTUNE = tf.data.AUTOTUNE
 EMBEDDED = tuple(tfds_builders.BUILDERS)  # built offline into data_dir
@@ -65,7 +65,7 @@ def default_input_config() -> ml_collections.ConfigDict:
       wikipedia_name=pretraining.WIKIPEDIA_NAME,
       # GLUE: one task (single-task) or several (multitask).
       glue_tasks=('sst2',),
-      # Multitask sampling, [P] silent (PAPER.md UNCONFIRMED): 'proportional'
+      # Multitask sampling, [P] silent: 'proportional'
       # to the training-set sizes (= one shuffled union), or 'uniform'.
       multitask_sampling='proportional',
   ))

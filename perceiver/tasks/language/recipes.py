@@ -6,7 +6,7 @@ variants; this module turns a parsed variant dict into a ConfigDict of
 `perceiver.train.config_lib.base_config()` keys (nothing new is added, so
 `config_lib.validate` and `lock_config=True` catch typos).
 
-Paper recipes (PAPER.md §1):
+Paper recipes:
   * MLM ([P] §4.1, F.3, Table 12): LAMB, lr 1.25e-3, 1k linear warmup then
     cosine, weight decay 0.01, batch 2048, 500k steps.
   * GLUE ([P] F.4, Table 13): 10 epochs, batch {16, 32, 64} x lr {1e-4,
@@ -19,10 +19,11 @@ from typing import Any
 
 import ml_collections
 
-from perceiver.language import models
+from perceiver.tasks.language import models
 from perceiver.train import config_lib
 
-INPUT_MODULE = 'perceiver.language.tasks.data'
+MLM_TASK = 'perceiver.tasks.language.mlm'
+GLUE_TASK = 'perceiver.tasks.language.glue'
 
 # GLUE training-set sizes (TFDS glue/<task> 'train'), for "10 epochs".
 GLUE_TRAIN_SIZES = {'cola': 8551, 'sst2': 67349, 'mrpc': 3668, 'stsb': 5749,
@@ -39,19 +40,6 @@ GLUE_LEARNING_RATES = (1e-4, 5e-5, 2e-5, 1e-5)  # [P] Table 13
 SMALL = dict(max_seq_len=128, d_model=128, num_latents=32,
              latent_channels=160, num_layers=4, num_heads=4, qk_channels=64,
              decoder_heads=4, decoder_qk_channels=64)
-
-
-def parse(arg: Any, known: set[str], who: str) -> dict[str, Any]:
-  """'a=1,b,c=x' -> {'a': '1', 'b': True, 'c': 'x'}; unknown keys raise."""
-  out = {}
-  for item in filter(None, (arg or '').split(',')):
-    key, _, value = item.partition('=')
-    out[key] = value or True
-  unknown = set(out) - known
-  if unknown:
-    raise ValueError(f'Unknown {who} variant(s) {sorted(unknown)}; known: '
-                     f'{sorted(known)}.')
-  return out
 
 
 def model_config(name: str, args: dict[str, Any]) -> dict[str, Any]:
@@ -76,11 +64,9 @@ def _two_smoke_steps(c: ml_collections.ConfigDict) -> None:
 
 
 def _base(task: str) -> ml_collections.ConfigDict:
-  c = config_lib.base_config()
-  c.task = task
-  c.input.module = INPUT_MODULE
-  config_lib.dataset_defaults(c)
-  c.best_metric = 'eval/score' if task.endswith('glue') else 'eval/accuracy'
+  c = config_lib.add_task_defaults(config_lib.base_config(task))
+  c.best_metric = 'eval/score' if task == GLUE_TASK else 'eval/accuracy'
+  c.best_mode = 'max'
   c.optimizer.name = 'lamb'
   c.optimizer.weight_decay = 0.01  # [P] F.3 / F.4
   c.schedule.name = 'warmup_cosine'
@@ -89,7 +75,7 @@ def _base(task: str) -> ml_collections.ConfigDict:
 
 def mlm(model_name: str, args: dict[str, Any]) -> ml_collections.ConfigDict:
   """The MLM pretraining recipe ([P] §4.1, F.3) for `model_name`."""
-  c = _base('perceiver.language.tasks.mlm')
+  c = _base(MLM_TASK)
   if args.get('small'):
     model_name = 'small'
   model = model_config(model_name, args)
@@ -110,7 +96,7 @@ def mlm(model_name: str, args: dict[str, Any]) -> ml_collections.ConfigDict:
   c.input.cache = bool(args.get('embedded') or args.get('smoke'))
 
   # Batch 2048 = global micro-batch x grad_accum_steps ([P] Table 12).
-  # DECISION: 8 micro-batches of 256 by default (a 2048 x 2048-byte batch
+  # DEVIATION ([P] silent): 8 micro-batches of 256 by default (a 2048 x 2048-byte batch
   # does not fit a few devices); `accum=K` changes it, the batch stays 2048.
   batch = int(args.get('batch', 2048))
   accum = int(args.get('accum', 8))
@@ -123,7 +109,7 @@ def mlm(model_name: str, args: dict[str, Any]) -> ml_collections.ConfigDict:
   c.num_train_steps = updates * accum  # step calls = micro-batches
   c.schedule.base_lr = float(args.get('lr', 1.25e-3))  # [P] Table 12
   c.schedule.warmup_steps = 1000  # optimiser updates, linear from 0
-  # DECISION: the cosine runs from the end of warmup to step 500k (so the
+  # DEVIATION ([P] silent): the cosine runs from the end of warmup to step 500k (so the
   # whole schedule is 500k updates); [P] says "cosine over 500k".
   c.schedule.decay_steps = 0
   c.optimizer.clip_global_norm = 0.0  # [P] silent: no clipping
@@ -145,7 +131,7 @@ def mlm(model_name: str, args: dict[str, Any]) -> ml_collections.ConfigDict:
 def glue(args: dict[str, Any], *, init_default: str = ''
          ) -> ml_collections.ConfigDict:
   """GLUE fine-tuning ([P] F.4) of task=<name> or multitask=<variant>."""
-  c = _base('perceiver.language.tasks.glue')
+  c = _base(GLUE_TASK)
   model_name = args.get('model', 'mlm_bytes')
   model = model_config(model_name, args)
   c.model = ml_collections.ConfigDict(model)
@@ -181,7 +167,7 @@ def glue(args: dict[str, Any], *, init_default: str = ''
   c.num_train_steps = max(int(epochs * steps_per_epoch), 1)
   c.schedule.base_lr = float(args.get('lr', 5e-5))
   c.schedule.warmup_steps = 200  # [P] F.4
-  # DECISION ([P] silent): cosine to 0 after warmup.
+  # DEVIATION ([P] silent): cosine to 0 after warmup.
   c.log_every = 50
   c.eval_every = steps_per_epoch  # every epoch; best by eval/score kept
   c.checkpoint_every = steps_per_epoch

@@ -8,16 +8,17 @@ Glossary of shapes:
 
 Contents:
   * Named MLM architectures as plain dicts, the kwargs of `builders.mlm`
-    (PAPER.md §1 "Models", [P] Table 11): `mlm_bytes` (the released model),
+    ([P] Table 11): `mlm_bytes` (the released model),
     `mlm_bytes_plusplus`, `mlm_spm_base`; `get_config('name[:smoke]')`,
     `smoke_config` and `mlm_config` scale them; `param_count` uses
     `jax.eval_shape` and allocates nothing.
   * `glue_classifier`: the fine-tuning model of [P] App. F.4, one learned
     decoder query and a 2-layer tanh MLP head.
   * `glue_multitask`: the three multitask variants of [P] §4.1 / Table 2.
-  * `init_from_release`: copies a pretrained MLM checkpoint (ours or the
-    released `language_perceiver_io_bytes.pickle`) into a fine-tuning model
-    and reports, by name, what was loaded, newly initialised and unused.
+  * `WARM_START_DECODER`: the rename that warm-starts the classifier's
+    decoder from the MLM's (`perceiver.checkpoint_io.merge_params` copies a
+    pretrained MLM, ours or the released `language_perceiver_io_bytes.pickle`,
+    into a fine-tuning model and reports what it loaded).
 
 Parameter names are an API. The fine-tuning models reuse the MLM's module
 names for everything pretrained, so checkpoints load unchanged:
@@ -31,11 +32,11 @@ and everything new lives under a `glue_` prefix:
   glue_task_tokens/embeddings                 [K, d_model]  prepended tokens
   glue_head[_<task>]/{hidden,output}          the 2-layer MLP heads
 
-Decisions where PAPER.md is silent (each also noted where it is made):
+DEVIATIONs where the paper is silent (each also marked where it is made):
   * The classifier's decoder (query and cross-attention) is new:
     `glue_decoder`. [P] F.4 gives the query but not whether the decoder
     attention is re-initialised. The MLM decoder's attention has the same
-    shapes (E = d_model), so `init_from_release(..., rename=
+    shapes (E = d_model), so `checkpoint_io.merge_params(..., rename=
     WARM_START_DECODER)` warm-starts it instead.
   * Token variants: a prepended token is a learned d_model vector (not a
     reserved id; 8 task tokens would not fit in the 6 reserved ids). It is
@@ -48,21 +49,18 @@ Decisions where PAPER.md is silent (each also noted where it is made):
     as padding to max_seq_len (tested), and short GLUE inputs cost less.
 """
 import copy
-import dataclasses
 import functools
-from typing import Any, Dict, Mapping, Optional, Tuple
+from typing import Any, Dict, Mapping, Optional
 
 import chex
 import haiku as hk
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from perceiver import builders
-from perceiver import checkpoint_io
 from perceiver import perceiver
 from perceiver import position_encoding
-from perceiver.language import tokenizers
+from perceiver.tasks.language import tokenizers
 
 Config = Dict[str, Any]
 
@@ -70,9 +68,9 @@ Config = Dict[str, Any]
 #  ------------------  MLM architectures  ---------------------
 #  ------------------------------------------------------------
 
-# The vocabulary of the SentencePiece models. DECISION: `train_sentencepiece`
-# passes vocab_size=32,000 to SentencePiece, whose count includes every
-# piece: the 6 reserved ids (PAD, BOS, EOS, MASK, CLS, SEP), <unk> (id 6) and
+# The vocabulary of the SentencePiece models. DEVIATION ([P] silent):
+# `train_sentencepiece` passes vocab_size=32,000 to SentencePiece, whose count
+# includes every piece: the 6 reserved ids (PAD, BOS, EOS, MASK, CLS, SEP), <unk> (id 6) and
 # the 256 byte pieces (7..262) are *inside* the 32,000 (tokenizers.py). So
 # the embedding has exactly 32,000 rows; this gives [P] Table 11's 223M.
 SPM_VOCAB_SIZE = 32_000
@@ -126,26 +124,26 @@ def mlm_config(*, vocab_size: int, max_seq_len: int, d_model: int = 768,
 
 # mlm_config kwargs of each named architecture.
 _NAMED = {
-    # PAPER.md §1 "Released bytes model" = [P] Table 11 "Perceiver IO":
+    # The release's MLM colab = [P] Table 11 "Perceiver IO":
     # 201,108,230 params, the golden full_language_mlm.json exactly.
     'mlm_bytes': dict(vocab_size=BYTES_VOCAB_SIZE, max_seq_len=2048),
     # [P] Table 11 "Perceiver IO++": 40 layers, N x D = 256 x 1536, the same
-    # 768-d decoder, ~425M params. DECISION: [P] gives only depth, N and D;
+    # 768-d decoder, ~425M params. DEVIATION: [P] gives only depth, N and D;
     # heads (8), qk channels (256) and v = D are kept from the bytes model.
     # That gives 425,607,430 params (Table 11: 425M); qk = D would give 586M.
     # DEVIATION from [P] Table 6, which lists 1536-d decoder queries for ++:
-    # Table 11 and the release use E = 768 (PAPER.md §1 "Conflict").
+    # Table 11 and the release use E = 768 (Table 6 says 1280 / 1536).
     'mlm_bytes_plusplus': dict(vocab_size=BYTES_VOCAB_SIZE, max_seq_len=2048,
                                latent_channels=1536, num_layers=40),
     # [P] Table 11 "Perceiver IO Base": 512 SentencePiece tokens, 32k vocab,
-    # 256 x 1280, 26 layers, ~223M. DECISION: the same heads/qk/v as the
+    # 256 x 1280, 26 layers, ~223M. DEVIATION: the same heads/qk/v as the
     # bytes model; V = 32,000 including the reserved ids (SPM_VOCAB_SIZE).
     # Gives 223,155,456 params.
     'mlm_spm_base': dict(vocab_size=SPM_VOCAB_SIZE, max_seq_len=512),
 }
 # A laptop-sized model of the same design (the vocabulary is kept so the
 # tokenizer still fits): for tests and `--config=mlm_bytes:smoke`. For bytes
-# it is the golden tiny release model (../shared/golden/language_mlm_tiny).
+# it is the golden tiny release model (tests/golden_data/language_mlm_tiny).
 _SMOKE = dict(max_seq_len=64, d_model=32, num_latents=16, latent_channels=48,
               num_layers=2, num_heads=4, qk_channels=16, decoder_heads=4,
               decoder_qk_channels=16)
@@ -211,14 +209,9 @@ def param_shapes(config: Mapping[str, Any]):
   return jax.eval_shape(init, jax.random.PRNGKey(0), *_example_inputs(config))
 
 
-def count_params(tree) -> int:
-  """Total number of parameters in a tree of arrays or ShapeDtypeStructs."""
-  return sum(int(np.prod(leaf.shape)) for leaf in jax.tree.leaves(tree))
-
-
 def param_count(config: Mapping[str, Any]) -> int:
   """The MLM's parameter count, from jax.eval_shape (nothing allocated)."""
-  return count_params(param_shapes(config))
+  return hk.data_structures.tree_size(param_shapes(config))
 
 
 #  ------------------------------------------------------------
@@ -299,7 +292,7 @@ class TaskHead(hk.Module):
 class TaskTokens(hk.Module):
   """K learned input tokens prepended to the text ([P] §4.1 multitask).
 
-  DECISION: initialised like a new row of the `embed` table (hk.Embed's
+  DEVIATION ([P] silent): initialised like a new row of the `embed` table (hk.Embed's
   truncated normal, stddev 1), since they sit where token embeddings sit.
   """
 
@@ -327,8 +320,9 @@ def _query_decoder(config, num_queries, name='glue_decoder'):
   return perceiver.BasicDecoder(name=name, **kwargs)
 
 
-# Prefix renames for `init_from_release` that warm-start the new decoder's
-# cross-attention from the MLM decoder (DECISION: off by default).
+# Prefix renames for `checkpoint_io.merge_params` that warm-start the new
+# decoder's cross-attention from the MLM decoder (DEVIATION, [P] silent: off
+# by default).
 WARM_START_DECODER = {'basic_decoder/cross_attention':
                       'glue_decoder/cross_attention'}
 
@@ -338,7 +332,7 @@ WARM_START_DECODER = {'basic_decoder/cross_attention':
 
 
 def glue_classifier(config: Mapping[str, Any], num_labels: int):
-  """The GLUE fine-tuning model of [P] App. F.4 (PAPER.md §1 "Head").
+  """The GLUE fine-tuning model of [P] App. F.4.
 
   The pretrained embedding, input positions and encoder of `config` (module
   names as `builders.mlm`), then one new learned decoder query of E =
@@ -380,15 +374,15 @@ MULTITASK_VARIANTS = ('query', 'shared_token', 'task_tokens')
 def glue_num_labels() -> Dict[str, int]:
   """{task: L} for the 8 GLUE tasks of [P] (WNLI excluded; STS-B L = 1).
 
-  Imports perceiver.language.glue (and so TensorFlow) only when called.
+  Imports perceiver.tasks.language.glue_data (and so TensorFlow) only when called.
   """
-  from perceiver.language import glue  # pylint: disable=g-import-not-at-top
-  return {name: task.num_classes for name, task in glue.TASKS.items()}
+  from perceiver.tasks.language import glue_data  # pylint: disable=g-import-not-at-top
+  return {name: task.num_classes for name, task in glue_data.TASKS.items()}
 
 
 def glue_multitask(config: Mapping[str, Any], tasks: Mapping[str, int],
                    variant: str = 'query'):
-  """Multitask GLUE ([P] §4.1, Table 2; PAPER.md §1 "Multitask").
+  """Multitask GLUE ([P] §4.1, Table 2).
 
   Variants (K = number of tasks):
     'query':        K new learned decoder queries (`glue_decoder`) give
@@ -451,125 +445,3 @@ def glue_multitask(config: Mapping[str, Any], tasks: Mapping[str, int],
     return logits
 
   return forward
-
-
-#  ------------------------------------------------------------
-#  ------------  Warm start from a pretrained MLM  -------------
-#  ------------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class InitReport:
-  """What `init_from_release` did, by entry name 'module/param'."""
-  loaded: Tuple[str, ...]   # Copied from the checkpoint.
-  new: Tuple[str, ...]      # Kept from params_init (newly initialised).
-  unused: Tuple[str, ...]   # In the checkpoint, absent from the model.
-  renamed: Tuple[Tuple[str, str], ...] = ()  # (checkpoint name, model name).
-  num_loaded_params: int = 0
-  num_new_params: int = 0
-
-  def __str__(self):
-    lines = [f'Loaded {len(self.loaded)} entries '
-             f'({self.num_loaded_params:,} params); newly initialised '
-             f'{len(self.new)} ({self.num_new_params:,} params); '
-             f'{len(self.unused)} checkpoint entries unused.']
-    for title, names in (('newly initialised', self.new),
-                         ('unused', self.unused)):
-      if names:
-        lines.append(f'  {title}:')
-        lines += [f'    {n}' for n in names]
-    if self.renamed:
-      lines.append('  renamed:')
-      lines += [f'    {a} -> {b}' for a, b in self.renamed]
-    return '\n'.join(lines)
-
-
-def _rename_module(module: str, rename: Mapping[str, str]) -> str:
-  """Applies the longest matching module-path prefix of `rename`."""
-  for old in sorted(rename, key=len, reverse=True):
-    if module == old or module.startswith(old + '/'):
-      return rename[old] + module[len(old):]
-  return module
-
-
-def _is_scanned(tree: Mapping[str, Any]) -> bool:
-  return any(f'/{perceiver.SCAN_NAME}/' in m for m in tree)
-
-
-def init_from_release(params_init: Mapping[str, Mapping[str, Any]],
-                      release_params: Mapping[str, Mapping[str, Any]],
-                      rename: Optional[Mapping[str, str]] = None):
-  """Copies a pretrained checkpoint into a fine-tuning model's params.
-
-  Every checkpoint entry whose (renamed) path exists in the model with the
-  same shape is copied (cast to the model's dtype); the rest of the model
-  keeps `params_init`. Scanned and unrolled encoder layouts are converted
-  either way (`perceiver.to_release_layout` / `from_release_layout`).
-
-  Args:
-    params_init: the fine-tuning model's freshly initialised params
-      `{module: {name: array}}` from `init`. ShapeDtypeStructs (from
-      `jax.eval_shape`) also work, e.g. to read the report before
-      allocating; the new entries then stay ShapeDtypeStructs.
-    release_params: the pretrained params, e.g. from
-      `checkpoint_io.load_params('language_perceiver_io_bytes.pickle')[0]`.
-    rename: optional {checkpoint module prefix: model module prefix}, e.g.
-      `WARM_START_DECODER`.
-
-  Returns:
-    (params with the same structure as params_init, InitReport).
-
-  Raises:
-    CheckpointMismatchError: an entry present in both has different shapes
-      (names every one), or nothing at all was loaded.
-  """
-  rename = dict(rename or {})
-  ckpt = {m: dict(v) for m, v in release_params.items()}
-  if _is_scanned(params_init) and not _is_scanned(ckpt):
-    ckpt = perceiver.from_release_layout(ckpt)
-  elif _is_scanned(ckpt) and not _is_scanned(params_init):
-    ckpt = perceiver.to_release_layout(ckpt)
-
-  source = {}  # (model module, name) -> (checkpoint name, value)
-  renamed = []
-  for module, leaves in ckpt.items():
-    target = _rename_module(module, rename)
-    if target != module:
-      renamed.append((module, target))
-    for name, value in leaves.items():
-      source[(target, name)] = (f'{module}/{name}', value)
-
-  params, loaded, new, mismatched = {}, [], [], []
-  num_loaded = num_new = 0
-  for module, leaves in params_init.items():
-    params[module] = {}
-    for name, init in leaves.items():
-      entry = f'{module}/{name}'
-      if (module, name) not in source:
-        params[module][name] = init
-        new.append(entry)
-        num_new += int(np.prod(init.shape))
-        continue
-      ckpt_name, value = source.pop((module, name))
-      if tuple(np.shape(value)) != tuple(init.shape):
-        mismatched.append((entry if ckpt_name == entry else
-                           f'{ckpt_name} -> {entry}', tuple(np.shape(value)),
-                           tuple(init.shape)))
-        continue
-      params[module][name] = jnp.asarray(value, dtype=init.dtype)
-      loaded.append(entry)
-      num_loaded += int(np.prod(init.shape))
-  if mismatched:
-    raise checkpoint_io.CheckpointMismatchError(
-        'pretrained params shared with the fine-tuning model', [], [],
-        sorted(mismatched))
-  if not loaded:
-    raise checkpoint_io.CheckpointMismatchError(
-        'pretrained params (no entry matched the fine-tuning model by name)',
-        [], sorted((f'{m}/{n}', tuple(np.shape(v[1])))
-                   for (m, n), v in source.items()), [])
-  unused = sorted(name for name, _ in source.values())
-  return params, InitReport(
-      loaded=tuple(sorted(loaded)), new=tuple(sorted(new)),
-      unused=tuple(unused), renamed=tuple(sorted(set(renamed))),
-      num_loaded_params=num_loaded, num_new_params=num_new)

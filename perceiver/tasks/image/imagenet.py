@@ -8,7 +8,7 @@ the JPEG crop window), bicubic resize to 224, random flip, RandAugment
 (4 layers, magnitude 5), mean/std normalisation; then per batch MixUp
 (alpha 0.2) on the first half and CutMix (uniform box area) on the second
 half ([code]; [P] says only "CutMix with a ratio of 0.2"). Label smoothing
-0.1 is applied in the loss (perceiver.train.tasks).
+0.1 is applied in the loss (perceiver.tasks.image.task).
 Eval: center crop of 224/256 of the shorter side (with the crop window
 decoded from the JPEG), bicubic resize to 224, normalisation.
 
@@ -23,7 +23,7 @@ import ml_collections
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from perceiver.data import randaugment as randaugment_lib
+from perceiver.tasks.image import randaugment as randaugment_lib
 
 MEAN_RGB = (0.485 * 255, 0.456 * 255, 0.406 * 255)
 STDDEV_RGB = (0.229 * 255, 0.224 * 255, 0.225 * 255)

@@ -1,6 +1,6 @@
 """MLM pretraining data through tf.data ([P] §4.1, App F.3).
 
-PAPER.md §1 "MLM pretraining": C4 (70%) and English Wikipedia (30%) of
+[P] §4.1, App. F.3: C4 (70%) and English Wikipedia (30%) of
 training tokens; 10 documents concatenated, cropped to 2048 bytes or 512 SPM
 tokens; whole-word masking with p = 0.15 (see `masking`).
 
@@ -33,8 +33,8 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from perceiver.language import masking
-from perceiver.language import tfds_builders
+from perceiver.tasks.language import masking
+from perceiver.tasks.language import tfds_builders
 
 C4_NAME = 'c4/en:3.1.0'
 WIKIPEDIA_NAME = 'wikipedia/20230601.en'

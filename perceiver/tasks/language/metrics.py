@@ -1,6 +1,6 @@
 """GLUE metrics in numpy ([P] §4.1, App F.4, Table 14).
 
-PAPER.md §1: MCC for CoLA, Pearson for STS-B, accuracy otherwise; WNLI
+[P] App. F.4, Table 14: MCC for CoLA, Pearson for STS-B, accuracy otherwise; WNLI
 excluded; MNLI matched/mismatched averaged into one task for the average.
 The GLUE benchmark also reports F1 for MRPC/QQP and Spearman for STS-B;
 `glue_metrics` returns those too, but the task `score` (used by

@@ -99,7 +99,7 @@ def get_builder(name: str, data_dir: Optional[str]) -> tfds.core.DatasetBuilder:
   atomic write of the version directory.
   """
   if name != 'embedded_mnist':
-    raise ValueError(f'perceiver.data.mnist builds "embedded_mnist", not '
+    raise ValueError(f'perceiver.tasks.image.mnist builds "embedded_mnist", not '
                      f'"{name}"; set config.input.name = "embedded_mnist".')
   builder = EmbeddedMnist(data_dir=data_dir)
   if not builder.is_prepared():

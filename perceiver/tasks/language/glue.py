@@ -4,7 +4,7 @@ Shapes: B batch (per device inside the step), T sequence length, L labels
 of a task (1 for the STS-B regression), G eval groups (tasks + 1), C = 3
 (the most classes of any task).
 
-Models (perceiver.language.models): one task, `glue_classifier` (one learned
+Models (perceiver.tasks.language.models): one task, `glue_classifier` (one learned
 decoder query, 2-layer tanh MLP head); several tasks
 (`config.input.glue_tasks`), `glue_multitask` with `config.model.multitask`
 in ('query', 'shared_token', 'task_tokens'), one output per task. The
@@ -17,14 +17,14 @@ Losses ([P] silent on all of these; each is a choice made here):
     squared error (no scaling);
   * multitask: every example trains only its own task's head; the batch
     loss is the mean over the examples of the mix that
-    `config.input.multitask_sampling` draws (PAPER.md: UNCONFIRMED).
+    `config.input.multitask_sampling` draws ([P] silent).
 
-Metrics ([P] F.4, PAPER.md §1 "Metrics"): MCC for CoLA, Pearson for STS-B,
+Metrics ([P] App. F.4, Table 14): MCC for CoLA, Pearson for STS-B,
 accuracy otherwise (F1 reported too for MRPC/QQP); MNLI matched and
 mismatched are separate groups and their mean is MNLI's score. Eval sums are
 confusion matrices and regression moments, so they add over devices and
 batches exactly; `finalize_eval` gives the same numbers as
-`perceiver.language.metrics.glue_metrics` on the concatenated predictions
+`perceiver.tasks.language.metrics.glue_metrics` on the concatenated predictions
 (tested). 'score' is the task's score (single task) or the mean over tasks
 (multitask; the paper's GLUE average when all 8 are present).
 """
@@ -37,17 +37,21 @@ import ml_collections
 import numpy as np
 import optax
 
-from perceiver.language import glue as glue_lib
-from perceiver.language import metrics as metrics_lib
-from perceiver.language import models
-from perceiver.language.tasks import data
-from perceiver.language.tasks import example_batch  # pylint: disable=unused-import
-from perceiver.language.tasks import init_from  # pylint: disable=unused-import
-from perceiver.language.tasks import mlm_kwargs
-from perceiver.language.tasks import model_args  # pylint: disable=unused-import
+from perceiver.tasks.language import glue_data as glue_lib
+from perceiver.tasks.language import metrics as metrics_lib
+from perceiver.tasks.language import models
+from perceiver.tasks.language import data
+from perceiver.tasks.language import mlm
+# GLUE fine-tunes the MLM's trunk: the same options, input keys, data
+# preparation and init batch.
+from perceiver.tasks.language.mlm import default_input_config  # pylint: disable=unused-import
+from perceiver.tasks.language.mlm import default_task_config  # pylint: disable=unused-import
+from perceiver.tasks.language.mlm import example_batch  # pylint: disable=unused-import
+from perceiver.tasks.language.mlm import prepare_data  # pylint: disable=unused-import
 
 C = 3  # the most classes of any GLUE task (MNLI)
 MISMATCHED = 'mnli_mismatched'
+
 
 def train_iterator(config, **kwargs):
   """This process's batches {inputs, input_mask [B_p, T], label, task_id}."""
@@ -71,16 +75,23 @@ def _multitask(config) -> str:
 
 
 def make_model(config: ml_collections.ConfigDict) -> hk.TransformedWithState:
-  """forward(inputs [B, T], input_mask [B, T], *, is_training) -> logits
-  [B, L] ([B] for STS-B), or {task: logits} for multitask."""
-  kwargs = mlm_kwargs(config)
+  """forward(batch, *, is_training) -> logits [B, L] ([B] for STS-B), or
+  {task: logits} for multitask, of batch['inputs'] [B, T] and
+  batch['input_mask'] [B, T]."""
+  kwargs = mlm.trunk_kwargs(config)
   tasks = _tasks(config)
   variant = _multitask(config)
   if variant:
     num_labels = {t: glue_lib.TASKS[t].num_classes for t in tasks}
-    forward = models.glue_multitask(kwargs, num_labels, variant)
+    classifier = models.glue_multitask(kwargs, num_labels, variant)
   else:
-    forward = models.glue_classifier(kwargs, glue_lib.TASKS[tasks[0]].num_classes)
+    classifier = models.glue_classifier(
+        kwargs, glue_lib.TASKS[tasks[0]].num_classes)
+
+  def forward(batch, *, is_training):
+    return classifier(batch['inputs'], batch['input_mask'],
+                      is_training=is_training)
+
   return hk.transform_with_state(forward)
 
 

@@ -2,7 +2,7 @@
 import numpy as np
 import tensorflow_datasets as tfds
 
-from perceiver.data import mnist
+from perceiver.tasks.image import mnist
 
 
 def test_builder_splits_and_pixels_match_the_pickle(mnist_data_dir):

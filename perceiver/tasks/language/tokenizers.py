@@ -1,6 +1,6 @@
 """Tokenizers for Perceiver IO language experiments ([P] §4.1, Table 11).
 
-PAPER.md §1: the bytes models read raw UTF-8 (vocabulary 262 in the release:
+[P] §4.1, Table 11: the bytes models read raw UTF-8 (vocabulary 262 in the release:
 PAD 0, BOS 1, EOS 2, MASK 3, CLS 4, SEP 5, then byte b at id b + 6); the
 "Base" models read a 32k SentencePiece (SPM) unigram vocabulary.
 
@@ -11,7 +11,7 @@ Both tokenizers here share one interface, `Tokenizer`:
   decode(ids) -> text
   vocab_size, pad_id, bos_id, eos_id, mask_id, cls_id, sep_id
 
-`word_ids` drive whole-word masking (`perceiver.language.masking`): a word is
+`word_ids` drive whole-word masking (`perceiver.tasks.language.masking`): a word is
 a maximal run of non-whitespace characters (Python `str.split()`), words are
 numbered 0, 1, ... in order, and a token gets the number of the word it
 overlaps, or -1 if it holds whitespace only.
@@ -157,7 +157,7 @@ class ByteTokenizer(Tokenizer):
     if ours != theirs:
       raise RuntimeError(
           f'perceiver.bytes_tokenizer special ids {theirs} differ from the '
-          f'ids {ours} this module assumes; update perceiver/language.')
+          f'ids {ours} this module assumes; update perceiver/tasks/language.')
 
   @property
   def name(self) -> str:
@@ -390,7 +390,7 @@ def make_tokenizer(kind: str,
       raise ValueError(
           "make_tokenizer: kind='sentencepiece' needs `sentencepiece_model`, "
           'the path of a model saved from train_sentencepiece(); train one '
-          'with perceiver.language.tokenizers.train_sentencepiece.')
+          'with perceiver.tasks.language.tokenizers.train_sentencepiece.')
     return SentencePieceTokenizer.from_file(sentencepiece_model)
   raise ValueError(
       f"make_tokenizer: `kind` must be 'bytes' or 'sentencepiece', got {kind!r}.")
