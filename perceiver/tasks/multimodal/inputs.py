@@ -65,7 +65,7 @@ def to_int16(audio: np.ndarray) -> np.ndarray:
 def preprocess(num_classes: int) -> Callable[[dict, tf.Tensor], dict]:
   """fn(features, seed) -> {'video', 'audio', 'label'} (see module doc).
 
-  No augmentation ([P] names none; UNCONFIRMED in PAPER.md): the same for
+  No augmentation ([P] names none): the same for
   training and evaluation, so `seed` is unused.
   """
   def fn(features, seed):

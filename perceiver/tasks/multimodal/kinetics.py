@@ -27,8 +27,7 @@ labels (700 for the full dataset). Videos missing from disk or that FFmpeg
 cannot decode are skipped and counted in the build log (every Kinetics copy
 misses some); a video without an audio track keeps silent audio and
 `has_audio` False.
-DEVIATION: [P] does not say how windows are sampled (UNCONFIRMED in
-PAPER.md); the windows are fixed at build time so that the TFRecords stay
+DEVIATION: [P] does not say how windows are sampled; the windows are fixed at build time so that the TFRecords stay
 small (about 250 KB a window), instead of a new random window every epoch.
 """
 import collections

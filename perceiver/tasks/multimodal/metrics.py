@@ -7,7 +7,7 @@ Loss ([P] App. I): 0.03 * L1(video) + 1 * L1(audio) + 1e-4 * CE(label),
 each L1 the mean absolute error over the decoded values, CE the mean softmax
 cross-entropy; the weights are task options.
 
-PSNR. Range convention (the paper states none; UNCONFIRMED in PAPER.md):
+PSNR. Range convention (the paper states none; chosen here):
 PSNR = 10 log10(R^2 / MSE) with R the range of the data: video in [0, 1]
 (R = 1), audio in [-1, 1] (R = 2), as skimage's `peak_signal_noise_ratio`
 does for float data. Predictions are clipped to that range first (a

@@ -4,7 +4,7 @@ Shapes: B batch (per device inside the step), T frames, S image side,
 N_a audio samples, O_px / O_a pixel / audio-patch queries per example,
 K classes.
 
-[P] §4.3, App. I, Table 4 (facts in ../shared/PAPER.md §3). The model is
+[P] §4.3, App. I, Table 4. The model is
 `perceiver.builders.video_autoencoder` (`config.model` is its keyword
 arguments; `config.scan_layers` / `config.remat` reach its encoder).
   * Training decodes, per example, O_px = 512 random pixels, the audio
