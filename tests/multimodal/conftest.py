@@ -4,7 +4,7 @@ once per session, about 5 s) and the shared compilation cache."""
 import pytest
 
 # pylint: disable=unused-import
-from tests.training_fixtures import compilation_cache, load_experiment
+from tests.training_fixtures import compilation_cache, experiment
 
 
 @pytest.fixture(scope='session')
