@@ -104,6 +104,12 @@ def test_per_example_queries_equal_one_example_at_a_time():
           v, a, s, is_training=False, label=l))
   ref, _ = jax.jit(released.apply)(params, state, None, video, audio, every,
                                    label)
+  # The explicit mask still draws the release's mask key: the seeded init
+  # is the release's (tests/test_golden.py checks that one against the
+  # release).
+  released_params, _ = jax.jit(released.init)(
+      jax.random.PRNGKey(0), video, audio, every, label)
+  jax.tree.map(np.testing.assert_array_equal, params, released_params)
   masked = apply(video, audio, every, np.zeros_like(label), np.ones(3, bool))
   unmasked = apply(video, audio, every, label, np.zeros(3, bool))
   np.testing.assert_allclose(masked['label'], ref['label'], rtol=1e-5,
