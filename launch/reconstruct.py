@@ -27,6 +27,7 @@ from ml_collections import config_flags
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from perceiver.tasks.multimodal import reconstruct  # pylint: disable=g-import-not-at-top,wrong-import-position
+from perceiver.train import logs  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _CONFIG = config_flags.DEFINE_config_file(
@@ -51,6 +52,7 @@ flags.mark_flags_as_required(['checkpoint', 'video', 'output'])
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  logs.configure()  # the project's lines and every warning
   report = reconstruct.run(
       _CONFIG.value, _CHECKPOINT.value, _VIDEO.value, _OUTPUT.value,
       step=_STEP.value, start=_START.value, num_clips=_NUM_CLIPS.value,
