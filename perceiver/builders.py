@@ -16,6 +16,7 @@ colabs, and the parameter trees match the six released checkpoints
   video_autoencoder  Kinetics audio+video+label ([P] §4.3); `full_outputs=True`
                      decodes all 802,816 + 1,920 + 1 outputs in one call.
 """
+import functools
 import itertools
 from typing import Any, Callable, Mapping, Optional, Sequence
 
@@ -222,17 +223,23 @@ def video_autoencoder(*, num_frames: int = 16, image_size: int = 224,
 
   Defaults are the released model. Returns
     forward(images [B, T, H, W, 3], audio [B, N_a, 1], subsampling, *,
-            is_training, label=None, full_outputs=False, chunks=128)
+            is_training, label=None, label_mask=None, full_outputs=False,
+            chunks=128)
   -> {'image': ..., 'audio': ..., 'label': [B, K]}.
 
   `subsampling` = {'image': flat pixel indices, 'audio': flat audio-patch
-  indices}: decode only those outputs (training; [P] App. I decodes 512
-  pixels and patches per example). With `full_outputs=True` every output is
+  indices}, each [O] (one set for the batch, as in the release) or [B, O]
+  (one set per example): decode only those outputs (training; [P] App. I
+  decodes 512 pixels and the audio for 512 samples per example); the outputs
+  are then image [B, O, 3] and audio [B, O * samples_per_patch]. With
+  `full_outputs=True` every output is
   decoded in one call: the encoder runs once and the decoder maps over
   `chunks` slices of the queries with `hk.map`, so memory is bounded by one
   chunk (the colab loops 128 times in Python). The label input defaults to
   zeros, masked out with probability `label_mask_prob` (1.0 at evaluation,
-  so the label is predicted; [P] uses 0.5 in training).
+  so the label is predicted; [P] uses 0.5 in training). `label_mask` ([B]
+  bool) instead says which examples' label input is masked, so that a
+  training loop can draw the masks with its data.
   """
   n_audio = num_frames * audio_samples_per_frame
   n_audio_patches = n_audio // samples_per_patch
@@ -312,34 +319,44 @@ def video_autoencoder(*, num_frames: int = 16, image_size: int = 224,
       raise ValueError(f'video_autoencoder expects mono audio [B, {n_audio}, '
                        f'1]; got {tuple(audio.shape)}.')
 
+  def with_label_mask(prep, label_mask, batch):
+    if label_mask is None:
+      return prep
+    if tuple(np.shape(label_mask)) != (batch,):
+      raise ValueError(f'label_mask must be [B] = [{batch}] bool; got shape '
+                       f'{tuple(np.shape(label_mask))}.')
+    return functools.partial(prep, masks={'label': label_mask[:, None]})
+
   def forward(images, audio, subsampling=None, *, is_training, label=None,
-              full_outputs=False, chunks=128):
+              label_mask=None, full_outputs=False, chunks=128):
     check(images, audio)
     batch = images.shape[0]
     if label is None:
       label = jnp.zeros((batch, num_classes), images.dtype)
     inputs = {'image': images, 'audio': audio, 'label': label}
     if full_outputs:
-      return _decode_all(build, inputs, batch, is_training, chunks)
+      return _decode_all(build, inputs, batch, is_training, chunks, label_mask)
     if subsampling is None or set(subsampling) - {'label'} != {'image', 'audio'}:
       raise ValueError("video_autoencoder needs subsampling={'image': "
                        "indices, 'audio': indices} or full_outputs=True.")
     points = {'image': subsampling['image'], 'audio': subsampling['audio']}
-    sizes = {'audio': len(points['audio']), 'image': len(points['image']),
-             'label': 1}
+    sizes = {'audio': np.shape(points['audio'])[-1],
+             'image': np.shape(points['image'])[-1], 'label': 1}
     prep, enc, dec, post = build(sizes)
+    prep = with_label_mask(prep, label_mask, batch)
     model = perceiver.Perceiver(input_preprocessor=prep, encoder=enc,
                                 decoder=dec, output_postprocessor=post)
     return model(inputs, is_training=is_training,
                  subsampled_output_points=points)
 
-  def _decode_all(build, inputs, batch, is_training, chunks):
+  def _decode_all(build, inputs, batch, is_training, chunks, label_mask):
     num_pixels = int(np.prod(image_grid))
     if num_pixels % chunks or n_audio_patches % chunks:
       raise ValueError(f'chunks={chunks} must divide both {num_pixels} pixels '
                        f'and {n_audio_patches} audio patches.')
     pix, aud = num_pixels // chunks, n_audio_patches // chunks
     prep, enc, dec, post = build({'audio': aud, 'image': pix, 'label': 1})
+    prep = with_label_mask(prep, label_mask, batch)
     # Encode once (the same modules Perceiver.__call__ would run).
     x, modality_sizes, without_pos = prep(inputs, is_training=is_training,
                                           network_input_is_1d=True)
