@@ -116,6 +116,7 @@ def make_train_step(model: hk.TransformedWithState,
     # psum), and the pmean below would then leave D times the mean: the
     # gradient of a per-device copy marked as varying is that device's own,
     # so the pmean averages. (Under pmap the cast changes nothing.)
+    # tests/train/test_task_interface.py compares the gradients themselves.
     local = jax.lax.pcast(ts.params, AXIS, to='varying')
     grads, (new_state, metrics) = jax.grad(loss_fn, has_aux=True)(local)
     grads = jax.lax.pmean(grads, AXIS)
@@ -177,16 +178,10 @@ class _Runner:
     if self.mode == 'shard_map':
       # The batch travels as (split entries, shared entries): in_specs are
       # pytree prefixes, P(AXIS) for every split leaf, P() for shared ones.
-      # check_vma=False: with it on, jax.grad of the replicated parameters
-      # already sums the per-device gradients (the transpose of their
-      # implicit broadcast), and the step's pmean would then leave the SUM
-      # over devices, a gradient scaled by the device count (as pmap does,
-      # the step reduces explicitly; tests/train/test_task_interface.py).
       self.train_step = jax.jit(
           jax.shard_map(lambda ts, split, shared: train_step(
               ts, _join(split, shared)), mesh=self.mesh,
-                        in_specs=(P(), P(AXIS), P()), out_specs=(P(), P()),
-                        check_vma=False),
+                        in_specs=(P(), P(AXIS), P()), out_specs=(P(), P())),
           donate_argnums=0)
       self.eval_step = jax.jit(jax.shard_map(
           lambda params, state, split, shared: eval_step(
