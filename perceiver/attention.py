@@ -69,7 +69,18 @@ def attend(q, k, v, dropout_prob=0.0, attention_mask=None, *,
       raise ValueError(
           'Chunked attention does not support attention dropout; set '
           'q_chunk_size=kv_chunk_size=None or dropout_prob=0.')
-    out = _attend_chunked(q, k, v, attention_mask, q_chunk_size, kv_chunk_size)
+    for name, size in (('q_chunk_size', q_chunk_size),
+                       ('kv_chunk_size', kv_chunk_size)):
+      if size is not None and size <= 0:
+        raise ValueError(f'{name} must be positive or None; got {size}.')
+    if (q_chunk_size or q_len) >= q_len and (kv_chunk_size or kv_len) >= kv_len:
+      # One chunk each way (e.g. the encoder's chunk sizes, sized for its
+      # cross-attention, on the much shorter latent self-attention): the
+      # chunk loops would only add work.
+      out = _attend_dense(q, k, v, 0.0, attention_mask)
+    else:
+      out = _attend_chunked(q, k, v, attention_mask, q_chunk_size,
+                            kv_chunk_size)
   out = jnp.reshape(out, [batch, q_len, num_heads * v.shape[-1]])
   if attention_mask is not None:
     # A query that may attend to nothing would otherwise get a uniform
@@ -113,9 +124,6 @@ def _attend_chunked(q, k, v, attention_mask, q_chunk_size, kv_chunk_size):
   kv_len, v_dim = k.shape[1], v.shape[-1]
   cq = min(q_chunk_size or q_len, q_len)
   ckv = min(kv_chunk_size or kv_len, kv_len)
-  if cq <= 0 or ckv <= 0:
-    raise ValueError(f'Chunk sizes must be positive; got q_chunk_size='
-                     f'{q_chunk_size}, kv_chunk_size={kv_chunk_size}.')
   nq, nkv = -(-q_len // cq), -(-kv_len // ckv)
   q_pad, kv_pad = nq * cq, nkv * ckv
 
