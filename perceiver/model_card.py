@@ -63,9 +63,11 @@ RELEASE_SPECS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)),
 #  ------------------------------------------------------------
 
 VIDEO_KEYS = ('num_frames', 'image_size', 'fourier_image_resolution',
-               'audio_samples_per_frame', 'samples_per_patch', 'num_classes',
-               'z_index_dim', 'num_z_channels', 'num_self_attends_per_block',
-               'decoder_channels', 'audio_num_bands', 'image_num_bands')
+              'audio_samples_per_frame', 'samples_per_patch', 'num_classes',
+              'z_index_dim', 'num_z_channels', 'num_self_attends_per_block',
+              'decoder_channels', 'audio_num_bands', 'image_num_bands')
+# Optional builders.video_autoencoder kwargs a spec may carry.
+VIDEO_OPTIONAL_KEYS = ('spatial_downsample', 'label_mask_prob')
 
 
 def build_image_classifier(spec: Spec, **encoder_overrides) -> Forward:
@@ -75,7 +77,8 @@ def build_image_classifier(spec: Spec, **encoder_overrides) -> Forward:
       input_preprocessor=cfg['input_preprocessor'],
       encoder=dict(cfg['encoder'], **encoder_overrides),
       decoder=cfg.get('decoder'),
-      projection_decoder=cfg.get('projection_decoder', False))
+      projection_decoder=cfg.get('projection_decoder', False),
+      input_channels=spec.get('input_channels', 3))
 
 
 def build_mlm(spec: Spec, **encoder_overrides) -> Forward:
@@ -94,14 +97,19 @@ def build_optical_flow(spec: Spec, **encoder_overrides) -> Forward:
                                  builders.FLOW_SCALE_FACTOR))
 
 
-def _video_autoencoder(spec: Spec, encoder_overrides):
-  return builders.video_autoencoder(encoder_kwargs=encoder_overrides or None,
-                                    **{k: spec[k] for k in VIDEO_KEYS})
+def video_autoencoder(spec: Spec, **encoder_overrides):
+  """builders.video_autoencoder of a spec (its encoder/decoder kwargs too)."""
+  kwargs = {k: spec[k] for k in VIDEO_KEYS}
+  kwargs.update({k: spec[k] for k in VIDEO_OPTIONAL_KEYS if k in spec})
+  encoder = dict(spec.get('encoder_kwargs') or {}, **encoder_overrides)
+  return builders.video_autoencoder(encoder_kwargs=encoder or None,
+                                    decoder_kwargs=spec.get('decoder_kwargs'),
+                                    **kwargs)
 
 
 def build_video_subsampled(spec: Spec, **encoder_overrides) -> Forward:
   """The autoencoder decoding only the spec's subsampled outputs."""
-  fwd = _video_autoencoder(spec, encoder_overrides)
+  fwd = video_autoencoder(spec, **encoder_overrides)
   subsampling = {'image': np.asarray(spec['subsampling_image']),
                  'audio': np.asarray(spec['subsampling_audio'])}
 
@@ -115,7 +123,7 @@ def build_video_train_decode(spec: Spec, **encoder_overrides) -> Forward:
   """The autoencoder decoding [P]'s training outputs: 512 pixels, 512 audio
   patches and the label (App. I; whether "512 audio samples" are patches is
   the paper is silent). Which points are decoded does not change the FLOPs."""
-  fwd = _video_autoencoder(spec, encoder_overrides)
+  fwd = video_autoencoder(spec, **encoder_overrides)
   n_audio_patches = (spec['num_frames'] * spec['audio_samples_per_frame']
                      // spec['samples_per_patch'])
   n_pixels = spec['num_frames'] * spec['image_size'] ** 2
@@ -135,7 +143,7 @@ def build_video_full_decode(spec: Spec, **encoder_overrides) -> Forward:
   analysis (which counts a loop body once) sees all of it. Only lowered,
   never run: memory is not a concern here.
   """
-  fwd = _video_autoencoder(spec, encoder_overrides)
+  fwd = video_autoencoder(spec, **encoder_overrides)
 
   def forward(images, audio, *, is_training):
     return fwd(images, audio, is_training=is_training, full_outputs=True,

@@ -46,6 +46,30 @@ def load_npz(name):
   return params, state, inputs, outputs
 
 
+def load_init(family):
+  """-> params exactly as the release's init(PRNGKey(0), ...) returned them,
+  from `<family>_tiny_init.npz` (keys `init:<module>|<name>`)."""
+  data = np.load(os.path.join(GOLDEN_DIR, family + '_tiny_init.npz'))
+  params = {}
+  for key in data.files:
+    kind, rest = key.split(':', 1)
+    if kind != 'init':
+      raise ValueError(f'Unexpected key {key!r} in {family}_tiny_init.npz.')
+    module, leaf = rest.split('|')
+    params.setdefault(module, {})[leaf] = data[key]
+  return params
+
+
+def assert_params_identical(got, want):
+  """The same tree and every leaf bit for bit (dtype and value)."""
+  assert manifest(got) == manifest(want)
+  for module, leaves in want.items():
+    for name, value in leaves.items():
+      np.testing.assert_array_equal(
+          np.asarray(got[module][name]), np.asarray(value),
+          err_msg=f'{module}|{name} differs', strict=True)
+
+
 def manifest(tree):
   return {m: {k: list(np.shape(v)) for k, v in leaves.items()}
           for m, leaves in tree.items()}

@@ -29,7 +29,32 @@ class OwnInfoFilter(logging.Filter):
     return os.path.abspath(record.pathname).startswith(_OWN_DIRS)
 
 
-_FILTER = OwnInfoFilter()
+# Library warnings that describe intended use, not a problem, dropped too:
+#   * Orbax, on a checkpoint saved between evals: the best-checkpoint policy
+#     ranks only checkpoints saved with an eval metric, by design;
+#   * Orbax, on every read-only manager (evaluate, export);
+#   * Orbax, reading the item metadata of a step for a target-less restore.
+BENIGN_LIBRARY_WARNINGS = (
+    'Requested `tracked_metric`; did not provide metrics.',
+    'Given directory is read only',
+    'Metadata file does not exist:',
+)
+
+
+class QuietFilter(OwnInfoFilter):
+  """OwnInfoFilter, and the benign library warnings dropped as well."""
+
+  def filter(self, record: logging.LogRecord) -> bool:
+    if not super().filter(record):
+      return False
+    if record.levelno == logging.WARNING and not os.path.abspath(
+        record.pathname).startswith(_OWN_DIRS):
+      message = record.getMessage()
+      return not any(m in message for m in BENIGN_LIBRARY_WARNINGS)
+    return True
+
+
+_FILTER = QuietFilter()
 
 
 def configure(show_library_logs: bool = False) -> None:
