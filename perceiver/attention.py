@@ -162,10 +162,15 @@ def _attend_chunked(q, k, v, attention_mask, q_chunk_size, kv_chunk_size):
 
   def one_q_chunk(args):
     q_chunk, m_q = args  # [B, cq, H, D], [B, cq, nkv, ckv] or None
-    init = (jnp.full((batch, num_heads, cq), -jnp.inf, jnp.float32),
-            jnp.zeros((batch, num_heads, cq), jnp.float32),
-            jnp.zeros((batch, cq, num_heads, v_dim), jnp.float32))
     m_kv = None if m_q is None else jnp.moveaxis(m_q, 2, 0)  # [nkv,B,cq,ckv]
+    # A zero made from every input: inside `jax.shard_map` the initial
+    # carry then varies over the mesh axes the inputs vary over, as the
+    # scan's output carry does (a constant init would not).
+    zero = sum(jnp.zeros_like(jnp.ravel(x)[:1], jnp.float32)
+               for x in (q_chunk, k, v, m_kv) if x is not None)
+    stats = jnp.broadcast_to(zero, (batch, num_heads, cq))
+    init = (stats - jnp.inf, stats,
+            jnp.broadcast_to(zero, (batch, cq, num_heads, v_dim)))
     (_, total, acc), _ = jax.lax.scan(
         lambda c, x: fold_kv_chunk(c, (q_chunk,) + x), init,
         (k, v, m_kv))

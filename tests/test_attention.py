@@ -65,6 +65,28 @@ def test_chunked_gradients_equal_dense():
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
 
 
+def test_chunked_attention_runs_inside_shard_map():
+  """The trainer's step runs under jax.shard_map over a batch mesh: the
+  chunk loops' carries must vary over it like their inputs (a constant
+  initial carry is a scan type error there)."""
+  from jax.sharding import Mesh, NamedSharding, PartitionSpec as P  # pylint: disable=g-import-not-at-top,g-multiple-import
+  mesh = Mesh(np.asarray(jax.devices()[:2]), ('batch',))
+  q, k, v, mask = _qkv(3)
+  args = [jax.device_put(x, NamedSharding(mesh, P('batch')))
+          for x in (q, k, v, mask)]
+
+  def grads(q, k, v, mask, **chunks):
+    loss = lambda *a: jnp.sum(perceiver.attend(*a, attention_mask=mask,
+                                               **chunks) ** 2)
+    return jax.grad(loss, argnums=(0, 1, 2))(q, k, v)
+
+  sharded = jax.jit(jax.shard_map(
+      lambda *a: grads(*a, q_chunk_size=8, kv_chunk_size=16), mesh=mesh,
+      in_specs=P('batch'), out_specs=P('batch')))(*args)
+  for got, want in zip(sharded, grads(q, k, v, mask)):
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
 def test_chunked_attention_does_not_build_the_full_matrix():
   """The compiled chunked kernel needs far less temporary memory."""
   q = jnp.zeros((1, 4096, 1, 16))
