@@ -37,6 +37,48 @@ def test_every_experiment_trains_on_the_fast_path(name):
                    for k in config_lib.CHUNK_KEYS)
 
 
+def test_lamb_takes_its_trust_ratio_per_scanned_layer():
+  """LAMB's ||param|| / ||update|| is per leaf; a scanned stack's leaves
+  hold every layer, so the project's LAMB takes it per layer: the update of
+  a stacked tree is the stacked update of the release's per-layer tree, and
+  on an unscanned tree it is optax.lamb's, bit for bit."""
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  import optax  # pylint: disable=g-import-not-at-top
+  from perceiver.train import optim  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(0)
+  enc = 'perceiver_encoder/~/self_attention'
+  # Layers of very different sizes: one shared ratio would be far off.
+  per_layer = {f'{enc}{s}/attention/linear': {
+      'w': jnp.asarray(rng.normal(size=(4, 4)) * scale, jnp.float32),
+      'b': jnp.zeros((4,), jnp.float32)}
+               for s, scale in (('', 1.0), ('_1', 30.0))}
+  per_layer['classifier/linear'] = {
+      'w': jnp.asarray(rng.normal(size=(4, 3)), jnp.float32)}
+  grads = jax.tree.map(
+      lambda x: jnp.asarray(rng.normal(size=x.shape), jnp.float32), per_layer)
+  cfg = config_lib.base_config().optimizer
+  cfg.name, cfg.weight_decay, cfg.clip_global_norm = 'lamb', 0.1, 0.0
+  tx = optim.make_optimizer(cfg, optax.constant_schedule(1e-2))
+
+  def update(params, g):
+    return tx.update(g, tx.init(params), params)[0]
+
+  want = update(per_layer, grads)
+  stacked = perceiver_lib.from_release_layout
+  assert perceiver_lib.is_scanned(stacked(per_layer))
+  got = perceiver_lib.to_release_layout(update(stacked(per_layer),
+                                               stacked(grads)))
+  for module in want:
+    for name in want[module]:
+      np.testing.assert_allclose(got[module][name], want[module][name],
+                                 rtol=1e-6, atol=1e-9, err_msg=module)
+  reference = optax.lamb(1e-2, eps=cfg.eps, weight_decay=0.1,
+                         mask=lambda p: optim.decay_mask(
+                             p, decay_pos_embeddings=True))
+  ref = reference.update(grads, reference.init(per_layer), per_layer)[0]
+  jax.tree.map(np.testing.assert_array_equal, want, ref)
+
+
 def _fast(config):
   """Every switch of the fast path, sized to bite on the tiny model: 49
   inputs in 4 kv chunks, 2 scanned layers rematerialised."""
