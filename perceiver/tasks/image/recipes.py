@@ -43,11 +43,11 @@ IMAGENET_KV_CHUNK = 2048
 
 def fast_path(c: ml_collections.ConfigDict, *, kv_chunk_size: int = 0
               ) -> None:
-  """Turns on the switches that measured faster or smaller on these models:
-  `hk.layer_stack` (compiles one layer instead of every one), remat of the
-  self-attention layers (planned train-step memory per example 3.0 GiB ->
-  0.67 GiB on ImageNet, and faster on CPU), and, when `kv_chunk_size` is
-  given, chunked encoder attention."""
+  """Turns on the fast path's switches (measured against the release-exact
+  path by benchmarks/bench_paths.py): `hk.layer_stack` (one compiled layer
+  instead of every one), remat of the self-attention layers (less memory
+  per example), and, when `kv_chunk_size` is given, chunked encoder
+  attention."""
   c.scan_layers = True
   c.remat = True
   if kv_chunk_size:

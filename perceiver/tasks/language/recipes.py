@@ -75,8 +75,8 @@ def _base(task: str) -> ml_collections.ConfigDict:
   c.optimizer.name = 'lamb'
   c.optimizer.weight_decay = 0.01  # [P] F.3 / F.4
   c.schedule.name = 'warmup_cosine'
-  # The fast path: one compiled self-attention layer (the 26-layer MLM step
-  # compiles ~10x faster and runs faster on CPU).
+  # The fast path: one compiled self-attention layer instead of 26
+  # (compile time and step time: benchmarks/bench_paths.py).
   c.scan_layers = True
   return c
 
@@ -121,8 +121,8 @@ def mlm(model_name: str, args: dict[str, Any]) -> ml_collections.ConfigDict:
   # whole schedule is 500k updates); [P] says "cosine over 500k".
   c.schedule.decay_steps = 0
   c.optimizer.clip_global_norm = 0.0  # [P] silent: no clipping
-  # Remat of the self-attention layers: planned train-step memory per
-  # example REMAT_NOTE, so a larger micro-batch fits.
+  # Remat of the self-attention layers: a larger micro-batch fits in the
+  # same memory (benchmarks/bench_paths.py, section 'batch').
   c.remat = True
   c.log_every = 100
   c.eval_every = 10_000 * accum
