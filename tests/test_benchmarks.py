@@ -33,9 +33,11 @@ def test_largest_batch_matches_a_brute_force_scan(per_example, fixed, budget,
 
 
 def test_accel_benchmark_runs_on_cpu_in_tiny_mode():
-  results = bench_accel.run(['mlm_bytes', 'imagenet_fourier'], tiny=True,
-                            steps=2, warmup=1, peak=0.5)
-  assert [r['case'] for r in results] == ['mlm_bytes', 'imagenet_fourier']
+  # One case (the MLM smoke model) keeps the test short; the ImageNet case
+  # goes through the same code with another recipe.
+  results = bench_accel.run(['mlm_bytes'], tiny=True, steps=2, warmup=1,
+                            peak=0.5)
+  assert [r['case'] for r in results] == ['mlm_bytes']
   for r in results:
     assert r['batch'] == bench_accel.TINY_BATCH
     assert r['compute_dtype'] == 'bfloat16'
