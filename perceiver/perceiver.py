@@ -572,7 +572,12 @@ def to_release_layout(params: Mapping[str, Mapping[str, jax.Array]]):
 
 def is_scanned(params: Mapping[str, Mapping[str, jax.Array]]) -> bool:
   """Whether a params tree holds a scanned (`scan_layers=True`) stack."""
-  return any(_SCANNED_RE.match(module) for module in params)
+  return any(is_stacked_module(module) for module in params)
+
+
+def is_stacked_module(module: str) -> bool:
+  """Whether the module's leaves are stacked [L, ...] (a scanned stack)."""
+  return bool(_SCANNED_RE.match(module))
 
 
 def _layer(stacked, i):
