@@ -11,4 +11,10 @@ setuptools.setup(
         'jax', 'jaxlib', 'dm-haiku', 'optax', 'chex', 'ml-collections',
         'absl-py', 'orbax-checkpoint', 'numpy',
     ],
+    # Export to / import from Hugging Face transformers (perceiver/hf).
+    # torch is pinned to the release whose CPU wheel this project's machines
+    # hold; see requirements-hf.txt.
+    extras_require={
+        'hf': ['torch==2.13.0', 'transformers==5.23.0', 'safetensors'],
+    },
 )

@@ -2,7 +2,7 @@ r"""A small reproduction of [P] §4.1 on real data: does MLM pretraining help?
 
 Not a test: a CPU-sized version of the paper's recipe on the embedded
 corpora (no network):
-  1. pretrain a small bytes MLM (configs.SMALL: T = 128 bytes, E = 128,
+  1. pretrain a small bytes MLM (recipes.SMALL: T = 128 bytes, E = 128,
      N x D = 32 x 160, 4 layers) on KJV + Shakespeare prose
      (experiments/mlm_bytes.py:embedded with the small model), and report
      the masked-byte accuracy on the validation split (books/plays held

@@ -9,7 +9,7 @@ channels of the embedding and the decoder queries, N latents.
 
 Data: the batches of the MLM task (KJV + Shakespeare, 1 document per
 example, random T-byte crop, whole-word masking p = 0.15, loss on the masked
-bytes), made once by `perceiver.language.tasks.data` and cached in
+bytes), made once by `perceiver.tasks.language.data` and cached in
 `--workdir`, so that every arm of an ablation trains on exactly the same
 examples in the same order (`--masking=byte` re-masks those examples). The
 held-out set is the validation split (121 books/plays) read 4 times with
@@ -19,7 +19,7 @@ padding) independently with p = 0.15, so both schemes have the same
 maskable bytes and the same unigram baseline.
 
 Models (`--arch`):
-  perceiver  the released MLM design at configs.SMALL size (776k params):
+  perceiver  the released MLM design at recipes.SMALL size (776k params):
              Embed + learned input positions -> 32 latents x 160 channels,
              4 self-attention layers -> T learned queries of E channels ->
              logits tied to the embedding.
@@ -66,11 +66,10 @@ import optax
 from perceiver import io_processors
 from perceiver import perceiver
 from perceiver import position_encoding
-from perceiver.language import models
-from perceiver.language import tokenizers
-from perceiver.language.tasks import configs
-from perceiver.language.tasks import data
-from perceiver.train import config_lib
+from perceiver.tasks.language import data
+from perceiver.tasks.language import models
+from perceiver.tasks.language import recipes
+from perceiver.tasks.language import tokenizers
 
 V = models.BYTES_VOCAB_SIZE
 CONTEXT = {'word': 'given (run length, index in run)',
@@ -115,9 +114,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _input_config(args):
-  experiment = config_lib.load_sibling_experiment(
-      os.path.join(REPO, 'experiments', 'mlm_bytes.py'), 'mlm_bytes')
-  cfg = experiment.get_config('embedded,small').input
+  cfg = recipes.mlm('mlm_bytes', {'embedded': True, 'small': True}).input
   cfg.data_dir = os.path.join(args.workdir, 'tensorflow_datasets')
   cfg.docs_per_example = 1
   cfg.global_batch_size = args.batch
@@ -249,7 +246,7 @@ def _embed(args, inputs):
 def perceiver_mlm(args):
   """builders.mlm (the release's MLM) with the ablation knobs."""
   kw = models.mlm_config(vocab_size=V, **{
-      **configs.SMALL, 'max_seq_len': args.seq_len,
+      **recipes.SMALL, 'max_seq_len': args.seq_len,
       'num_latents': args.latents, 'num_layers': args.layers})
   kw['decoder']['trainable_position_encoding_kwargs']['init_scale'] = (
       args.query_pos_scale)

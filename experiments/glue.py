@@ -12,8 +12,8 @@ Single task (one learned decoder query, a 2-layer tanh MLP head; no [CLS]):
 directory or a release-format .pickle (language_perceiver_io_bytes.pickle);
 the log lists what was loaded and what was newly initialised (the decoder
 query, its attention and the head). The grid of [P] Table 13 is
-`configs.glue_sweep()` (python -c "from perceiver.language.tasks import
-configs; print('\n'.join(configs.glue_sweep()))"); keep each task's best
+`recipes.glue_sweep()` (python -c "from perceiver.tasks.language import
+recipes; print('\n'.join(recipes.glue_sweep()))"); keep each task's best
 dev score.
 
 Multitask ([P] §4.1, Table 2), all 8 tasks at once, one output per task:
@@ -51,7 +51,8 @@ Variants (comma-separated after the colon):
   length=T         input length (default the model's, 2048 bytes / 512).
   smoke            2 steps of a tiny model.
 """
-from perceiver.language.tasks import configs
+from perceiver.tasks.language import recipes
+from perceiver.train import config_lib
 
 VARIANTS = {'task', 'multitask', 'bs', 'lr', 'epochs', 'model', 'spm', 'init',
             'length', 'smoke'}
@@ -59,9 +60,9 @@ VARIANTS = {'task', 'multitask', 'bs', 'lr', 'epochs', 'model', 'spm', 'init',
 
 def sweep() -> list[str]:
   """The [P] Table 13 grid as variant strings (8 tasks x 3 x 4)."""
-  return configs.glue_sweep()
+  return recipes.glue_sweep()
 
 
 def get_config(arg=None):
-  args = configs.parse(arg, VARIANTS, 'experiments/glue.py')
-  return configs.glue(args)
+  args = config_lib.parse_variants(arg, VARIANTS, 'experiments/glue.py')
+  return recipes.glue(args)

@@ -9,22 +9,13 @@ Model ([code] ImageNet colab): 7x7 conv (stride 2) to 64, BatchNorm (0.9,
 1e-5), ReLU, 3x3 max-pool (stride 2) -> 56x56 = 3,136 inputs, concatenated
 with 2-D Fourier features at max resolution 56 (322 channels). BatchNorm
 uses per-device statistics (as the release). Export to .pystate (state). Training recipe:
-experiments/imagenet_fourier.py (shared). Variants: `smoke`, `batch=N`.
+perceiver/tasks/image/recipes.py (shared). Variants: `smoke`, `batch=N`.
 """
+from perceiver.tasks.image import recipes
 from perceiver.train import config_lib
 
 
-def _recipe():
-  return config_lib.load_sibling_experiment(__file__, 'imagenet_fourier')
-
-
 def get_config(arg=None):
-  base = _recipe()
-  model = base.model_fourier()
-  model.input_preprocessor = dict(
-      position_encoding_type='fourier',
-      fourier_position_encoding_kwargs=dict(
-          concat_pos=True, max_resolution=(56, 56), num_bands=64,
-          sine_only=False),
-      prep_type='conv')
-  return base.imagenet_recipe(model, arg)
+  args = config_lib.parse_variants(arg, recipes.IMAGENET_VARIANTS,
+                                   'experiments/imagenet_conv.py')
+  return recipes.imagenet('conv', args)

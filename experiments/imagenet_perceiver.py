@@ -8,18 +8,13 @@ Expected: 78.6% top-1 (Perceiver 2D FF; 42.1M params, 404B FLOPs, Table 7).
 Model: the PIO config A encoder with 2-D Fourier features, but the
 decoder is the Perceiver's: mean over the latents then a Linear to 1000
 (`ProjectionDecoder`, projection_decoder=True). Training recipe:
-experiments/imagenet_fourier.py (shared). Variants: `smoke`, `batch=N`.
+perceiver/tasks/image/recipes.py (shared). Variants: `smoke`, `batch=N`.
 """
+from perceiver.tasks.image import recipes
 from perceiver.train import config_lib
 
 
-def _recipe():
-  return config_lib.load_sibling_experiment(__file__, 'imagenet_fourier')
-
-
 def get_config(arg=None):
-  base = _recipe()
-  model = base.model_fourier()
-  model.projection_decoder = True
-  model.decoder = {}  # unused with the projection decoder
-  return base.imagenet_recipe(model, arg)
+  args = config_lib.parse_variants(arg, recipes.IMAGENET_VARIANTS,
+                                   'experiments/imagenet_perceiver.py')
+  return recipes.imagenet('perceiver', args)

@@ -1,6 +1,6 @@
 r"""MLM pretraining of Perceiver IO on UTF-8 bytes ([P] §4.1, Tables 1, 11, 12).
 
-The released bytes model (PAPER.md §1 "Released bytes model"; 201,108,230
+The released bytes model (the release's MLM colab, [P] Table 11; 201,108,230
 params): 2048 bytes in, 256 x 1280 latents, 26 self-attention layers, a
 decoder with 2048 learned 768-d queries and logits tied to the embedding.
 
@@ -30,18 +30,19 @@ Where the paper is silent (config fields):
 Variants (comma-separated after the colon):
   smoke      2 steps of a tiny model on the embedded KJV+Shakespeare corpus.
   embedded   the embedded corpus instead of C4 + Wikipedia.
-  small      the CPU-sized model of configs.SMALL (T = 128 bytes; DEVIATION:
+  small      the CPU-sized model of recipes.SMALL (T = 128 bytes; DEVIATION:
              not in the paper; benchmarks/language_repro.py).
   steps=N    optimiser updates (default 500000).
   accum=K    micro-batches per update (default 8; batch stays 2048).
   batch=B    batch per update (default 2048).
   lr=X       peak learning rate (default 1.25e-3).
 """
-from perceiver.language.tasks import configs
+from perceiver.tasks.language import recipes
+from perceiver.train import config_lib
 
 VARIANTS = {'smoke', 'embedded', 'small', 'steps', 'accum', 'batch', 'lr'}
 
 
 def get_config(arg=None):
-  args = configs.parse(arg, VARIANTS, 'experiments/mlm_bytes.py')
-  return configs.mlm('mlm_bytes', args)
+  args = config_lib.parse_variants(arg, VARIANTS, 'experiments/mlm_bytes.py')
+  return recipes.mlm('mlm_bytes', args)

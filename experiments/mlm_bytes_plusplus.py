@@ -14,11 +14,12 @@ average 81.76 (Table 1: 81.8); CoLA 52.54, SST-2 93.98.
 Recipe and silent-paper choices: as experiments/mlm_bytes.py ([P] Table 12).
 Variants: smoke, embedded, steps=N, accum=K, batch=B, lr=X (as mlm_bytes).
 """
-from perceiver.language.tasks import configs
+from perceiver.tasks.language import recipes
+from perceiver.train import config_lib
 
 VARIANTS = {'smoke', 'embedded', 'steps', 'accum', 'batch', 'lr'}
 
 
 def get_config(arg=None):
-  args = configs.parse(arg, VARIANTS, 'experiments/mlm_bytes_plusplus.py')
-  return configs.mlm('mlm_bytes_plusplus', args)
+  args = config_lib.parse_variants(arg, VARIANTS, 'experiments/mlm_bytes_plusplus.py')
+  return recipes.mlm('mlm_bytes_plusplus', args)

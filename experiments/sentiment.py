@@ -2,9 +2,9 @@ r"""Sentiment of Rotten Tomatoes snippets: the embedded, SST-2-like task.
 
 Not in the paper: an offline stand-in for GLUE SST-2 ([P] Table 14 column
 SST-2; SST-2 is itself built from Rotten Tomatoes reviews), read through
-the GLUE pipeline as task 'sst2' (perceiver/language/tfds_builders.py:
+the GLUE pipeline as task 'sst2' (perceiver/tasks/language/tfds_builders.py:
 8,452 train / 1,079 validation / 1,037 test sentences). The model is the
-CPU-sized bytes MLM of configs.SMALL (T = 128 bytes) with the GLUE
+CPU-sized bytes MLM of recipes.SMALL (T = 128 bytes) with the GLUE
 classifier head of [P] F.4, fine-tuned from an MLM checkpoint or from
 scratch:
 
@@ -28,11 +28,12 @@ steps), cosine) with 10 epochs at batch 32 and lr 5e-5 by default.
 Variants: init=PATH, bs=B, lr=X, epochs=E, steps=N, model=NAME (default
 small), length=T, smoke.
 """
-from perceiver.language.tasks import configs
+from perceiver.tasks.language import recipes
+from perceiver.train import config_lib
 
 VARIANTS = {'init', 'bs', 'lr', 'epochs', 'steps', 'model', 'length', 'smoke'}
 
 
 def get_config(arg=None):
-  args = configs.parse(arg, VARIANTS, 'experiments/sentiment.py')
-  return configs.sentiment(args)
+  args = config_lib.parse_variants(arg, VARIANTS, 'experiments/sentiment.py')
+  return recipes.sentiment(args)

@@ -16,6 +16,7 @@ from ml_collections import config_flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from launch import common  # pylint: disable=g-import-not-at-top,wrong-import-position
 from perceiver.train import trainer  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -29,6 +30,7 @@ flags.mark_flags_as_required(['config', 'workdir', 'output'])
 
 def main(argv):
   del argv
+  common.setup()
   print(trainer.export(_CONFIG.value, _WORKDIR.value, _OUTPUT.value,
                        step=_STEP.value))
 

@@ -7,7 +7,7 @@ r"""Fills masked spans of text with a Perceiver IO MLM. Thin: flags, one call.
   python launch/fill_mask.py --config=mlm_bytes:smoke --random_init_seed=0 \
       --text="The ___ sat on the mat." --mask_char=_
 
-Mask syntax (perceiver/language/fill_mask.py): [MASK] one token, [MASK:n]
+Mask syntax (perceiver/tasks/language/fill_mask.py): [MASK] one token, [MASK:n]
 n tokens (bytes for the bytes model), \[ a literal '[', and with
 --mask_char=c every c is one masked token.
 """
@@ -19,7 +19,7 @@ from absl import flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from perceiver.language import fill_mask  # pylint: disable=g-import-not-at-top,wrong-import-position
+from perceiver.tasks.language import fill_mask  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 _TEXT = flags.DEFINE_multi_string('text', None, 'Text with masked spans; '
                                   'repeat the flag for several texts.')

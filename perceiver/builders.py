@@ -7,7 +7,7 @@ Glossary of shapes:
 Each builder returns a forward function to call inside `hk.transform` /
 `hk.transform_with_state`. The kwargs are those of DeepMind's release and its
 colabs, and the parameter trees match the six released checkpoints
-(../shared/golden/full_*.json).
+(perceiver/release_specs/full_*.json).
 
   image_classifier   ImageNet: Fourier, learned position, conv ([P] App. A);
                      `projection_decoder=True` gives the original Perceiver.

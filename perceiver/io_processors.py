@@ -616,12 +616,23 @@ class MultimodalPreprocessor(hk.Module):
 
 
 def _bernoulli_mask(prob, shape):
-  """Bernoulli(prob) mask; p = 0 or 1 need no RNG (they are deterministic)."""
+  """Bernoulli(prob) mask, drawing a key whenever an RNG is available.
+
+  The release draws `hk.next_rng_key()` here for every modality, so the same
+  draw keeps the key sequence (and every initializer after it) the
+  release's. p = 0 and p = 1 give the release's (deterministic) mask without
+  computing it, and need no RNG: evaluation may pass rng=None.
+  """
+  key = hk.maybe_next_rng_key()
   if prob == 0:
     return jnp.zeros(shape, dtype=bool)
   if prob == 1:
     return jnp.ones(shape, dtype=bool)
-  return jax.random.bernoulli(hk.next_rng_key(), prob, shape=shape)
+  if key is None:
+    raise ValueError(
+        f'Masking with probability {prob} needs an RNG: pass rng to apply, '
+        'or use mask probabilities of 0 or 1.')
+  return jax.random.bernoulli(key, prob, shape=shape)
 
 
 class MultimodalPostprocessor(hk.Module):

@@ -20,7 +20,13 @@ Beyond the release (all off by default, so defaults reproduce it exactly):
   * `scan_layers`: run the self-attention layers under `hk.layer_stack`
     (one compiled layer instead of L). Parameters are then stacked on a
     leading [L] axis; `to_release_layout` / `from_release_layout` convert.
+    Its init is `from_release_layout` of the unrolled init, bit for bit.
   * `remat`: rematerialise each self-attention layer in the backward pass.
+Random keys are drawn as in the release whenever an RNG is available (a
+dropout key in every MLP, SelfAttention and CrossAttention, even at rate 0),
+so the same seed gives the release's initial weights and, in training mode,
+its dropout masks (unscanned; see SelfAttentionStack); `apply(..., rng=None)`
+still works wherever nothing is random (evaluation).
 DEVIATION: the release's Attention writes its resolved channel counts onto
 `self` during `__call__`; here they are locals, so a module can be called on
 inputs of different widths without being corrupted.
@@ -152,10 +158,22 @@ class MLP(hk.Module):
 
 
 def _dropout(rate, x):
-  """hk.dropout that needs no RNG when the rate is zero (evaluation)."""
+  """The release's `hk.dropout(hk.next_rng_key(), rate, x)`, draw included.
+
+  The release draws a key whatever the rate, so this draws one whenever an
+  RNG is available: each later draw (initializers, dropout masks) then gets
+  the key it gets in the release, and `init(PRNGKey(s), ...)` returns the
+  release's weights. Without an RNG (`apply(..., rng=None)`, evaluation)
+  nothing is drawn; only a rate above zero needs one.
+  """
+  key = hk.maybe_next_rng_key()
   if rate == 0:
     return x
-  return hk.dropout(hk.next_rng_key(), rate, x)
+  if key is None:
+    raise ValueError(
+        f'Dropout with rate {rate} needs an RNG: pass rng to apply '
+        '(training), or call with is_training=False.')
+  return hk.dropout(key, rate, x)
 
 
 class SelfAttention(hk.Module):
@@ -457,6 +475,13 @@ class SelfAttentionStack(hk.Module):
 
   Built once, so every call (one per weight-shared block) reuses the same
   stacked parameters, like the unrolled modules do.
+
+  `init` runs the layers one by one instead (see `_init_unrolled`), so that
+  the same seed gives `from_release_layout` of the unscanned (release)
+  init, bit for bit. DEVIATION: in training mode with dropout, the scan
+  draws each layer's dropout key from `hk.layer_stack`'s own split of the
+  RNG, so the masks differ from the release's (the unscanned encoder draws
+  the release's); evaluation and dropout-free training are unaffected.
   """
 
   def __init__(self, num_layers, remat=False, name=SCAN_NAME,
@@ -468,11 +493,49 @@ class SelfAttentionStack(hk.Module):
 
   def __call__(self, z, *, is_training):
     """[B, N, D] -> [B, N, D]."""
+    if hk.running_init():
+      return self._init_unrolled(z, is_training=is_training)
     def layer(z):
       return SelfAttention(**self._kwargs)(z, is_training=is_training)
     if self._remat:
       layer = hk.remat(layer)
     return hk.layer_stack(self._num_layers, name=_STACK_NAME)(layer)(z)
+
+  @hk.transparent
+  def _init_unrolled(self, z, *, is_training):
+    """The layers in turn, with the unrolled encoder's key draws.
+
+    `hk.layer_stack` would initialise layer l from its own split of the RNG.
+    Here one SelfAttention, named as inside the stack, runs once per layer:
+    a custom creator keeps each layer's freshly drawn parameters aside
+    (every draw, dropout keys included, comes in the release's order) and a
+    custom getter hands that layer its own values. The last layer's draw
+    stores them all, stacked [L, ...]; later calls (the weight-shared
+    blocks) read layer l's slice of them and draw only their dropout keys,
+    as the unrolled blocks do.
+    """
+    drawn = {}  # full parameter name -> the values drawn so far, by layer
+    current = {'layer': 0}
+
+    def creator(next_creator, shape, dtype, init, context):
+      values = drawn.setdefault(context.full_name, [])
+      values.append(next_creator(shape, dtype, init))
+      if len(values) < self._num_layers:
+        return hk.DO_NOT_STORE
+      return jnp.stack(values)
+
+    def getter(next_getter, value, context):
+      if value is hk.DO_NOT_STORE:
+        return next_getter(drawn[context.full_name][current['layer']])
+      return next_getter(value[current['layer']])
+
+    with hk.name_scope(_STACK_NAME):
+      layer = SelfAttention(**self._kwargs)
+    with hk.custom_creator(creator), hk.custom_getter(getter):
+      for index in range(self._num_layers):
+        current['layer'] = index
+        z = layer(z, is_training=is_training)
+    return z
 
 
 _SCANNED_RE = re.compile(r'^(?P<enc>.+)/~/' + SCAN_NAME + '/' + _STACK_NAME +
@@ -499,8 +562,32 @@ def to_release_layout(params: Mapping[str, Mapping[str, jax.Array]]):
     for i in range(num_layers.pop()):
       suffix = '' if i == 0 else f'_{i}'
       name = f"{match['enc']}/~/self_attention{suffix}{match['rest']}"
-      out[name] = {k: v[i] for k, v in leaves.items()}
+      out[name] = {k: _layer(v, i) for k, v in leaves.items()}
   return out
+
+
+def is_scanned(params: Mapping[str, Mapping[str, jax.Array]]) -> bool:
+  """Whether a params tree holds a scanned (`scan_layers=True`) stack."""
+  return any(_SCANNED_RE.match(module) for module in params)
+
+
+def _layer(stacked, i):
+  """Layer i of a stacked [L, ...] leaf (an array or a shape struct)."""
+  if isinstance(stacked, jax.ShapeDtypeStruct):
+    return jax.ShapeDtypeStruct(stacked.shape[1:], stacked.dtype)
+  return stacked[i]
+
+
+def _stack(layers):
+  """[L, ...] from L per-layer leaves (all arrays or all shape structs)."""
+  structs = [isinstance(x, jax.ShapeDtypeStruct) for x in layers]
+  if all(structs):
+    return jax.ShapeDtypeStruct((len(layers),) + tuple(layers[0].shape),
+                                layers[0].dtype)
+  if any(structs):
+    raise ValueError('Cannot stack a layer given as a shape struct with '
+                     'layers given as arrays.')
+  return jnp.stack(layers)
 
 
 def from_release_layout(params: Mapping[str, Mapping[str, jax.Array]]):
@@ -518,7 +605,7 @@ def from_release_layout(params: Mapping[str, Mapping[str, jax.Array]]):
     if sorted(layers) != list(range(len(layers))):
       raise ValueError(f'Layers of {key} are not contiguous: {sorted(layers)}.')
     names = layers[0].keys()
-    out[key] = {n: jnp.stack([layers[i][n] for i in range(len(layers))])
+    out[key] = {n: _stack([layers[i][n] for i in range(len(layers))])
                 for n in names}
   return out
 

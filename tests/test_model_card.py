@@ -1,4 +1,4 @@
-"""The model card (launch/model_card.py) on the tiny golden configs.
+"""The model card (perceiver/model_card.py) on the tiny golden configs.
 
 Parameter counts must equal the golden npz totals; FLOPs must be positive,
 grow with the number of inputs M, and loops (which XLA's cost analysis counts
@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from launch import model_card as mc
+from perceiver import model_card as mc
 from tests import golden
 
 

@@ -5,13 +5,15 @@ import jax.numpy as jnp
 import numpy as np
 
 from perceiver import builders
+from perceiver import model_card
 from tests import golden
 
 
 def _tiny():
   spec = golden.load_json('video_autoencoding_tiny')
   params, state, inputs, outputs = golden.load_npz('video_autoencoding_tiny')
-  fwd = builders.video_autoencoder(**{k: spec[k] for k in golden.VIDEO_KEYS})
+  fwd = builders.video_autoencoder(
+      **{k: spec[k] for k in model_card.VIDEO_KEYS})
   return spec, fwd, params, state, inputs, outputs
 
 

@@ -33,7 +33,7 @@ def compilation_cache(tmp_path_factory):
 
 @pytest.fixture(scope='session')
 def mnist_data_dir(tmp_path_factory):
-  from perceiver.data import mnist
+  from perceiver.tasks.image import mnist
   data_dir = str(tmp_path_factory.getbasetemp() / 'tfds_shared')
   mnist.get_builder('embedded_mnist', data_dir)
   return data_dir

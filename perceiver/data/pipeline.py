@@ -40,7 +40,25 @@ def hide_accelerators_from_tf() -> None:
 
 
 def dataset_module(input_config: ml_collections.ConfigDict):
+  """The input module of `config.input.module` (e.g.
+  perceiver.tasks.image.mnist): `get_builder`, `preprocess`,
+  `batch_augment`, `default_input_config`."""
   return importlib.import_module(input_config.module)
+
+
+def default_input_config() -> ml_collections.ConfigDict:
+  """The `config.input` keys of the streams built here, with defaults.
+
+  Tasks that read through this module add them to their own input keys
+  (`default_input_config(config)` of the task interface).
+  """
+  return ml_collections.ConfigDict(dict(
+      shuffle_buffer=50_000,  # examples (the language tasks: documents)
+      num_shards=0,  # data shards; 0 = one per process. Fixing it makes the
+      #                global batch independent of the process count
+      cache=True,  # cache decoded examples in memory (small data only)
+      prefetch=2,  # batches
+  ))
 
 
 def _shard_seed(seed: int, shard: int, salt: int) -> int:
@@ -122,10 +140,6 @@ def _process_shards(cfg, process_index: int, process_count: int
   return num_shards, range(process_index * per, (process_index + 1) * per)
 
 
-def get_builder(cfg: ml_collections.ConfigDict, data_dir: Optional[str]):
-  return dataset_module(cfg).get_builder(cfg.name, data_dir or None)
-
-
 def train_iterator(cfg: ml_collections.ConfigDict, *, data_dir: Optional[str],
                    seed: int, start_step: int, process_index: int,
                    process_count: int) -> Iterator[dict[str, np.ndarray]]:
@@ -181,13 +195,14 @@ def eval_iterator(cfg: ml_collections.ConfigDict, split: str, *,
   return tfds.as_numpy(ds), num_batches
 
 
-def resolve_data_dir(cfg: ml_collections.ConfigDict, workdir: str
-                     ) -> Optional[str]:
+def resolve_data_dir(cfg: ml_collections.ConfigDict, workdir: str, *,
+                     build_in_workdir: bool) -> Optional[str]:
   """config.input.data_dir, else <workdir>/tensorflow_datasets for datasets
-  that build offline (embedded), else None (TFDS's ~/tensorflow_datasets)."""
+  that build offline from installed packages (embedded, `build_in_workdir`),
+  else None (TFDS's ~/tensorflow_datasets, where manual-download data go)."""
   if cfg.data_dir:
     return cfg.data_dir
-  if getattr(dataset_module(cfg), 'BUILD_IN_WORKDIR', False):
+  if build_in_workdir:
     import os  # pylint: disable=g-import-not-at-top
     return os.path.join(workdir, 'tensorflow_datasets')
   return None

@@ -2,6 +2,9 @@
 
   image/       ImageNet and MNIST classification ([P] App. A)
   language/    masked language modelling and GLUE ([P] §4.1, App. F)
+  flow/        optical flow: AutoFlow-style generated training pairs,
+               Sintel/KITTI/stereo readers, tiled full-resolution
+               evaluation ([P] §4.2, App. H)
 
 Each folder holds its task module(s) (the interface of
 perceiver/train/task.py), `recipes.py` (the config builders that the thin

@@ -7,8 +7,9 @@ Layout: <workdir>/checkpoints/<step>/... written by one
     when every file is written; an interrupted save leaves only the tmp
     directory, which is never listed as a step and is removed on the next
     start (cleanup_tmp_directories);
-  * keeps the last `keep` steps plus the best one by `best_metric` (higher is
-    better; only checkpoints saved together with an eval carry the metric).
+  * keeps the last `keep` steps plus the best one by `best_metric`
+    (`best_mode` 'max': higher is better, 'min': lower; only checkpoints
+    saved together with an eval carry the metric).
 
 `init_from` loads parameters (and Haiku state) from our own checkpoint or a
 release `.pickle`/`.pystate` file into a freshly initialised model, with an
@@ -20,7 +21,6 @@ import re
 from typing import Any, Mapping, Optional, Sequence
 
 from absl import logging
-import numpy as np
 import jax
 import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers as ocp_managers
@@ -30,22 +30,29 @@ class Checkpointer:
   """A CheckpointManager keeping the last K steps and the best one."""
 
   def __init__(self, directory: str, *, keep: int = 3,
-               best_metric: str = 'eval/accuracy',
+               best_metric: str = 'eval/accuracy', best_mode: str = 'max',
                async_checkpointing: bool = True, read_only: bool = False):
+    if best_mode not in ('min', 'max'):
+      raise ValueError(f'best_mode={best_mode!r}; use "min" (lower is '
+                       'better) or "max" (higher is better).')
     self.directory = os.path.abspath(directory)
     self.best_metric = best_metric
     metric = lambda metrics: metrics[best_metric]
     if read_only:
       options = ocp.CheckpointManagerOptions(
-          read_only=True, best_fn=metric, best_mode='max')
+          read_only=True, best_fn=metric, best_mode=best_mode,
+          save_interval_steps=0, create=False)
     else:
       policy = ocp_managers.AnyPreservationPolicy([
           ocp_managers.LatestN(n=keep),
-          ocp_managers.BestN(get_metric_fn=metric, reverse=False, n=1,
+          # BestN keeps the last n of the metrics sorted ascending
+          # (reverse=False: the highest) or descending (the lowest).
+          ocp_managers.BestN(get_metric_fn=metric,
+                             reverse=best_mode == 'min', n=1,
                              keep_checkpoints_without_metrics=False),
       ])
       options = ocp.CheckpointManagerOptions(
-          best_fn=metric, best_mode='max', preservation_policy=policy,
+          best_fn=metric, best_mode=best_mode, preservation_policy=policy,
           enable_async_checkpointing=async_checkpointing,
           cleanup_tmp_directories=True, create=True)
     self.manager = ocp.CheckpointManager(self.directory, options=options)
@@ -145,53 +152,54 @@ def load_source(path: str) -> tuple[Mapping, Mapping]:
   return tree['params'], tree.get('state') or {}
 
 
-def merge_init(target_params: Mapping, target_state: Mapping, path: str, *,
+def warm_start(params: Mapping, state: Mapping, path: str, *,
                include: Sequence[str] = (),
-               rename: Sequence[Sequence[str]] = ()) -> tuple[Any, Any]:
-  """Copies source parameters over freshly initialised ones.
+               rename: Sequence[Sequence[str]] = ()) -> tuple[Any, Any, str]:
+  """Copies a pretrained checkpoint over freshly initialised parameters.
 
-  Source names ('module/param') are first rewritten by each (regex,
-  replacement) of `rename`, in order; a target leaf is then replaced when its
-  name matches one of `include` (all names when empty) and the source has
-  it. Target leaves the source lacks keep their initial values (e.g. a new
-  classifier for fine-tuning, [P] App. A). Shapes must agree.
+  The one warm-start path of every task (`config.init_from`): `path` is our
+  checkpoint (a run's checkpoints/ directory or one step directory) or a
+  release-format .pickle/.pystate. Source names ('module/param', in the
+  release's per-layer layout whatever the source's layout) are kept when
+  they match one of the `include` regexes (all when empty), then rewritten by
+  each (regex, replacement) of `rename` in order. Every remaining entry the
+  model has is copied (`perceiver.checkpoint_io.merge_params`, which converts
+  scanned and per-layer layouts either way); the model's other entries keep
+  their initial values, e.g. a new classifier for fine-tuning ([P] App. A).
+
+  Returns:
+    (params, state, message), the message listing what was loaded, newly
+    initialised and left unused.
   """
+  from perceiver import checkpoint_io  # pylint: disable=g-import-not-at-top
+  from perceiver import perceiver  # pylint: disable=g-import-not-at-top
   src_params, src_state = load_source(path)
   patterns = [re.compile(p) for p in include]
-  loaded, kept = [], []
 
-  def merge(target, source):
-    renamed = {}
-    for key, value in _flat(source).items():
+  def select(tree):
+    if perceiver.is_scanned(tree):
+      tree = perceiver.to_release_layout(tree)
+    flat = {}
+    for key, value in _flat(tree).items():
+      if patterns and not any(p.search(key) for p in patterns):
+        continue
       for pattern, replacement in rename:
         key = re.sub(pattern, replacement, key)
-      renamed[key] = value
-    out = {}
-    for key, value in _flat(target).items():
-      wanted = not patterns or any(p.search(key) for p in patterns)
-      if wanted and key in renamed:
-        new = np.asarray(renamed[key])
-        if new.shape != tuple(value.shape):
-          raise ValueError(
-              f'init_from {path}: {key} has shape {new.shape} in the source '
-              f'but {tuple(value.shape)} in the model. Leave it out with '
-              'config.init_from.include (e.g. to train a new classifier) or '
-              'map it with config.init_from.rename.')
-        out[key] = new.astype(value.dtype)
-        loaded.append(key)
-      else:
-        out[key] = value
-        kept.append(key)
-    return _unflat(out)
+      flat[key] = value
+    return _unflat(flat)
 
-  params = merge(target_params, src_params)
-  state = merge(target_state, src_state) if target_state else target_state
-  if not loaded:
+  try:
+    params, report = checkpoint_io.merge_params(params, select(src_params))
+  except checkpoint_io.CheckpointMismatchError as e:
     raise ValueError(
-        f'init_from {path}: no parameter matched (include={list(include)}, '
-        f'rename={list(rename)}). Check the names with '
-        'checkpoint_io.load_params.')
-  logging.info('init_from %s: loaded %d leaves, kept %d initial: %s', path,
-               len(loaded), len(kept), kept[:20])
-  return params, state
-
+        f'config.init_from.path={path}: {e}\nLeave entries out with '
+        'config.init_from.include (e.g. to train a new classifier) or map '
+        'them with config.init_from.rename.') from None
+  message = f'init_from {path}: {report}'
+  if state and src_state:  # Haiku state (BatchNorm statistics)
+    state, state_report = checkpoint_io.merge_params(
+        state, select(src_state), what='state', require_some=False)
+    message += (f'\n  Haiku state: loaded {len(state_report.loaded)} '
+                f'entries, newly initialised {len(state_report.new)}.')
+  logging.info('%s', message)
+  return params, state, message

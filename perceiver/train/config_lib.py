@@ -1,14 +1,17 @@
 """The base configuration every experiment extends, and its validation.
 
-Experiments (experiments/<name>.py) start from `base_config()` and override
-fields; they never add new ones. `validate(config)` rejects any key that the
-base (or, for `config.input`, the dataset module) does not define, naming the
-key and the closest known one. Together with `lock_config=True` in
+Experiments (experiments/<name>.py) call a task's recipe
+(perceiver/tasks/<name>/recipes.py), which starts from
+`base_config(task_module)` and overrides fields; nothing new is added.
+`validate(config)` rejects any key that the base, the task's options
+(`default_task_config()`, under `config.task`) or the task's input keys
+(`default_input_config(config)`, under `config.input`) do not define, naming
+the key and the closest known one. Together with `lock_config=True` in
 launch/train.py, a typo such as `--config.optimizer.weight_decy=0.1` fails at
 once instead of silently training with the default.
 
-`config.model` is passed verbatim to `perceiver.builders.image_classifier`,
-which rejects unknown keyword arguments itself.
+`config.model` is the task's model kwargs, passed to a builder in
+perceiver/builders.py, which rejects unknown keyword arguments itself.
 """
 import difflib
 import importlib
@@ -19,18 +22,23 @@ import ml_collections
 ConfigDict = ml_collections.ConfigDict
 
 
-def base_config() -> ConfigDict:
-  """Defaults for every training run (the MNIST-sized scale)."""
+def base_config(task_module: str = 'perceiver.tasks.image.task'
+                ) -> ConfigDict:
+  """Defaults for every training run, for the task `task_module`.
+
+  The task's own keys (its options under `config.task`, its input keys
+  under `config.input`) are added by `add_task_defaults` once the recipe has
+  chosen what they depend on (e.g. `config.input.module`).
+  """
   c = ConfigDict()
   c.seed = 0  # model init and the per-step keys fold_in(rng, step)
-  # The task module, by import path: model, loss, metrics, input iterators
-  # and warm start (interface: perceiver/language/tasks/__init__.py).
-  c.task = 'perceiver.train.tasks'  # image classification
+  # The task (perceiver/train/task.py), by import path, and its options.
+  c.task = ConfigDict()
+  c.task.module = task_module
 
-  # --- Input (perceiver.data.pipeline) -------------------------------------
+  # --- Input: the keys the loop reads; the task adds its own -------------
   c.input = ConfigDict()
-  c.input.module = 'perceiver.data.mnist'  # dataset module, by import path
-  c.input.name = 'embedded_mnist'  # TFDS name
+  c.input.name = ''  # the dataset (a TFDS name, or the task's own)
   c.input.data_dir = ''  # '' = <workdir>/tensorflow_datasets (embedded) or
   #                         ~/tensorflow_datasets (manual-download data)
   c.input.train_split = 'train'
@@ -38,28 +46,13 @@ def base_config() -> ConfigDict:
   c.input.test_split = 'test'  # evaluated once at the end ('' to skip)
   c.input.global_batch_size = 128  # across all devices of all processes
   c.input.eval_batch_size = 1000  # global; the last batch is padded+masked
-  c.input.shuffle_buffer = 50_000
-  c.input.num_shards = 0  # data shards; 0 = one per process. Fixing it makes
-  #                          the global batch independent of the process count
-  c.input.cache = True  # cache decoded examples in memory (small data only)
-  c.input.prefetch = 2  # batches
-  c.input.num_train_examples = 0  # 0 = read from the TFDS split info
 
-  # --- Model (perceiver.builders.image_classifier kwargs) ------------------
+  # --- Model: the task's builder kwargs (checked by the builder) ----------
   c.model = ConfigDict()
-  c.model.num_classes = 10
-  c.model.input_channels = 1
-  c.model.input_preprocessor = ConfigDict()
-  c.model.encoder = ConfigDict()
-  c.model.decoder = ConfigDict()
-  c.model.projection_decoder = False
   c.remat = False  # rematerialise self-attention layers (encoder kwarg)
   c.scan_layers = False  # hk.layer_stack over self-attention (encoder kwarg)
-  c.compute_dtype = 'float32'  # 'bfloat16': params/activations cast in the
-  #                               step; float32 master weights and loss
-
-  # --- Loss ------------------------------------------------------------------
-  c.label_smoothing = 0.0
+  c.compute_dtype = 'float32'  # 'bfloat16': perceiver.mixed_precision's
+  #                               policy; float32 master weights and loss
 
   # --- Optimiser (perceiver.train.optim) --------------------------------------
   c.optimizer = ConfigDict()
@@ -90,7 +83,8 @@ def base_config() -> ConfigDict:
   c.eval_every = 0  # 0 = only at the end
   c.checkpoint_every = 500  # 0 = only at the end
   c.keep_checkpoints = 3  # the last K are kept ...
-  c.best_metric = 'eval/accuracy'  # ... plus the best by this (higher=better)
+  c.best_metric = 'eval/accuracy'  # ... plus the best by this metric,
+  c.best_mode = 'max'  # 'max': higher is better; 'min': lower is better
   c.async_checkpointing = True
 
   # --- Initialisation when the workdir has no checkpoint ---------------------
@@ -101,6 +95,42 @@ def base_config() -> ConfigDict:
   return c
 
 
+def load_task(config: ConfigDict):
+  """The task module of `config.task.module`, checked against the interface
+  of perceiver/train/task.py."""
+  from perceiver.train import task as task_lib  # pylint: disable=g-import-not-at-top
+  module = config.task.module if isinstance(config.task, ConfigDict) else None
+  if not isinstance(module, str) or not module:
+    raise ValueError(
+        'config.task.module must name a task module by import path, e.g. '
+        '"perceiver.tasks.image.task"; got config.task = '
+        f'{config.get("task")!r}.')
+  try:
+    task = importlib.import_module(module)
+  except ModuleNotFoundError as e:
+    raise ValueError(f'config.task.module={module!r} cannot be imported '
+                     f'({e}). Task modules live in perceiver/tasks/.') from e
+  task_lib.check(task)
+  return task
+
+
+def add_task_defaults(config: ConfigDict) -> ConfigDict:
+  """Adds the task's options and input keys that `config` lacks (in place).
+
+  Recipes call it after choosing `config.task.module` and what the task's
+  keys depend on (e.g. `config.input.module`), then override values.
+  """
+  task = load_task(config)
+  with config.unlocked():
+    for key, value in task.default_task_config().items():
+      if key not in config.task:
+        config.task[key] = value
+    for key, value in task.default_input_config(config).items():
+      if key not in config.input:
+        config.input[key] = value
+  return config
+
+
 def _check_keys(config: Any, reference: Any, prefix: str,
                 skip: frozenset[str]) -> None:
   for key in config.keys():
@@ -109,11 +139,13 @@ def _check_keys(config: Any, reference: Any, prefix: str,
       continue
     if key not in reference:
       close = difflib.get_close_matches(key, list(reference.keys()), n=1)
-      hint = f' Did you mean "{prefix}{close[0]}"?' if close else ''
+      hint = f' Did you mean "config.{prefix}{close[0]}"?' if close else ''
       raise ValueError(
-          f'Unknown config key "{name}".{hint} Experiments may only override '
-          'keys defined in perceiver/train/config_lib.base_config() (or, '
-          'under config.input, the dataset module\'s default_input_config()).')
+          f'Unknown config key "config.{name}".{hint} Experiments may only '
+          'override '
+          'keys defined in perceiver/train/config_lib.base_config(), the '
+          'task\'s default_task_config() (under config.task) or its '
+          'default_input_config() (under config.input).')
     value, ref = config[key], reference[key]
     if isinstance(ref, ConfigDict) and isinstance(value, ConfigDict):
       _check_keys(value, ref, f'{name}.', skip)
@@ -121,9 +153,11 @@ def _check_keys(config: Any, reference: Any, prefix: str,
 
 def validate(config: ConfigDict) -> None:
   """Raises ValueError for unknown keys and inconsistent values."""
-  reference = base_config()
-  dataset = importlib.import_module(config.input.module)
-  for key, value in dataset.default_input_config().items():
+  task = load_task(config)
+  reference = base_config(config.task.module)
+  for key, value in task.default_task_config().items():
+    reference.task[key] = value
+  for key, value in task.default_input_config(config).items():
     reference.input[key] = value
   _check_keys(config, reference, '', frozenset({'model'}))
   if config.parallelism not in ('shard_map', 'pmap'):
@@ -132,9 +166,16 @@ def validate(config: ConfigDict) -> None:
   if config.compute_dtype not in ('float32', 'bfloat16'):
     raise ValueError(f'config.compute_dtype={config.compute_dtype!r}; use '
                      '"float32" or "bfloat16".')
+  if config.best_mode not in ('min', 'max'):
+    raise ValueError(f'config.best_mode={config.best_mode!r}; use "min" '
+                     '(lower is better) or "max" (higher is better).')
   for name in ('num_train_steps', 'log_every'):
     if config[name] <= 0:
       raise ValueError(f'config.{name} must be positive, got {config[name]}.')
+  for name in ('global_batch_size', 'eval_batch_size'):
+    if config.input[name] <= 0:
+      raise ValueError(
+          f'config.input.{name} must be positive, got {config.input[name]}.')
   if config.optimizer.grad_accum_steps < 1:
     raise ValueError('config.optimizer.grad_accum_steps must be >= 1.')
 
@@ -164,28 +205,3 @@ def parse_variants(arg: Any, known: Any, who: str) -> dict[str, Any]:
         f'{who}: unknown variant(s) {unknown}{hints}. Valid variants: '
         f'{", ".join(sorted(known))}.')
   return out
-
-
-def dataset_defaults(config: ConfigDict) -> None:
-  """Adds the dataset module's input keys to `config.input` (in place)."""
-  dataset = importlib.import_module(config.input.module)
-  with config.unlocked():
-    for key, value in dataset.default_input_config().items():
-      if key not in config.input:
-        config.input[key] = value
-
-
-def load_sibling_experiment(experiment_file: str, name: str):
-  """Imports experiments/<name>.py next to `experiment_file` (pass __file__).
-
-  Experiment files are loaded by path (config_flags), not as a package, so a
-  variant that reuses another experiment's recipe imports it this way.
-  """
-  import importlib.util  # pylint: disable=g-import-not-at-top
-  import os  # pylint: disable=g-import-not-at-top
-  path = os.path.join(os.path.dirname(os.path.abspath(experiment_file)),
-                      f'{name}.py')
-  spec = importlib.util.spec_from_file_location(name, path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module

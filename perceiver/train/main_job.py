@@ -12,8 +12,6 @@ import json
 import os
 import time
 
-from absl import logging
-
 from perceiver.train import trainer
 
 
@@ -50,6 +48,5 @@ def run(config_path: str, workdir: str, *, variant: str = '',
   }
   with open(os.path.join(workdir, 'summary.json'), 'w') as f:
     json.dump(summary, f, indent=2)
-  logging.info('main: %s', summary)
   print(json.dumps(summary, indent=2))
   return summary

@@ -11,6 +11,10 @@ from typing import Mapping, Optional, TextIO
 from absl import logging
 
 
+# Written by the loop itself; the task's metrics are everything else.
+_LOOP_METRICS = ('train/loss', 'train/lr', 'train/grad_norm')
+
+
 class MetricWriter:
   """Writes scalars to absl logging, tf.summary and a progress line."""
 
@@ -49,10 +53,12 @@ class MetricWriter:
     if not self._enabled:
       return
     eta = datetime.timedelta(seconds=int(scalars.get('eta_seconds', 0)))
-    acc = (f'acc {scalars["train/accuracy"]:.4f} | '  # absent: regression
-           if 'train/accuracy' in scalars else '')
+    # The task's own metrics, by the names its loss_and_metrics gave them.
+    task_metrics = ''.join(
+        f'{k[len("train/"):]} {v:.4g} | ' for k, v in scalars.items()
+        if k.startswith('train/') and k not in _LOOP_METRICS)
     line = (f'step {step}/{self._total} | loss {scalars["train/loss"]:.4f} | '
-            f'{acc}lr {scalars["train/lr"]:.3g}'
+            f'{task_metrics}lr {scalars["train/lr"]:.3g}'
             f' | grad_norm {scalars["train/grad_norm"]:.3g} | '
             f'{scalars["perf/examples_per_sec"]:.0f} ex/s | '
             f'{scalars["perf/steps_per_sec"]:.2f} steps/s | ETA {eta}')

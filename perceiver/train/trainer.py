@@ -19,17 +19,19 @@ invariance: dropout masks depend on the device index, and BatchNorm (conv
 models) normalises with per-device statistics as in the release; models
 without dropout/BatchNorm train identically on 1 or many devices.
 
-Tasks: `config.task` names a module by import path (default
-'perceiver.train.tasks', image classification; the language tasks are
-perceiver.language.tasks.{mlm,glue}) that gives the model, the loss and
-metrics, the eval sums and the input iterators; the interface is listed in
-perceiver/language/tasks/__init__.py. There is no registry.
+Tasks: `config.task.module` names a task module by import path (image
+classification 'perceiver.tasks.image.task', the language tasks
+'perceiver.tasks.language.mlm' and '.glue', ...) that gives the model, the
+loss and metrics, the eval sums and the input iterators: the interface of
+perceiver/train/task.py. This loop imports nothing task-specific; there is
+no registry. Batch entries under `batch[task.SHARED]` are step-wide values
+given whole to every device; the rest is split over devices.
 
 Steps: `config.num_train_steps` counts step-function calls (micro-batches of
 the global batch). With `optimizer.grad_accum_steps = k` there are
 num_train_steps / k optimiser updates and schedules are in those units.
 """
-import importlib
+import contextlib
 import json
 import os
 from typing import Any, NamedTuple, Optional, Sequence
@@ -44,11 +46,12 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from perceiver.data import pipeline
+from perceiver import mixed_precision
 from perceiver.train import checkpoint
 from perceiver.train import config_lib
 from perceiver.train import metric_writer
 from perceiver.train import optim
+from perceiver.train import task as task_lib
 
 AXIS = 'batch'  # the data-parallel axis name of every collective
 
@@ -62,14 +65,17 @@ class TrainState(NamedTuple):
 
 
 def task_module(config: ml_collections.ConfigDict):
-  """The task of config.task (import path): model, loss, metrics, data."""
-  return importlib.import_module(config.task)
+  """The task of config.task.module (import path): model, loss, metrics,
+  data; checked against perceiver/train/task.py."""
+  return config_lib.load_task(config)
 
 
-def _cast_floats(tree: Any, dtype) -> Any:
-  return jax.tree.map(
-      lambda x: x.astype(dtype) if jnp.issubdtype(x.dtype, jnp.floating)
-      else x, tree)
+def precision_scope(config: ml_collections.ConfigDict):
+  """The mixed-precision policy of config.compute_dtype, to hold while a
+  model is traced (perceiver.mixed_precision)."""
+  if config.compute_dtype == 'bfloat16':
+    return mixed_precision.bf16_policy()
+  return contextlib.nullcontext()
 
 
 def _pmean_floats(tree: Any) -> Any:
@@ -88,7 +94,6 @@ def make_train_step(model: hk.TransformedWithState,
                     tx: optax.GradientTransformation, schedule,
                     config: ml_collections.ConfigDict):
   """Returns train_step(ts, batch) -> (ts, metrics) for ONE device."""
-  compute_dtype = jnp.dtype(config.compute_dtype)
   accum = config.optimizer.grad_accum_steps
   task = task_module(config)
 
@@ -97,9 +102,9 @@ def make_train_step(model: hk.TransformedWithState,
     device_key = jax.random.fold_in(step_key, jax.lax.axis_index(AXIS))
 
     def loss_fn(params):
-      outputs, new_state = model.apply(
-          _cast_floats(params, compute_dtype), ts.state, device_key,
-          *task.model_args(batch, compute_dtype), is_training=True)
+      with precision_scope(config):
+        outputs, new_state = model.apply(params, ts.state, device_key, batch,
+                                         is_training=True)
       loss, metrics = task.loss_and_metrics(outputs, batch, config)
       new_state = jax.tree.map(lambda new, old: new.astype(old.dtype),
                                new_state, ts.state)
@@ -123,23 +128,33 @@ def make_train_step(model: hk.TransformedWithState,
 def make_eval_step(model: hk.TransformedWithState,
                    config: ml_collections.ConfigDict):
   """Returns eval_step(params, state, batch) -> summed metrics, ONE device."""
-  compute_dtype = jnp.dtype(config.compute_dtype)
   task = task_module(config)
 
   def eval_step(params, state, batch):
-    outputs, _ = model.apply(_cast_floats(params, compute_dtype), state, None,
-                             *task.model_args(batch, compute_dtype),
-                             is_training=False)
+    with precision_scope(config):
+      outputs, _ = model.apply(params, state, None, batch, is_training=False)
     sums = task.eval_sums(outputs, batch, config)
     return jax.lax.psum(sums, AXIS)
 
   return eval_step
 
 
+def _split_shared(batch: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+  """(entries split over devices, step-wide entries given whole)."""
+  split = {k: v for k, v in batch.items() if k != task_lib.SHARED}
+  return split, dict(batch.get(task_lib.SHARED, {}))
+
+
+def _join(split: dict[str, Any], shared: dict[str, Any]) -> dict[str, Any]:
+  return dict(split, **{task_lib.SHARED: shared}) if shared else split
+
+
 class _Runner:
   """Places state and batches and runs the per-device steps, under
   jit(shard_map) or pmap. The canonical state (for checkpoints and init) is
-  always a global array replicated over the mesh."""
+  always a global array replicated over the mesh. Batch entries are split
+  over the 'batch' axis, except those under batch[SHARED], which every
+  device gets whole."""
 
   def __init__(self, config, train_step, eval_step,
                devices: Optional[Sequence[jax.Device]]):
@@ -153,13 +168,17 @@ class _Runner:
     self.pmap_sharding = NamedSharding(
         Mesh(np.asarray(self.local_devices), ('pmap',)), P('pmap'))
     if self.mode == 'shard_map':
+      # The batch travels as (split entries, shared entries): in_specs are
+      # pytree prefixes, P(AXIS) for every split leaf, P() for shared ones.
       self.train_step = jax.jit(
-          jax.shard_map(train_step, mesh=self.mesh, in_specs=(P(), P(AXIS)),
-                        out_specs=(P(), P())),
+          jax.shard_map(lambda ts, split, shared: train_step(
+              ts, _join(split, shared)), mesh=self.mesh,
+                        in_specs=(P(), P(AXIS), P()), out_specs=(P(), P())),
           donate_argnums=0)
       self.eval_step = jax.jit(jax.shard_map(
-          eval_step, mesh=self.mesh, in_specs=(P(), P(), P(AXIS)),
-          out_specs=P()))
+          lambda params, state, split, shared: eval_step(
+              params, state, _join(split, shared)), mesh=self.mesh,
+          in_specs=(P(), P(), P(AXIS), P()), out_specs=P()))
     else:
       pmap_devices = None if jax.process_count() > 1 else self.devices
       self.train_step = jax.pmap(train_step, axis_name=AXIS,
@@ -188,18 +207,31 @@ class _Runner:
         lambda x: np.asarray(x.addressable_data(0)).reshape(x.shape[1:]), ts)
     return jax.device_put(host, self.replicated)
 
-  def batch(self, local: dict[str, np.ndarray]):
+  def batch(self, local: dict[str, Any]):
+    """This process's batch -> the step's batch argument(s)."""
+    split, shared = _split_shared(local)
     if self.mode == 'shard_map':
-      return jax.tree.map(
+      split = jax.tree.map(
           lambda x: jax.make_array_from_process_local_data(
-              self.batch_sharding, x), local)
+              self.batch_sharding, x), split)
+      # Identical on every process: each gives the whole array.
+      shared = jax.tree.map(
+          lambda x: jax.make_array_from_process_local_data(
+              self.replicated, np.asarray(x), np.shape(x)), shared)
+      return split, shared
     n = len(self.local_devices)
-    return jax.tree.map(lambda x: x.reshape((n, -1) + x.shape[1:]), local)
+    split = jax.tree.map(lambda x: x.reshape((n, -1) + x.shape[1:]), split)
+    shared = jax.tree.map(
+        lambda x: np.broadcast_to(np.asarray(x), (n,) + np.shape(x)), shared)
+    return (_join(split, shared),)
+
+  def train(self, ts_step, batch):
+    return self.train_step(ts_step, *batch)
 
   def eval(self, ts_step, batch):
+    out = self.eval_step(ts_step.params, ts_step.state, *batch)
     if self.mode == 'shard_map':
-      return self.eval_step(ts_step.params, ts_step.state, batch)
-    out = self.eval_step(ts_step.params, ts_step.state, batch)
+      return out
     return jax.tree.map(lambda x: x[0], out)
 
 
@@ -231,15 +263,17 @@ def _setup(config, workdir, devices) -> _Setup:
     raise ValueError(
         f'config.input.eval_batch_size={config.input.eval_batch_size} does '
         f'not divide across {num_devices} devices.')
-  pipeline.hide_accelerators_from_tf()
-  data_dir = pipeline.resolve_data_dir(config.input, workdir)
-  # Building an embedded dataset: process 0 first, the others then reuse it.
+  task = task_module(config)
+  # Data that must be built first (an embedded dataset): process 0 builds,
+  # the others then find it built.
+  data_dir = None
   if jax.process_index() == 0:
-    pipeline.get_builder(config.input, data_dir)
+    data_dir = task.prepare_data(config, workdir)
   if jax.process_count() > 1:
     multihost_utils.sync_global_devices('dataset_built')
+    if jax.process_index() != 0:
+      data_dir = task.prepare_data(config, workdir)
 
-  task = task_module(config)
   model = task.make_model(config)
   accum = config.optimizer.grad_accum_steps
   schedule = optim.make_schedule(config.schedule,
@@ -249,12 +283,16 @@ def _setup(config, workdir, devices) -> _Setup:
   example = task.example_batch(config, per_device)  # host arrays, init only
 
   def init_fn(rng):
-    init_rng, base_rng = jax.random.split(rng)
-    params, state = model.init(
-        init_rng, *task.model_args(jax.tree.map(jnp.asarray, example),
-                                   jnp.float32), is_training=True)
+    # The model is initialised with the run's key itself, as the release's
+    # `init(jax.random.PRNGKey(seed), ...)`, so that a run seeded like the
+    # release starts from the release's weights; the step keys derive from
+    # fold_in(rng, 1).
+    with precision_scope(config):
+      params, state = model.init(rng, jax.tree.map(jnp.asarray, example),
+                                 is_training=True)
     return TrainState(step=jnp.zeros([], jnp.int32), params=params,
-                      state=state, opt_state=tx.init(params), rng=base_rng)
+                      state=state, opt_state=tx.init(params),
+                      rng=jax.random.fold_in(rng, 1))
 
   runner = _Runner(config, make_train_step(model, tx, schedule, config),
                    make_eval_step(model, config), runner_devices)
@@ -284,7 +322,7 @@ def _evaluate_split(setup: _Setup, config, ts_step, split: str
 def _checkpointer(config, workdir, read_only=False):
   return checkpoint.Checkpointer(
       os.path.join(workdir, 'checkpoints'), keep=config.keep_checkpoints,
-      best_metric=config.best_metric,
+      best_metric=config.best_metric, best_mode=config.best_mode,
       async_checkpointing=config.async_checkpointing, read_only=read_only)
 
 
@@ -338,8 +376,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     init = jax.jit(setup.init_fn, out_shardings=runner.replicated)
     ts = init(jax.random.PRNGKey(config.seed))
     if config.init_from.path:
-      params, state, message = task_module(config).init_from(
-          jax.device_get(ts.params), jax.device_get(ts.state), config)
+      params, state, message = checkpoint.warm_start(
+          jax.device_get(ts.params), jax.device_get(ts.state),
+          config.init_from.path, include=tuple(config.init_from.include),
+          rename=tuple(tuple(r) for r in config.init_from.rename))
       writer.log(message)
       ts = ts._replace(
           params=jax.device_put(params, runner.replicated),
@@ -347,8 +387,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
           opt_state=jax.jit(setup.tx.init, out_shardings=runner.replicated)(
               params))
   start_step = int(jax.device_get(ts.step))
-  num_params = sum(int(np.prod(x.shape))
-                   for x in jax.tree.leaves(setup.abstract.params))
+  num_params = hk.data_structures.tree_size(setup.abstract.params)
   writer.log(f'{num_params:,} parameters; training steps {start_step}..'
              f'{total_steps} on {len(runner.devices)} devices '
              f'({config.parallelism}), {jax.process_count()} processes.')
@@ -367,7 +406,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   pending_from = start_step + 1
   eval_metrics: dict[str, float] = {}
   for step in range(start_step + 1, total_steps + 1):
-    ts_step, metrics = runner.train_step(ts_step, runner.batch(next(train_iter)))
+    ts_step, metrics = runner.train(ts_step, runner.batch(next(train_iter)))
     pending.append(metrics)
     last = step == total_steps
     do_eval = last or (config.eval_every and step % config.eval_every == 0)
@@ -474,8 +513,8 @@ def export(config: ml_collections.ConfigDict, workdir: str, output: str, *,
   tree = ckpt.restore(which)  # host arrays; no model needed
   ckpt.close()
   params, state = tree['params'], tree.get('state') or {}
-  if config.scan_layers:  # stacked [L, ...] -> the release's per-layer tree
-    from perceiver import perceiver  # pylint: disable=g-import-not-at-top
+  from perceiver import perceiver  # pylint: disable=g-import-not-at-top
+  if perceiver.is_scanned(params):  # stacked [L, ...] -> per-layer tree
     params = perceiver.to_release_layout(params)
   if output.endswith('.pickle') and state:
     raise ValueError(

@@ -5,8 +5,8 @@ downloads at environment bootstrap (scripts/env.sh); tests never download.
 """
 import pytest
 
-from perceiver.language import sources
-from perceiver.language import tokenizers
+from perceiver.tasks.language import sources
+from perceiver.tasks.language import tokenizers
 
 
 @pytest.fixture(scope='session')

@@ -1,4 +1,4 @@
-"""Offline corpora and their TFDS builders (DATA.md)."""
+"""Offline corpora and their TFDS builders (README.md, Data)."""
 import collections
 import re
 
@@ -7,12 +7,12 @@ import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from perceiver.language import glue
-from perceiver.language import masking
-from perceiver.language import pretraining
-from perceiver.language import sources
-from perceiver.language import tfds_builders
-from perceiver.language import tokenizers
+from perceiver.tasks.language import glue_data as glue
+from perceiver.tasks.language import masking
+from perceiver.tasks.language import pretraining
+from perceiver.tasks.language import sources
+from perceiver.tasks.language import tfds_builders
+from perceiver.tasks.language import tokenizers
 
 
 @pytest.fixture(scope='module')

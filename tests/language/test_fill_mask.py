@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 
 from perceiver import checkpoint_io
-from perceiver.language import fill_mask
-from perceiver.language import models
-from perceiver.language import tokenizers
+from perceiver.tasks.language import fill_mask
+from perceiver.tasks.language import models
+from perceiver.tasks.language import tokenizers
 from tests import golden
 
 TOK = tokenizers.ByteTokenizer()

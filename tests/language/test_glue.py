@@ -3,8 +3,8 @@ import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from perceiver.language import glue
-from perceiver.language import tokenizers
+from perceiver.tasks.language import glue_data as glue
+from perceiver.tasks.language import tokenizers
 
 BT = tokenizers.ByteTokenizer()
 

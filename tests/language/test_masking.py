@@ -1,9 +1,9 @@
-"""Whole-word masking and MLM examples ([P] §4.1 / PAPER.md §1)."""
+"""Whole-word masking and MLM examples ([P] §4.1, App. F.3)."""
 import numpy as np
 import pytest
 
-from perceiver.language import masking
-from perceiver.language import tokenizers
+from perceiver.tasks.language import masking
+from perceiver.tasks.language import tokenizers
 
 
 def _surface(tokenizer, i):

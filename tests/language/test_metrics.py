@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from perceiver.language import metrics
+from perceiver.tasks.language import metrics
 
 # pred:  1 1 0 0 1 0 1 0
 # label: 1 0 0 0 1 1 1 0   -> TP 3 (0,4,6), FP 1 (1), FN 1 (5), TN 3 (2,3,7)

@@ -7,13 +7,12 @@ import functools
 
 import haiku as hk
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from perceiver import checkpoint_io
 from perceiver import perceiver
-from perceiver.language import models
+from perceiver.tasks.language import models
 from tests import golden
 
 # The 8 GLUE tasks of [P] with their label counts (STS-B is a regression).
@@ -262,9 +261,9 @@ def _init_classifier(config, shapes_only=False):
   return model, init(model.init, jax.random.PRNGKey(7), inputs, mask)
 
 
-def test_init_from_release_into_classifier(mlm_checkpoint):
+def test_merge_params_into_classifier(mlm_checkpoint):
   model, params_init = _init_classifier(SMOKE)
-  params, report = models.init_from_release(params_init, mlm_checkpoint)
+  params, report = checkpoint_io.merge_params(params_init, mlm_checkpoint)
 
   mlm_entries = _entries(mlm_checkpoint)
   mlm_only = {e for e in mlm_entries
@@ -281,7 +280,7 @@ def test_init_from_release_into_classifier(mlm_checkpoint):
   assert set(report.unused) == mlm_only
   assert 'embedding_decoder/bias' in report.unused
   assert report.num_new_params + report.num_loaded_params == (
-      models.count_params(params_init))
+      hk.data_structures.tree_size(params_init))
   assert 'newly initialised' in str(report)
 
   for entry in report.loaded:
@@ -298,7 +297,7 @@ def test_init_from_release_into_classifier(mlm_checkpoint):
 
 def test_warm_start_decoder_rename(mlm_checkpoint):
   _, params_init = _init_classifier(SMOKE)
-  params, report = models.init_from_release(
+  params, report = checkpoint_io.merge_params(
       params_init, mlm_checkpoint, rename=models.WARM_START_DECODER)
   assert set(report.new) == (
       {'glue_decoder/~/trainable_position_encoding/pos_embs'}
@@ -311,11 +310,11 @@ def test_warm_start_decoder_rename(mlm_checkpoint):
       mlm_checkpoint['basic_decoder/cross_attention/attention/linear']['w'])
 
 
-def test_init_from_release_into_token_variant(mlm_checkpoint):
+def test_merge_params_into_token_variant(mlm_checkpoint):
   model = _transform(models.glue_multitask(SMOKE, TASKS, 'task_tokens'))
   inputs, mask = _text(0)
   params_init = model.init(jax.random.PRNGKey(7), inputs, mask)
-  _, report = models.init_from_release(params_init, mlm_checkpoint)
+  _, report = checkpoint_io.merge_params(params_init, mlm_checkpoint)
   assert report.unused == ('embedding_decoder/bias',)
   assert set(report.new) == {e for e in _entries(params_init)
                              if e.startswith('glue_')}
@@ -323,10 +322,10 @@ def test_init_from_release_into_token_variant(mlm_checkpoint):
       report.loaded)
 
 
-def test_init_from_release_into_scanned_encoder(mlm_checkpoint):
+def test_merge_params_into_scanned_encoder(mlm_checkpoint):
   _, params_init = _init_classifier(
       models.smoke_config(scan_layers=True), shapes_only=True)
-  params, report = models.init_from_release(params_init, mlm_checkpoint)
+  params, report = checkpoint_io.merge_params(params_init, mlm_checkpoint)
   assert not [e for e in report.new if not e.startswith('glue_')]
   unrolled = perceiver.to_release_layout(params)
   for module, leaves in unrolled.items():
@@ -335,19 +334,19 @@ def test_init_from_release_into_scanned_encoder(mlm_checkpoint):
         np.testing.assert_array_equal(value, mlm_checkpoint[module][name])
 
 
-def test_init_from_release_shape_mismatch_names_entries(mlm_checkpoint):
+def test_merge_params_shape_mismatch_names_entries(mlm_checkpoint):
   _, params_init = _init_classifier(models.smoke_config(latent_channels=64),
                                     shapes_only=True)
   with pytest.raises(checkpoint_io.CheckpointMismatchError) as err:
-    models.init_from_release(params_init, mlm_checkpoint)
+    checkpoint_io.merge_params(params_init, mlm_checkpoint)
   message = str(err.value)
   assert 'perceiver_encoder/~/trainable_position_encoding/pos_embs' in message
   assert 'checkpoint (16, 48) vs model (16, 64)' in message
 
 
-def test_init_from_release_refuses_an_unrelated_checkpoint():
+def test_merge_params_refuses_an_unrelated_checkpoint():
   _, params_init = _init_classifier(SMOKE, shapes_only=True)
   with pytest.raises(checkpoint_io.CheckpointMismatchError,
                      match='no entry matched'):
-    models.init_from_release(params_init, {'classifier/linear': {
+    checkpoint_io.merge_params(params_init, {'classifier/linear': {
         'w': np.zeros([2, 2], np.float32)}})

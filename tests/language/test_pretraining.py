@@ -4,9 +4,9 @@ import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from perceiver.language import masking
-from perceiver.language import pretraining
-from perceiver.language import tokenizers
+from perceiver.tasks.language import masking
+from perceiver.tasks.language import pretraining
+from perceiver.tasks.language import tokenizers
 
 
 def test_mixture_on_mock_data():

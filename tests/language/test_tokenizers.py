@@ -4,7 +4,7 @@ import random
 import numpy as np
 import pytest
 
-from perceiver.language import tokenizers
+from perceiver.tasks.language import tokenizers
 
 _PIECES = [
     'the', 'Lord', 'said', 'unto', 'thee', "o'er", 'x', '42', '3.14', ',',

@@ -4,7 +4,7 @@ Every language experiment's `smoke` variant trains 2 steps end to end (the
 loop raises on a non-finite training loss, and the eval loss is checked);
 fine-tuning starts from a release-format .pickle and reports what it newly
 initialised; multitask gives one output per task; the eval sums reproduce
-perceiver.language.metrics; the MLM stream resumes exactly.
+perceiver.tasks.language.metrics; the MLM stream resumes exactly.
 
 GLUE itself cannot be downloaded here, so the GLUE runs read
 `tfds.testing.mock_data` (random text through the real glue/<task> builders
@@ -22,13 +22,13 @@ import pytest
 import tensorflow_datasets as tfds
 
 from perceiver import checkpoint_io
-from perceiver.language import glue as glue_lib
-from perceiver.language import metrics as metrics_lib
-from perceiver.language import models
-from perceiver.language import tfds_builders
-from perceiver.language import tasks as lang_tasks
-from perceiver.language.tasks import data
-from perceiver.language.tasks import glue as glue_task
+from perceiver.tasks.language import glue_data as glue_lib
+from perceiver.tasks.language import metrics as metrics_lib
+from perceiver.tasks.language import models
+from perceiver.tasks.language import tfds_builders
+from perceiver.train import checkpoint
+from perceiver.tasks.language import data
+from perceiver.tasks.language import glue as glue_task
 from perceiver.train import trainer
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
@@ -125,9 +125,9 @@ def test_multitask_one_output_per_task_through_training(tmp_path):
                                    devices=jax.devices()[:1])
   assert step == 2
   model = glue_task.make_model(config)
-  batch = lang_tasks.example_batch(config, 3)
-  outputs, _ = model.apply(ts.params, ts.state, None, *lang_tasks.model_args(
-      batch, np.float32), is_training=False)
+  batch = glue_task.example_batch(config, 3)
+  outputs, _ = model.apply(ts.params, ts.state, None, batch,
+                           is_training=False)
   assert set(outputs) == set(glue_lib.TASK_NAMES)
   assert outputs['stsb'].shape == (3,) and outputs['mnli'].shape == (3, 3)
 
@@ -153,7 +153,7 @@ def test_sentiment_fine_tunes_from_release_pickle_and_resume_wins(
   assert config.init_from.path == pickle_path
   caplog.set_level(logging.INFO)
   _train(config, tmp_path / 'run')  # raises on a non-finite train loss
-  # The log carries init_from_release's report: encoder loaded, the new
+  # The log carries the warm start's report: encoder loaded, the new
   # decoder query/attention and the head newly initialised.
   assert 'newly initialised' in caplog.text
   assert 'glue_head' in caplog.text and 'glue_decoder' in caplog.text
@@ -161,9 +161,9 @@ def test_sentiment_fine_tunes_from_release_pickle_and_resume_wins(
   # The warm start copies the pickle's embedding and encoder exactly, and
   # leaves the new modules (glue_*) as initialised.
   model = glue_task.make_model(config)
-  fresh, _ = model.init(jax.random.PRNGKey(0), *lang_tasks.model_args(
-      lang_tasks.example_batch(config, 1), np.float32), is_training=True)
-  loaded, _, message = lang_tasks.init_from(fresh, {}, config)
+  fresh, _ = model.init(jax.random.PRNGKey(0),
+                        glue_task.example_batch(config, 1), is_training=True)
+  loaded, _, message = checkpoint.warm_start(fresh, {}, config.init_from.path)
   assert 'Loaded' in message and 'glue_head' in message
   shared = [m for m in fresh if m.startswith(('embed', 'perceiver_encoder',
                                               'trainable_position'))]

@@ -1,11 +1,8 @@
-"""Fixtures for the training tests: the shared ones
-(tests/training_fixtures.py) plus the reference run and config flags."""
+"""Fixtures for the training tests (the shared ones are in
+tests/conftest.py): the reference run and the tiny config as flags."""
 import pytest
 
-# pylint: disable=unused-import
-from tests.training_fixtures import TINY, _tiny_config, compilation_cache
-from tests.training_fixtures import experiment, load_experiment
-from tests.training_fixtures import mnist_data_dir, tiny_config
+from tests.training_fixtures import TINY, _tiny_config
 
 
 @pytest.fixture(scope='session')

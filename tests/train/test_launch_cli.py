@@ -46,3 +46,7 @@ def test_eval_reports_test_accuracy(reference_run, mnist_data_dir, tiny_flags):
              ['--split=test'])
   assert out.returncode == 0, out.stderr[-3000:]
   assert '"accuracy"' in out.stdout and '"num_examples": 10000' in out.stdout
+  # The restore's Orbax INFO lines stay off the terminal by default (its
+  # warnings are kept).
+  info = [l for l in out.stderr.splitlines() if l.startswith('I')]
+  assert info and all('trainer.py' in l for l in info), out.stderr[-3000:]

@@ -10,7 +10,7 @@ import pytest
 
 from perceiver.train import config_lib
 from perceiver.train import optim
-from perceiver.train import tasks
+from perceiver.tasks.image import task as image_task
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
@@ -21,13 +21,35 @@ def test_unknown_keys_are_rejected_with_a_hint(experiment):
   with config.unlocked():
     config.optimizer.weight_decy = 0.1
   with pytest.raises(ValueError, match=r'optimizer\.weight_decy.*Did you mean '
-                     r'"optimizer\.weight_decay"'):
+                     r'"config\.optimizer\.weight_decay"'):
     config_lib.validate(config)
 
 
-def test_unknown_variant_is_rejected(experiment):
-  with pytest.raises(ValueError, match='variant'):
-    experiment('mnist', 'smokey')
+EXPERIMENTS = sorted(f[:-3] for f in os.listdir(os.path.join(REPO, 'experiments'))
+                     if f.endswith('.py'))
+
+
+@pytest.mark.parametrize('name', EXPERIMENTS)
+def test_unknown_variant_is_rejected_and_the_valid_ones_listed(name,
+                                                               experiment):
+  """One shared parser (config_lib.parse_variants) in every experiment: a
+  typo never trains silently with the default."""
+  with pytest.raises(ValueError, match=r'unknown variant.*smokey.*Valid '
+                     r'variants: .*smoke'):
+    experiment(name, 'smokey')
+
+
+def test_misspelt_batch_variant_is_rejected(experiment):
+  # It used to train silently at the default batch 1024.
+  with pytest.raises(ValueError, match='"bach": did you mean "batch"'):
+    experiment('imagenet_fourier', 'bach=512')
+  assert experiment('imagenet_fourier', 'batch=512').input.global_batch_size \
+      == 512
+
+
+def test_variant_given_twice_is_rejected():
+  with pytest.raises(ValueError, match='given twice'):
+    config_lib.parse_variants('steps=1,steps=2', {'steps'}, 'x.py')
 
 
 def test_launch_flags_lock_the_config(tmp_path):
@@ -71,10 +93,11 @@ def test_warmup_cosine_and_step_schedules():
 def test_weight_decay_mask_skips_biases_norms_and_optionally_positions(
     experiment):
   config = experiment('imagenet_conv', 'smoke')
-  model = tasks.make_model(config)
+  model = image_task.make_model(config)
   params, _ = jax.eval_shape(
       lambda: model.init(jax.random.PRNGKey(0),
-                         jnp.zeros((1, 32, 32, 3)), is_training=True))
+                         {'images': jnp.zeros((1, 32, 32, 3))},
+                         is_training=True))
   for decay_pos in (True, False):
     mask = optim.decay_mask(params, decay_pos_embeddings=decay_pos)
     for module, leaves in mask.items():

@@ -66,7 +66,7 @@ def test_imagenet_hyperparameters_match_the_paper():
   assert c.num_train_steps == 137_625
   assert c.schedule.flat_steps == 68_812
   assert c.optimizer.weight_decay == 0.1 and c.optimizer.clip_global_norm == 10
-  assert c.label_smoothing == 0.1 and c.input.global_batch_size == 1024
+  assert c.task.label_smoothing == 0.1 and c.input.global_batch_size == 1024
   assert c.input.randaugment_layers == 4 and c.input.mixup_alpha == 0.2
 
 
@@ -74,7 +74,7 @@ def test_imagenet_hyperparameters_match_the_paper():
 def test_smoke_variant_trains(name, tmp_path, mnist_data_dir):
   config = _load(name, 'smoke')
   workdir = str(tmp_path / name)
-  if config.task != 'perceiver.train.tasks':
+  if config.task.module != 'perceiver.tasks.image.task':
     pytest.skip('language smoke runs: tests/language/test_training.py')
   if config.input.name == 'embedded_mnist':
     config.input.data_dir = mnist_data_dir

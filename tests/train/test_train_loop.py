@@ -11,6 +11,7 @@ import jax
 import numpy as np
 import pytest
 
+from perceiver import perceiver as perceiver_lib
 from perceiver.train import checkpoint
 from perceiver.train import trainer
 
@@ -121,6 +122,43 @@ def test_init_from_release_pickle_with_subset_and_export(
     for name, value in leaves.items():
       same = np.array_equal(np.asarray(value), release[module][name])
       assert same == (module != head), (module, name)
+
+
+def test_warm_start_from_a_release_pickle_into_a_scanned_model(
+    tmp_path, mnist_data_dir, tiny_config):
+  """One warm-start path for every layout: a release-layout pickle (per-layer
+  self-attention modules) seeds a scan_layers=True run, whose outputs then
+  equal those of the per-layer model with the pickle's parameters."""
+  from perceiver import checkpoint_io  # pylint: disable=g-import-not-at-top
+  from perceiver.tasks.image import task as image_task  # pylint: disable=g-import-not-at-top
+  unscanned = tiny_config(mnist_data_dir, num_train_steps=1)
+  unscanned.model.encoder.num_self_attends_per_block = 3
+  batch = {'images': np.random.default_rng(0).normal(
+      size=(2, 28, 28, 1)).astype(np.float32)}
+  model = image_task.make_model(unscanned)
+  release, state = model.init(jax.random.PRNGKey(3), batch, is_training=True)
+  path = str(tmp_path / 'release.pickle')
+  checkpoint_io.save_params(path, release)
+  assert any(m.endswith('self_attention_2/attention/linear') for m in release)
+
+  scanned = tiny_config(mnist_data_dir, num_train_steps=1)
+  scanned.model.encoder.num_self_attends_per_block = 3
+  scanned.scan_layers = True
+  scanned.init_from.path = path
+  scanned.schedule.base_lr = 0.0  # the step leaves the warm start as it is
+  trainer.train_and_evaluate(scanned, str(tmp_path / 'scanned'),
+                             devices=jax.devices()[:1])
+  got = _params(str(tmp_path / 'scanned'), scanned)
+  assert perceiver_lib.is_scanned(got.params)
+  want, _ = model.apply(release, state, None, batch, is_training=False)
+  out, _ = image_task.make_model(scanned).apply(got.params, got.state, None,
+                                                batch, is_training=False)
+  np.testing.assert_allclose(out, want, rtol=1e-6, atol=1e-6)
+  # Exported back, the run is the release's tree again, leaf for leaf.
+  exported = trainer.export(scanned, str(tmp_path / 'scanned'),
+                            str(tmp_path / 'back.pickle'))
+  back, _ = checkpoint_io.load_params(exported, expected=release)
+  _assert_trees(back, release, atol=0)
 
 
 def test_evaluate_counts_every_example_once(mnist_data_dir, tiny_config,

@@ -1,0 +1,51 @@
+r"""Optical flow with Perceiver IO ([P] §4.2, App. H, Tables 3, 5, 6, 16).
+
+The paper's model (PAPER.md §2; the released architecture, 41,057,134
+params): 3x3 patches of both frames concatenated (54 values), Linear 54->64
+plus 2D Fourier features (64 bands): 182,528 inputs of 322 channels at
+368x496; N = 2048 latents of D = 512, 24 self-attention layers of 16 heads;
+per-pixel queries; flow = Linear->2 (zero-init) x 20 / 100, in pixels.
+Trained on AutoFlow-style pairs rendered on the fly
+(perceiver/tasks/flow/autoflow.py; 400k scenes, 480 epochs, batch 512:
+375k steps), LAMB with a cosine from 4e-4, with a curriculum: a phase
+without augmentation that feeds every pair both ways, then rising severity.
+
+  python launch/train.py --config=experiments/optical_flow.py \
+      --workdir=workdirs/flow
+  python launch/train.py --config=experiments/optical_flow.py:cpu \
+      --workdir=workdirs/flow_cpu          # the reproduction, FLOW.md
+  python launch/train.py --config=experiments/optical_flow.py:smoke \
+      --workdir=/tmp/flow_smoke
+  python launch/flow.py --config=experiments/optical_flow.py \
+      --checkpoint=workdirs/flow --dataset=sintel_clean --data_dir=DIR
+
+Expected ([P] Table 3, EPE at full resolution, tiled): Sintel clean 1.81,
+Sintel final 2.42, KITTI 4.98. The loop's eval ('eval/epe', the best
+checkpoint's metric) is on held-out generated pairs at 368x496.
+
+Where [P] is silent (config fields): the loss (RAFT's L1 on all pixels,
+config.task.loss / supervise_occluded); no warmup, weight decay or
+clipping; curriculum phases config.input.phase_ends = (0.1, 0.4, 0.7, 1.0)
+with severities (0, 1/3, 2/3, 1) (config.input.phase_severities).
+
+Variants (comma-separated after the colon):
+  smoke      2 steps of a tiny model (12x16) on generated pairs.
+  cpu        the CPU-sized reproduction model (recipes.CPU; DEVIATION: not in
+             the paper): 32x48 crops, N x D = 64 x 128, 4 layers, batch 8,
+             AdamW, small motions, 700 steps.
+  steps=N    optimiser updates (paper: 375000; cpu: 700).
+  batch=B    batch per update (paper: 512; cpu: 8).
+  accum=K    micro-batches per update (paper only; the batch stays B).
+  lr=X       peak learning rate (paper: 4e-4, LAMB; cpu: 1e-3, AdamW).
+  textures=DIR  add the photos of DIR to scikit-image's as textures, e.g.
+             opencv-doc's (bash scripts/fetch_flow_data.sh prints it).
+"""
+from perceiver.tasks.flow import recipes
+from perceiver.train import config_lib
+
+VARIANTS = {'smoke', 'cpu', 'steps', 'batch', 'accum', 'lr', 'textures'}
+
+
+def get_config(arg=None):
+  args = config_lib.parse_variants(arg, VARIANTS, 'experiments/optical_flow.py')
+  return recipes.optical_flow(args)

@@ -1,0 +1,334 @@
+"""Optical flow: the task interface (perceiver/train/task.py) for training.
+
+Glossary of shapes: B batch (per device inside the step), B_p per-process
+batch, H, W the network's input size (a training crop), M = O = H*W inputs
+and output queries; images [B, 2, H, W, 3] in [-1, 1], flow [B, H, W, 2]
+(u, v) in pixels, valid [B, H, W].
+
+Model ([P] §4.2, Table 6; [code] flow colab): `builders.optical_flow` with
+`config.model` as its kwargs: 3x3 patches of both frames, Linear 54->64
+plus 2D Fourier features, N latents, 24 self-attention layers, per-pixel
+queries that are the input features, Linear->2 (zero-init), x 20 / 100.
+
+Loss. [P] does not state the loss (PAPER.md §2: UNCONFIRMED). The release
+fixes the output scale: the decoder's Linear output is divided by 100 and
+multiplied by 20, and the result is flow in pixels of the input frames.
+Training uses that same output (no other rescaling), against ground truth
+in pixels. DEVIATION (paper silent): the loss is RAFT's, which trains on
+the AutoFlow data the paper uses: the mean over pixels of |du| + |dv|
+(`config.task.loss = 'l1'`; 'epe' takes the mean end-point error instead).
+All pixels are supervised, occluded ones included, as RAFT and AutoFlow do
+on dense synthetic flow (`config.task.supervise_occluded`); metrics count
+only valid (non-occluded, in-frame) pixels.
+
+Data. Training pairs are rendered on the fly (perceiver.tasks.flow.autoflow)
+from (seed, example index): example i of step s is global index
+(s - 1) * B + i, so the stream is a pure function of (seed, step) and resume
+is exact. The augmentation curriculum ([P] App. H) is a list of phases over
+the fraction of training done: `config.input.phase_ends` and
+`phase_severities`; the first phase feeds each pair forward and reversed
+when `reverse_first_phase`.
+
+Evaluation in the training loop: split 'heldout', `num_eval_examples`
+generated pairs from `eval_seed` (a stream the training never draws), at
+the network's size, without augmentation. The best checkpoint is the lowest
+'eval/epe'. Sintel, KITTI and the real stereo pairs are evaluated at full
+resolution through `builders.tiled_flow`, as [P] does, by
+perceiver.tasks.flow.inference (launch/flow.py --dataset=...).
+"""
+import queue
+import threading
+from typing import Any, Iterator, Optional
+
+import haiku as hk
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from perceiver.tasks.flow import autoflow
+from perceiver.tasks.flow import metrics as flow_metrics
+
+HELDOUT = 'heldout'  # the one eval split of the training loop
+TRAIN_STREAM, EVAL_STREAM = 0, 1  # autoflow.make_example streams
+LOSSES = ('l1', 'epe')
+
+
+# ---------------------------------------------------------------------------
+# Configuration
+# ---------------------------------------------------------------------------
+
+
+def default_task_config() -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict()
+  c.loss = 'l1'  # 'l1' (RAFT: |du| + |dv|) | 'epe' (||.||_2)
+  c.supervise_occluded = True  # loss on every pixel, not only valid ones
+  return c
+
+
+def default_input_config(config: ml_collections.ConfigDict
+                         ) -> ml_collections.ConfigDict:
+  del config
+  c = ml_collections.ConfigDict()
+  c.image_size = (368, 496)  # (H, W) of the training crops = network input
+  c.texture_dirs = ()  # image folders added to scikit-image's photos
+  c.num_scenes = 0  # >0: cycle through this many scenes (AutoFlow: 400k)
+  # Curriculum ([P] App. H): phase p covers the fraction of training up to
+  # phase_ends[p], with augmentation severity phase_severities[p].
+  c.phase_ends = (0.1, 0.4, 0.7, 1.0)
+  c.phase_severities = (0.0, 1 / 3, 2 / 3, 1.0)
+  c.reverse_first_phase = True  # phase 0 feeds each pair both ways
+  # Scene ranges (autoflow.SceneOptions).
+  c.min_layers = 2
+  c.max_layers = 5
+  c.max_translation = 0.1  # fraction of W, per axis
+  c.max_rotation = 0.15  # radians
+  c.max_log2_scale = 0.15
+  c.nonrigid_lipschitz = 0.2
+  c.num_eval_examples = 64  # held-out generated pairs
+  c.eval_seed = 0  # their seed (stream EVAL_STREAM, apart from training)
+  c.prefetch_batches = 2  # batches rendered ahead in a background thread
+  return c
+
+
+def _check(config: ml_collections.ConfigDict) -> None:
+  if config.task.loss not in LOSSES:
+    raise ValueError(f'config.task.loss={config.task.loss!r}; use one of '
+                     f'{LOSSES}.')
+  cfg = config.input
+  ends, sev = tuple(cfg.phase_ends), tuple(cfg.phase_severities)
+  if not ends or len(ends) != len(sev):
+    raise ValueError(f'config.input.phase_ends {ends} and phase_severities '
+                     f'{sev} must be non-empty and of the same length.')
+  if list(ends) != sorted(ends) or abs(ends[-1] - 1.0) > 1e-9:
+    raise ValueError(f'config.input.phase_ends={ends} must increase to 1.0 '
+                     '(fractions of config.num_train_steps).')
+  if any(not 0 <= s <= 1 for s in sev):
+    raise ValueError(f'config.input.phase_severities={sev} must lie in '
+                     '[0, 1].')
+  model_shape = tuple(config.model.decoder.output_image_shape)
+  if tuple(cfg.image_size) != model_shape:
+    raise ValueError(
+        f'config.input.image_size={tuple(cfg.image_size)} differs from the '
+        f'network input config.model.decoder.output_image_shape='
+        f'{model_shape}; set both to the training crop size.')
+
+
+def scene_options(cfg: ml_collections.ConfigDict) -> autoflow.SceneOptions:
+  return autoflow.SceneOptions(
+      min_layers=cfg.min_layers, max_layers=cfg.max_layers,
+      max_translation=cfg.max_translation, max_rotation=cfg.max_rotation,
+      max_log2_scale=cfg.max_log2_scale,
+      nonrigid_lipschitz=cfg.nonrigid_lipschitz)
+
+
+def phase_at(config: ml_collections.ConfigDict, step: int
+             ) -> tuple[int, float, bool]:
+  """(phase, severity, reversed pairs) of training step `step` (1-based)."""
+  fraction = (step - 1) / max(config.num_train_steps, 1)
+  ends = tuple(config.input.phase_ends)
+  phase = next((p for p, end in enumerate(ends) if fraction < end),
+               len(ends) - 1)
+  reverse = phase == 0 and bool(config.input.reverse_first_phase)
+  return phase, float(config.input.phase_severities[phase]), reverse
+
+
+# ---------------------------------------------------------------------------
+# Model, loss and metrics
+# ---------------------------------------------------------------------------
+
+
+def model_kwargs(config: ml_collections.ConfigDict) -> dict[str, Any]:
+  """builders.optical_flow kwargs: config.model plus the loop's switches."""
+  kwargs = config.model.to_dict()
+  encoder = dict(kwargs.pop('encoder'))
+  # Passed only when on, so that the default call is the release's kwargs.
+  if config.get('remat'):
+    encoder['remat'] = True
+  if config.get('scan_layers'):
+    encoder['scan_layers'] = True
+  return dict(kwargs, encoder=encoder)
+
+
+def make_model(config: ml_collections.ConfigDict) -> hk.TransformedWithState:
+  """forward(batch, *, is_training) -> flow [B, H, W, 2] in pixels."""
+  from perceiver import builders  # pylint: disable=g-import-not-at-top
+  _check(config)
+  flow_fn = builders.optical_flow(**model_kwargs(config))
+
+  def forward(batch, *, is_training):
+    return flow_fn(batch['images'], is_training=is_training)
+
+  return hk.transform_with_state(forward)
+
+
+def example_batch(config: ml_collections.ConfigDict, batch_size: int
+                  ) -> dict[str, np.ndarray]:
+  h, w = config.input.image_size
+  return {'images': np.zeros((batch_size, 2, h, w, 3), np.float32),
+          'flow': np.zeros((batch_size, h, w, 2), np.float32),
+          'valid': np.zeros((batch_size, h, w), np.float32)}
+
+
+def loss_and_metrics(outputs: jax.Array,  # [B, H, W, 2]
+                     batch: dict[str, jax.Array],
+                     config: ml_collections.ConfigDict
+                     ) -> tuple[jax.Array, dict[str, jax.Array]]:
+  """The loss (module docstring) and the EPE on valid pixels."""
+  pred = outputs.astype(jnp.float32)
+  gt = batch['flow'].astype(jnp.float32)  # [B, H, W, 2]
+  valid = batch['valid'].astype(jnp.float32)  # [B, H, W]
+  weights = (jnp.ones_like(valid) if config.task.supervise_occluded
+             else valid)
+  if config.task.loss == 'l1':
+    per_pixel = jnp.sum(jnp.abs(pred - gt), -1)
+  else:
+    per_pixel = flow_metrics.end_point_error(pred, gt)
+  loss = jnp.sum(per_pixel * weights) / jnp.maximum(jnp.sum(weights), 1.0)
+  sums = flow_metrics.sums(pred, gt, valid)
+  epe = sums['epe_sum'] / jnp.maximum(sums['valid_pixels'], 1.0)
+  return loss, {'loss': loss, 'epe': epe,
+                'valid_fraction': jnp.mean(valid)}
+
+
+def eval_sums(outputs: jax.Array,  # [B, H, W, 2]
+              batch: dict[str, jax.Array],
+              config: ml_collections.ConfigDict) -> dict[str, jax.Array]:
+  """Sums over the valid pixels of the real (mask 1) examples."""
+  del config
+  out = flow_metrics.sums(outputs, batch['flow'], batch['valid'],
+                          weight=batch['mask'])
+  out['count'] = jnp.sum(batch['mask'])
+  return out
+
+
+def finalize_eval(sums, config: ml_collections.ConfigDict
+                  ) -> dict[str, float]:
+  """'epe' (the best-checkpoint metric) and the 1/3/5 px outlier rates."""
+  del config
+  result = flow_metrics.finalize(sums)
+  result['num_examples'] = float(sums['count'])
+  return result
+
+
+# ---------------------------------------------------------------------------
+# Input
+# ---------------------------------------------------------------------------
+
+
+def prepare_data(config: ml_collections.ConfigDict, workdir: str
+                 ) -> Optional[str]:
+  """Loads the textures (failing early with a clear error); nothing to
+  build, since pairs are rendered on the fly."""
+  del workdir
+  _check(config)
+  autoflow.textures(tuple(config.input.texture_dirs))
+  return None
+
+
+def _background(make, items, depth: int) -> Iterator[Any]:
+  """Yields make(item) for items, computed `depth` ahead in a thread (the
+  numpy rendering overlaps the device step, which releases the GIL)."""
+  if depth <= 0:
+    for item in items:
+      yield make(item)
+    return
+  q: queue.Queue = queue.Queue(maxsize=depth)
+  stop = threading.Event()
+
+  def work():
+    try:
+      for item in items:
+        if stop.is_set():
+          return
+        q.put(('ok', make(item)))
+      q.put(('done', None))
+    except BaseException as e:  # pylint: disable=broad-except
+      q.put(('error', e))
+
+  thread = threading.Thread(target=work, daemon=True)
+  thread.start()
+  try:
+    while True:
+      kind, value = q.get()
+      if kind == 'error':
+        raise value
+      if kind == 'done':
+        return
+      yield value
+  finally:
+    stop.set()
+
+
+def train_iterator(config: ml_collections.ConfigDict, *,
+                   data_dir: Optional[str], seed: int, start_step: int,
+                   process_index: int, process_count: int
+                   ) -> Iterator[dict[str, np.ndarray]]:
+  """This process's batches [B_p, ...] for steps start_step + 1, ..."""
+  del data_dir
+  _check(config)
+  cfg = config.input
+  batch = cfg.global_batch_size
+  if batch % process_count:
+    raise ValueError(f'config.input.global_batch_size={batch} must divide '
+                     f'across {process_count} processes.')
+  local = batch // process_count
+  textures = autoflow.textures(tuple(cfg.texture_dirs))
+  opts = scene_options(cfg)
+
+  def make(step):
+    _, severity, reverse = phase_at(config, step)
+    first = (step - 1) * batch + process_index * local
+    return autoflow.make_batch(
+        textures, range(first, first + local), size=tuple(cfg.image_size),
+        seed=seed, stream=TRAIN_STREAM, severity=severity,
+        reverse_pairs=reverse,
+        num_scenes=cfg.num_scenes, options=opts)
+
+  def steps():
+    step = start_step + 1
+    while True:
+      yield step
+      step += 1
+
+  return _background(make, steps(), cfg.prefetch_batches)
+
+
+def eval_iterator(config: ml_collections.ConfigDict, split: str, *,
+                  data_dir: Optional[str], process_index: int,
+                  process_count: int) -> tuple[Any, int]:
+  """(batches with 'mask', number of batches) of the held-out pairs."""
+  del data_dir
+  if split != HELDOUT:
+    raise ValueError(
+        f'The flow task evaluates split {HELDOUT!r} (held-out generated '
+        f'pairs) in the training loop, not {split!r}. Evaluate Sintel, '
+        'KITTI and real stereo pairs at full resolution with launch/flow.py '
+        '--dataset=... --config=... --checkpoint=...')
+  cfg = config.input
+  if cfg.eval_batch_size % process_count:
+    raise ValueError(f'config.input.eval_batch_size={cfg.eval_batch_size} '
+                     f'must divide across {process_count} processes.')
+  local = cfg.eval_batch_size // process_count
+  total = cfg.num_eval_examples
+  num_batches = -(-total // cfg.eval_batch_size)
+  textures = autoflow.textures(tuple(cfg.texture_dirs))
+  opts = scene_options(cfg)
+
+  def make(b):
+    first = b * cfg.eval_batch_size + process_index * local
+    indices = list(range(first, first + local))
+    real = [i for i in indices if i < total] or [0]
+    out = autoflow.make_batch(textures, real, size=tuple(cfg.image_size),
+                              seed=cfg.eval_seed, stream=EVAL_STREAM,
+                              options=opts)
+    pad = local - len([i for i in indices if i < total])
+    mask = np.zeros(local, np.float32)
+    mask[:local - pad] = 1.0
+    if len(real) < local:  # pad with copies of the first, masked out
+      out = {k: np.concatenate([v, np.repeat(v[:1], local - len(v), 0)])
+             for k, v in out.items()}
+    out['mask'] = mask
+    return out
+
+  return _background(make, range(num_batches), cfg.prefetch_batches), num_batches

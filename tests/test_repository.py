@@ -1,0 +1,45 @@
+"""The repository stands alone: nothing reads files from outside it.
+
+A clone must pass its own tests, so no code, test, script or doc may point
+at `../shared` (the facts the project was built from live outside the
+repository; what the tests need was copied into tests/golden_data and
+perceiver/release_specs).
+"""
+import os
+import re
+import subprocess
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+OUTSIDE = re.compile(r"\.\./shared|'shared', *'golden'|PAPER\.md|DATA\.md")
+
+
+def _tracked_files():
+  out = subprocess.run(['git', 'ls-files'], cwd=REPO, capture_output=True,
+                       text=True, check=True).stdout
+  return [f for f in out.splitlines()
+          if f.endswith(('.py', '.sh', '.md', 'Makefile', '.txt', '.cfg'))]
+
+
+def test_nothing_points_outside_the_repository():
+  files = _tracked_files()
+  assert 'perceiver/train/trainer.py' in files  # the listing is not empty
+  offenders = []
+  for name in files:
+    if name == 'tests/test_repository.py':
+      continue
+    with open(os.path.join(REPO, name), encoding='utf-8') as f:
+      for number, line in enumerate(f, 1):
+        if OUTSIDE.search(line):
+          offenders.append(f'{name}:{number}: {line.strip()}')
+  assert not offenders, '\n'.join(offenders)
+
+
+def test_golden_data_is_in_the_repository():
+  from tests import golden  # pylint: disable=g-import-not-at-top
+  for family in golden.TINY_FAMILIES:
+    for suffix in ('.json', '.npz', '_init.npz'):
+      assert os.path.exists(
+          os.path.join(golden.GOLDEN_DIR, family + '_tiny' + suffix))
+  for family in golden.FULL_FAMILIES:
+    assert os.path.exists(os.path.join(golden.RELEASE_SPECS_DIR,
+                                       f'full_{family}.json'))
