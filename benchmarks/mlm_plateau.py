@@ -8,43 +8,49 @@ Shapes: B batch, T bytes per example, V = 262 byte vocabulary, E = 128
 channels of the embedding and the decoder queries, N latents.
 
 Data: the batches of the MLM task (KJV + Shakespeare, 1 document per
-example, random T-byte crop, whole-word masking p = 0.15, loss on the masked
-bytes), made once by `perceiver.tasks.language.data` and cached in
-`--workdir`, so that every arm of an ablation trains on exactly the same
-examples in the same order (`--masking=byte` re-masks those examples). The
-held-out set is the validation split (121 books/plays) read 4 times with
-fixed masks (484 examples). `--masking=byte` masks each byte that
-whole-word masking could mask (bytes inside words; never whitespace or
-padding) independently with p = 0.15, so both schemes have the same
-maskable bytes and the same unigram baseline.
+example, random T-byte crop, masking p = 0.15, loss on the masked bytes),
+made once by `perceiver.tasks.language.data` (config.input) and cached in
+`--workdir`, so that every arm trains on exactly the same examples in the
+same order; batches are drawn with data seed 0 whatever `--seed` (the init
+seed). `--masking=word` is the release's whole-word masking
+(config.input.mask_unit='word'); `--masking=byte` masks every byte inside a
+word independently (mask_unit='token': the same maskable bytes, so the same
+unigram baseline). The held-out set is the validation split (121
+books/plays) read 4 times with fixed masks (484 examples).
 
 Models (`--arch`):
-  perceiver  the released MLM design at recipes.SMALL size (776k params):
-             Embed + learned input positions -> 32 latents x 160 channels,
-             4 self-attention layers -> T learned queries of E channels ->
-             logits tied to the embedding.
+  perceiver  models.mlm (= builders.mlm, the released MLM design) at
+             recipes.SMALL size (776k params): Embed + input positions ->
+             N = 32 latents x 160 channels, 4 self-attention layers -> T
+             learned queries of E channels -> logits tied to the embedding.
   bert       an encoder-only pre-LayerNorm Transformer of the same size
-             (4 layers of E = 128, 4 heads, qk 64, MLP 4E; 775k params), the
-             same embedding, input positions and tied logits, and a final
-             LayerNorm: every byte keeps its own residual stream.
+             (4 layers of E = 128, 4 heads, qk 64, MLP 4E; 777k params), the
+             same embedding, learned input positions and tied logits, and a
+             final LayerNorm: every byte keeps its own residual stream.
 
-Knobs (release-exact values are the defaults): --embed_scale (hk.Embed's
-truncated-normal stddev, 1.0), --input_pos {learned, fourier} and
---input_pos_scale (0.02), --query_pos_scale (the decoder queries' init,
-0.02), --latents, --layers, --seq_len, --masking {word, byte},
---optimizer {lamb, adamw}, --lr, --warmup, --weight_decay, --copy_weight
-(loss weight of the unmasked bytes: 1 adds the copy task).
+Knobs, each a config field of the library (release values are the
+defaults): --input_pos {trainable, fourier} (config.model.
+input_position_encoding), --input_pos_scale (input_position_init_scale,
+0.02), --query_pos_scale (query_position_init_scale, 0.02), --latents
+(num_latents), --layers, --seq_len (max_seq_len and
+config.input.sequence_length), --masking (config.input.mask_unit),
+--optimizer {lamb, adamw}, --lr, --warmup (config.optimizer /
+config.schedule). --copy_weight puts the unmasked bytes in the loss too
+(the copy probe of the earlier session).
 
-Prints, every --eval_every steps, the train window's masked-byte accuracy
-and NLL and the copy accuracy (unmasked bytes), then the validation
-masked-byte accuracy and NLL; the first lines give the unigram baseline
-(the training set's masked-byte frequencies scored on the validation
-masks). `--out FILE` appends the run as one JSON line (read by
+Prints the count baselines on the validation masks (the unigram: the
+plateau; and a count model of a shallow context: (masked-run length, index
+in it) for whole words, (left, right) neighbour bytes for single bytes),
+then every --eval_every steps the train window's masked-byte accuracy and
+NLL, the accuracy on unmasked bytes ("copy"), the validation masked-byte
+accuracy and NLL, and the RMS of the embedding, input positions and
+decoder queries. `--out FILE` appends the run as one JSON line (read by
 benchmarks/mlm_ablations.py).
 
   .venv/bin/python benchmarks/mlm_plateau.py --steps=2000
   .venv/bin/python benchmarks/mlm_plateau.py --steps=2000 --arch=bert
-  .venv/bin/python benchmarks/mlm_plateau.py --steps=400 --copy_weight=1
+  .venv/bin/python benchmarks/mlm_plateau.py --steps=2000 --masking=byte \
+      --input_pos=fourier
 """
 import argparse
 import functools
@@ -69,12 +75,10 @@ from perceiver import position_encoding
 from perceiver.tasks.language import data
 from perceiver.tasks.language import models
 from perceiver.tasks.language import recipes
-from perceiver.tasks.language import tokenizers
 
 V = models.BYTES_VOCAB_SIZE
 CONTEXT = {'word': 'given (run length, index in run)',
            'byte': 'given (left, right) bytes'}
-_WHITESPACE = np.array([ord(c) for c in ' \t\n\r\x0b\x0c'], np.int32)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -88,8 +92,7 @@ def parser() -> argparse.ArgumentParser:
   a('--seq_len', type=int, default=128)
   a('--latents', type=int, default=32)
   a('--layers', type=int, default=4)
-  a('--embed_scale', type=float, default=1.0)
-  a('--input_pos', choices=('learned', 'fourier'), default='learned')
+  a('--input_pos', choices=('trainable', 'fourier'), default='trainable')
   a('--input_pos_scale', type=float, default=0.02)
   a('--query_pos_scale', type=float, default=0.02)
   a('--masking', choices=('word', 'byte'), default='word')
@@ -122,6 +125,7 @@ def _input_config(args):
   cfg.eval_epochs = 4
   cfg.sequence_length = args.seq_len
   cfg.mask_prob = args.mask_prob
+  cfg.mask_unit = 'token' if args.masking == 'byte' else 'word'
   return cfg
 
 
@@ -141,7 +145,7 @@ def cached_batches(args):
   """({feature: [S, B, T]} train, {feature: [n, T]} validation)."""
   os.makedirs(args.workdir, exist_ok=True)
   path = os.path.join(args.workdir, f'batches_T{args.seq_len}_B{args.batch}'
-                      f'_p{args.mask_prob:g}.npz')
+                      f'_p{args.mask_prob:g}_{args.masking}.npz')
   if os.path.exists(path):
     with np.load(path) as f:
       if f['train_inputs'].shape[0] < args.steps:
@@ -167,19 +171,6 @@ def cached_batches(args):
              if k.startswith('train_')}
     val = {k[4:]: f[k] for k in f.files if k.startswith('val_')}
   return train, val
-
-
-def remask_per_byte(ex, p, rng):
-  """Masks every maskable byte (inside a word) independently with p."""
-  targets = ex['targets']
-  maskable = ((ex['input_mask'] > 0) & (targets >= tokenizers.NUM_SPECIAL) &
-              ~np.isin(targets - tokenizers.NUM_SPECIAL, _WHITESPACE))
-  masked = maskable & (rng.random(targets.shape) < p)
-  out = dict(ex)
-  out['inputs'] = np.where(masked, tokenizers.MASK_ID, targets).astype(
-      np.int16)
-  out['target_mask'] = masked.astype(np.int8)
-  return out
 
 
 def _index_in_run(masked):
@@ -237,48 +228,23 @@ def count_baselines(train, val, masking, prior=10.0):
 # ---------------------------------------------------------------------------
 
 
-def _embed(args, inputs):
-  layer = hk.Embed(vocab_size=V, embed_dim=128,
-                   w_init=hk.initializers.TruncatedNormal(args.embed_scale))
-  return layer, layer(inputs)
-
-
 def perceiver_mlm(args):
-  """builders.mlm (the release's MLM) with the ablation knobs."""
-  kw = models.mlm_config(vocab_size=V, **{
+  """models.mlm (builders.mlm, the release's MLM) at configs.SMALL size with
+  the ablation knobs, which are its config fields."""
+  return models.mlm(models.mlm_config(vocab_size=V, **{
       **recipes.SMALL, 'max_seq_len': args.seq_len,
-      'num_latents': args.latents, 'num_layers': args.layers})
-  kw['decoder']['trainable_position_encoding_kwargs']['init_scale'] = (
-      args.query_pos_scale)
-
-  def forward(inputs, input_mask, *, is_training):
-    embedding_layer, x = _embed(args, inputs)
-    batch = x.shape[0]
-    if args.input_pos == 'learned':
-      x = x + position_encoding.TrainablePositionEncoding(
-          index_dim=args.seq_len, num_channels=128,
-          init_scale=args.input_pos_scale)(batch)
-    else:  # [P] App. G features of the byte index, concatenated
-      fourier = position_encoding.FourierPositionEncoding(
-          index_dims=(args.seq_len,), num_bands=64)(batch)
-      x = jnp.concatenate([x, fourier.astype(x.dtype)], -1)
-    model = perceiver.Perceiver(
-        encoder=perceiver.PerceiverEncoder(**kw['encoder']),
-        decoder=perceiver.BasicDecoder(**kw['decoder']))
-    out = model(x, is_training=is_training, input_mask=input_mask,
-                query_mask=input_mask)
-    return io_processors.EmbeddingDecoder(
-        embedding_matrix=embedding_layer.embeddings)(out)
-
-  return forward
+      'num_latents': args.latents, 'num_layers': args.layers,
+      'input_position_encoding': args.input_pos,
+      'input_position_init_scale': args.input_pos_scale,
+      'query_position_init_scale': args.query_pos_scale}))
 
 
 def bert_mlm(args):
   """A same-size encoder-only byte Transformer with tied logits."""
 
   def forward(inputs, input_mask, *, is_training):
-    embedding_layer, x = _embed(args, inputs)
-    x = x + position_encoding.TrainablePositionEncoding(
+    embedding_layer = hk.Embed(vocab_size=V, embed_dim=128)
+    x = embedding_layer(inputs) + position_encoding.TrainablePositionEncoding(
         index_dim=args.seq_len, num_channels=128,
         init_scale=args.input_pos_scale)(x.shape[0])
     mask = perceiver.make_cross_attention_mask(input_mask, input_mask)
@@ -326,10 +292,6 @@ def _load():
 def run(args):
   """Trains one arm; returns the JSON-able record (and prints progress)."""
   train, val = cached_batches(args)
-  if args.masking == 'byte':
-    rng = np.random.default_rng(1234)
-    train = remask_per_byte(train, args.mask_prob, rng)
-    val = remask_per_byte(val, args.mask_prob, rng)
   baselines = count_baselines(train, val, args.masking)
   (uni_acc, uni_nll), (ctx_acc, ctx_nll) = (baselines['unigram'],
                                             baselines['context'])
