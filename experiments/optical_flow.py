@@ -1,6 +1,6 @@
 r"""Optical flow with Perceiver IO ([P] §4.2, App. H, Tables 3, 5, 6, 16).
 
-The paper's model (PAPER.md §2; the released architecture, 41,057,134
+The paper's model ([P] §4.2, App. H; the released architecture, 41,057,134
 params): 3x3 patches of both frames concatenated (54 values), Linear 54->64
 plus 2D Fourier features (64 bands): 182,528 inputs of 322 channels at
 368x496; N = 2048 latents of D = 512, 24 self-attention layers of 16 heads;

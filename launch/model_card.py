@@ -14,6 +14,7 @@ from absl import flags
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from perceiver import model_card  # pylint: disable=g-import-not-at-top,wrong-import-position
+from perceiver.train import logs  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 _FAMILIES = flags.DEFINE_list(
     'families', None, 'Families to put on the card (default: all registered: '
@@ -28,6 +29,7 @@ _VARIANTS = flags.DEFINE_bool('variants', True,
 
 def main(argv):
   del argv
+  logs.configure()
   try:
     model_card.print_cards(_FAMILIES.value, batch_size=_BATCH.value,
                            variants=_VARIANTS.value, json_out=_JSON.value)

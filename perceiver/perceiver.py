@@ -491,18 +491,20 @@ class SelfAttentionStack(hk.Module):
     self._remat = remat
     self._kwargs = self_attend_kwargs
 
-  def __call__(self, z, *, is_training):
-    """[B, N, D] -> [B, N, D]."""
+  def __call__(self, z, *, is_training, attention_mask=None):
+    """[B, N, D] (and an optional [B, N, N] mask) -> [B, N, D]."""
     if hk.running_init():
-      return self._init_unrolled(z, is_training=is_training)
+      return self._init_unrolled(z, is_training=is_training,
+                                 attention_mask=attention_mask)
     def layer(z):
-      return SelfAttention(**self._kwargs)(z, is_training=is_training)
+      return SelfAttention(**self._kwargs)(
+          z, attention_mask=attention_mask, is_training=is_training)
     if self._remat:
       layer = hk.remat(layer)
     return hk.layer_stack(self._num_layers, name=_STACK_NAME)(layer)(z)
 
   @hk.transparent
-  def _init_unrolled(self, z, *, is_training):
+  def _init_unrolled(self, z, *, is_training, attention_mask=None):
     """The layers in turn, with the unrolled encoder's key draws.
 
     `hk.layer_stack` would initialise layer l from its own split of the RNG.
@@ -534,7 +536,7 @@ class SelfAttentionStack(hk.Module):
     with hk.custom_creator(creator), hk.custom_getter(getter):
       for index in range(self._num_layers):
         current['layer'] = index
-        z = layer(z, is_training=is_training)
+        z = layer(z, attention_mask=attention_mask, is_training=is_training)
     return z
 
 

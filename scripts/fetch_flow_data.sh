@@ -3,7 +3,7 @@
 # Aloe stereo pair with ground-truth disparity, flow frames) into a cache
 # folder for the flow benchmark (benchmarks/flow_repro.py) and, optionally,
 # as extra textures of the flow generator (config.input.texture_dirs).
-# Debian package only (see ../shared/DATA.md); the library and the tests do
+# Debian package only (opencv-doc); the library and the tests do
 # not need it. Bootstrap only: nothing at training or test time downloads.
 # Idempotent. Prints the folder.
 #   usage: bash scripts/fetch_flow_data.sh [DIR]

@@ -1,5 +1,6 @@
 """The paper's tasks, one folder each, all in the same shape.
 
+  entities/    entity sets, the StarCraft II stand-in ([P] §4.4, App. B)
   image/       ImageNet and MNIST classification ([P] App. A)
   language/    masked language modelling and GLUE ([P] §4.1, App. F)
   flow/        optical flow: AutoFlow-style generated training pairs,

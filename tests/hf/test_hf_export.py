@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 import transformers
 
+from perceiver import model_card
 from perceiver import perceiver
 from perceiver.hf import export
 from perceiver.hf import load
@@ -261,9 +262,7 @@ def test_full_size_release_architectures_fit_transformers_modules(family):
   """Every released checkpoint's tree (perceiver/release_specs manifests)
   maps onto the transformers module of its class, name for name and shape
   for shape; the learned family with the class's query residual."""
-  import json  # pylint: disable=g-import-not-at-top
-  with open(os.path.join(specs.RELEASE_SPECS_DIR, f'full_{family}.json')) as f:
-    full = json.load(f)
+  full = model_card.release_spec(f'full_{family}')
   spec = specs.clean(full)
   params = None
   if family == 'imagenet_learned':

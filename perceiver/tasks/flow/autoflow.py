@@ -59,7 +59,7 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-# scikit-image's photos that are in its wheel (no download; ../DATA.md).
+# scikit-image's photos that are in its wheel (no download).
 SKIMAGE_PHOTOS = ('astronaut', 'camera', 'coffee', 'chelsea', 'rocket',
                   'hubble_deep_field', 'retina', 'grass', 'gravel', 'brick',
                   'moon', 'coins', 'immunohistochemistry')

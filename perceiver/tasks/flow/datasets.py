@@ -5,8 +5,8 @@ Glossary of shapes: H, W image size; a pair is {'name': str, 'images':
 pixels, 'valid': [H, W] bool}.
 
 [P] §4.2 evaluates on Sintel clean and final and on KITTI (Table 3) under
-AutoFlow's protocol, i.e. on their training sets (PAPER.md §2; which split
-is UNCONFIRMED in [P]). These readers take the official archives unpacked
+AutoFlow's protocol, i.e. on their training sets ([P] does not say which
+split). These readers take the official archives unpacked
 in a local folder; nothing downloads:
 
   Sintel  MPI-Sintel-complete.zip (http://sintel.is.tue.mpg.de/) unpacked

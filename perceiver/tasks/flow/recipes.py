@@ -3,7 +3,7 @@
 Glossary: H, W network input (training crop); N latents, D latent channels;
 L self-attention layers; B global batch.
 
-Paper recipe ([P] §4.2, App. H, Tables 3, 6; PAPER.md §2): the released
+Paper recipe ([P] §4.2, App. H, Tables 3, 6): the released
 architecture (3x3 patches of both frames concatenated, Linear 54->64 plus
 2D Fourier features of 64 bands: 322 channels at 182,528 = 368x496 pixels;
 N = 2048, D = 512, 24 self-attention layers of 16 heads, 1-head cross-

@@ -10,7 +10,7 @@ Model ([P] §4.2, Table 6; [code] flow colab): `builders.optical_flow` with
 plus 2D Fourier features, N latents, 24 self-attention layers, per-pixel
 queries that are the input features, Linear->2 (zero-init), x 20 / 100.
 
-Loss. [P] does not state the loss (PAPER.md §2: UNCONFIRMED). The release
+Loss. [P] does not state the loss. The release
 fixes the output scale: the decoder's Linear output is divided by 100 and
 multiplied by 20, and the result is flow in pixels of the input frames.
 Training uses that same output (no other rescaling), against ground truth
