@@ -229,8 +229,8 @@ def count_baselines(train, val, masking, prior=10.0):
 
 
 def perceiver_mlm(args):
-  """models.mlm (builders.mlm, the release's MLM) at configs.SMALL size with
-  the ablation knobs, which are its config fields."""
+  """models.mlm (builders.mlm, the release's MLM) at recipes.SMALL size
+  with the ablation knobs, which are its config fields."""
   return models.mlm(models.mlm_config(vocab_size=V, **{
       **recipes.SMALL, 'max_seq_len': args.seq_len,
       'num_latents': args.latents, 'num_layers': args.layers,
@@ -246,7 +246,7 @@ def bert_mlm(args):
     embedding_layer = hk.Embed(vocab_size=V, embed_dim=128)
     x = embedding_layer(inputs) + position_encoding.TrainablePositionEncoding(
         index_dim=args.seq_len, num_channels=128,
-        init_scale=args.input_pos_scale)(x.shape[0])
+        init_scale=args.input_pos_scale)(inputs.shape[0])
     mask = perceiver.make_cross_attention_mask(input_mask, input_mask)
     for _ in range(args.layers):
       x = perceiver.SelfAttention(
