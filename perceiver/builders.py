@@ -27,6 +27,7 @@ import numpy as np
 
 from perceiver import io_processors
 from perceiver import perceiver
+from perceiver import position_encoding
 
 #  ------------------------------------------------------------
 #  ----------------------  ImageNet  --------------------------
@@ -65,15 +66,61 @@ def image_classifier(*, num_classes: int, input_preprocessor: Mapping[str, Any],
 #  ------------------------------------------------------------
 
 
+MLM_INPUT_POSITIONS = ('trainable', 'fourier')
+
+
+def mlm_input_positions(embedded, *, max_seq_len: int,
+                        input_position_encoding: str = 'trainable',
+                        input_position_init_scale: float = 0.02,
+                        input_fourier_bands: int = 64):
+  """Adds the MLM's input positions to embedded tokens [B, M, E], M <= T.
+
+  'trainable' (the release): a learned [T, E] table (truncated normal of
+  stddev `input_position_init_scale`, 0.02 in the release) added to the
+  embeddings; returns [B, M, E]. 'fourier': [P] App. G features of the
+  token index on the T-slot grid (`input_fourier_bands` bands, plus the raw
+  position) concatenated to the embeddings; returns [B, M, E + 2K + 1].
+  Either way slot m gets position m, so a prefix of M < T slots gets the
+  first M positions (the GLUE models' shorter inputs).
+  """
+  batch, length = embedded.shape[:2]
+  if length > max_seq_len:
+    raise ValueError(f'{length} tokens exceed the {max_seq_len} input '
+                     'positions (max_seq_len).')
+  if input_position_encoding == 'trainable':
+    table = position_encoding.TrainablePositionEncoding(
+        index_dim=max_seq_len, num_channels=embedded.shape[-1],
+        init_scale=input_position_init_scale)(batch)  # [B, T, E]
+    return embedded + table[:, :length]
+  if input_position_encoding == 'fourier':
+    features = position_encoding.FourierPositionEncoding(
+        index_dims=(max_seq_len,), num_bands=input_fourier_bands)(batch)
+    features = features[:, :length].astype(embedded.dtype)  # [B, M, 2K + 1]
+    return jnp.concatenate([embedded, features], axis=-1)
+  raise ValueError(
+      f'input_position_encoding={input_position_encoding!r}; use one of '
+      f'{MLM_INPUT_POSITIONS}.')
+
+
 def mlm(*, vocab_size: int, d_model: int, max_seq_len: int,
-        encoder: Mapping[str, Any], decoder: Mapping[str, Any]):
+        encoder: Mapping[str, Any], decoder: Mapping[str, Any],
+        input_position_encoding: str = 'trainable',
+        input_position_init_scale: float = 0.02,
+        input_fourier_bands: int = 64):
   """Returns forward(inputs [B, T], input_mask [B, T], *, is_training).
 
   The released bytes model ([code] MLM colab): Embed(V x d_model) plus a
   learned position table, a Perceiver with a BasicDecoder of T learned
   queries, and logits tied to the input embedding (EmbeddingDecoder). The
   decoder's queries are masked with the input mask, as in the colab.
+  The input_position_* arguments (`mlm_input_positions`) default to the
+  release; the decoder queries' init scale is
+  decoder['trainable_position_encoding_kwargs']['init_scale'] (0.02).
   """
+  if input_position_encoding not in MLM_INPUT_POSITIONS:
+    raise ValueError(
+        f'input_position_encoding={input_position_encoding!r}; use one of '
+        f'{MLM_INPUT_POSITIONS}.')
 
   def forward(inputs, input_mask, *, is_training):
     if inputs.ndim != 2 or inputs.shape[1] != max_seq_len:
@@ -83,11 +130,11 @@ def mlm(*, vocab_size: int, d_model: int, max_seq_len: int,
       raise ValueError(f'input_mask {tuple(input_mask.shape)} must have the '
                        f'shape of inputs {tuple(inputs.shape)}.')
     embedding_layer = hk.Embed(vocab_size=vocab_size, embed_dim=d_model)
-    embedded = embedding_layer(inputs)
-    batch_size = embedded.shape[0]
-    input_pos = perceiver.position_encoding.TrainablePositionEncoding(
-        index_dim=max_seq_len, num_channels=d_model)
-    embedded = embedded + input_pos(batch_size)
+    embedded = mlm_input_positions(
+        embedding_layer(inputs), max_seq_len=max_seq_len,
+        input_position_encoding=input_position_encoding,
+        input_position_init_scale=input_position_init_scale,
+        input_fourier_bands=input_fourier_bands)
     model = perceiver.Perceiver(
         encoder=perceiver.PerceiverEncoder(**encoder),
         decoder=perceiver.BasicDecoder(**decoder))
