@@ -69,7 +69,18 @@ def attend(q, k, v, dropout_prob=0.0, attention_mask=None, *,
       raise ValueError(
           'Chunked attention does not support attention dropout; set '
           'q_chunk_size=kv_chunk_size=None or dropout_prob=0.')
-    out = _attend_chunked(q, k, v, attention_mask, q_chunk_size, kv_chunk_size)
+    for name, size in (('q_chunk_size', q_chunk_size),
+                       ('kv_chunk_size', kv_chunk_size)):
+      if size is not None and size <= 0:
+        raise ValueError(f'{name} must be positive or None; got {size}.')
+    if (q_chunk_size or q_len) >= q_len and (kv_chunk_size or kv_len) >= kv_len:
+      # One chunk each way (e.g. the encoder's chunk sizes, sized for its
+      # cross-attention, on the much shorter latent self-attention): the
+      # chunk loops would only add work.
+      out = _attend_dense(q, k, v, 0.0, attention_mask)
+    else:
+      out = _attend_chunked(q, k, v, attention_mask, q_chunk_size,
+                            kv_chunk_size)
   out = jnp.reshape(out, [batch, q_len, num_heads * v.shape[-1]])
   if attention_mask is not None:
     # A query that may attend to nothing would otherwise get a uniform
@@ -113,9 +124,6 @@ def _attend_chunked(q, k, v, attention_mask, q_chunk_size, kv_chunk_size):
   kv_len, v_dim = k.shape[1], v.shape[-1]
   cq = min(q_chunk_size or q_len, q_len)
   ckv = min(kv_chunk_size or kv_len, kv_len)
-  if cq <= 0 or ckv <= 0:
-    raise ValueError(f'Chunk sizes must be positive; got q_chunk_size='
-                     f'{q_chunk_size}, kv_chunk_size={kv_chunk_size}.')
   nq, nkv = -(-q_len // cq), -(-kv_len // ckv)
   q_pad, kv_pad = nq * cq, nkv * ckv
 
@@ -154,10 +162,15 @@ def _attend_chunked(q, k, v, attention_mask, q_chunk_size, kv_chunk_size):
 
   def one_q_chunk(args):
     q_chunk, m_q = args  # [B, cq, H, D], [B, cq, nkv, ckv] or None
-    init = (jnp.full((batch, num_heads, cq), -jnp.inf, jnp.float32),
-            jnp.zeros((batch, num_heads, cq), jnp.float32),
-            jnp.zeros((batch, cq, num_heads, v_dim), jnp.float32))
     m_kv = None if m_q is None else jnp.moveaxis(m_q, 2, 0)  # [nkv,B,cq,ckv]
+    # A zero made from every input: inside `jax.shard_map` the initial
+    # carry then varies over the mesh axes the inputs vary over, as the
+    # scan's output carry does (a constant init would not).
+    zero = sum(jnp.zeros_like(jnp.ravel(x)[:1], jnp.float32)
+               for x in (q_chunk, k, v, m_kv) if x is not None)
+    stats = jnp.broadcast_to(zero, (batch, num_heads, cq))
+    init = (stats - jnp.inf, stats,
+            jnp.broadcast_to(zero, (batch, cq, num_heads, v_dim)))
     (_, total, acc), _ = jax.lax.scan(
         lambda c, x: fold_kv_chunk(c, (q_chunk,) + x), init,
         (k, v, m_kv))

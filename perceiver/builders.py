@@ -16,6 +16,7 @@ colabs, and the parameter trees match the six released checkpoints
   video_autoencoder  Kinetics audio+video+label ([P] §4.3); `full_outputs=True`
                      decodes all 802,816 + 1,920 + 1 outputs in one call.
 """
+import functools
 import itertools
 from typing import Any, Callable, Mapping, Optional, Sequence
 
@@ -27,6 +28,7 @@ import numpy as np
 from perceiver import checks
 from perceiver import io_processors
 from perceiver import perceiver
+from perceiver import position_encoding
 
 #  ------------------------------------------------------------
 #  ----------------------  ImageNet  --------------------------
@@ -65,20 +67,66 @@ def image_classifier(*, num_classes: int, input_preprocessor: Mapping[str, Any],
 #  ------------------------------------------------------------
 
 
+MLM_INPUT_POSITIONS = ('trainable', 'fourier')
+
+
+def mlm_input_positions(embedded, *, max_seq_len: int,
+                        input_position_encoding: str = 'trainable',
+                        input_position_init_scale: float = 0.02,
+                        input_fourier_bands: int = 64):
+  """Adds the MLM's input positions to embedded tokens [B, M, E], M <= T.
+
+  'trainable' (the release): a learned [T, E] table (truncated normal of
+  stddev `input_position_init_scale`, 0.02 in the release) added to the
+  embeddings; returns [B, M, E]. 'fourier': [P] App. G features of the
+  token index on the T-slot grid (`input_fourier_bands` bands, plus the raw
+  position) concatenated to the embeddings; returns [B, M, E + 2K + 1].
+  Either way slot m gets position m, so a prefix of M < T slots gets the
+  first M positions (the GLUE models' shorter inputs).
+  """
+  batch, length = embedded.shape[:2]
+  if length > max_seq_len:
+    raise ValueError(f'{length} tokens exceed the {max_seq_len} input '
+                     'positions (max_seq_len).')
+  if input_position_encoding == 'trainable':
+    table = position_encoding.TrainablePositionEncoding(
+        index_dim=max_seq_len, num_channels=embedded.shape[-1],
+        init_scale=input_position_init_scale)(batch)  # [B, T, E]
+    return embedded + table[:, :length]
+  if input_position_encoding == 'fourier':
+    features = position_encoding.FourierPositionEncoding(
+        index_dims=(max_seq_len,), num_bands=input_fourier_bands)(batch)
+    features = features[:, :length].astype(embedded.dtype)  # [B, M, 2K + 1]
+    return jnp.concatenate([embedded, features], axis=-1)
+  raise ValueError(
+      f'input_position_encoding={input_position_encoding!r}; use one of '
+      f'{MLM_INPUT_POSITIONS}.')
+
+
 def mlm(*, vocab_size: int, d_model: int, max_seq_len: int,
-        encoder: Mapping[str, Any], decoder: Mapping[str, Any]):
+        encoder: Mapping[str, Any], decoder: Mapping[str, Any],
+        input_position_encoding: str = 'trainable',
+        input_position_init_scale: float = 0.02,
+        input_fourier_bands: int = 64):
   """Returns forward(inputs [B, T], input_mask [B, T], *, is_training).
 
   The released bytes model ([code] MLM colab): Embed(V x d_model) plus a
   learned position table, a Perceiver with a BasicDecoder of T learned
   queries, and logits tied to the input embedding (EmbeddingDecoder). The
   decoder's queries are masked with the input mask, as in the colab.
+  The input_position_* arguments (`mlm_input_positions`) default to the
+  release; the decoder queries' init scale is
+  decoder['trainable_position_encoding_kwargs']['init_scale'] (0.02).
 
   Token ids must be integers in [0, V). Called outside jax.jit, the forward
   checks them; under jit they are tracers and `hk.Embed` clamps an id out of
   range to [0, V - 1] silently (`perceiver.checks.token_ids` checks a host
   batch before a jitted call).
   """
+  if input_position_encoding not in MLM_INPUT_POSITIONS:
+    raise ValueError(
+        f'input_position_encoding={input_position_encoding!r}; use one of '
+        f'{MLM_INPUT_POSITIONS}.')
 
   def forward(inputs, input_mask, *, is_training):
     if inputs.ndim != 2 or inputs.shape[1] != max_seq_len:
@@ -90,11 +138,11 @@ def mlm(*, vocab_size: int, d_model: int, max_seq_len: int,
     checks.non_empty('mlm', 'inputs [B, T]', inputs, {0: 'B'})
     checks.token_ids('mlm', inputs, vocab_size)
     embedding_layer = hk.Embed(vocab_size=vocab_size, embed_dim=d_model)
-    embedded = embedding_layer(inputs)
-    batch_size = embedded.shape[0]
-    input_pos = perceiver.position_encoding.TrainablePositionEncoding(
-        index_dim=max_seq_len, num_channels=d_model)
-    embedded = embedded + input_pos(batch_size)
+    embedded = mlm_input_positions(
+        embedding_layer(inputs), max_seq_len=max_seq_len,
+        input_position_encoding=input_position_encoding,
+        input_position_init_scale=input_position_init_scale,
+        input_fourier_bands=input_fourier_bands)
     model = perceiver.Perceiver(
         encoder=perceiver.PerceiverEncoder(**encoder),
         decoder=perceiver.BasicDecoder(**decoder))
@@ -230,17 +278,23 @@ def video_autoencoder(*, num_frames: int = 16, image_size: int = 224,
 
   Defaults are the released model. Returns
     forward(images [B, T, H, W, 3], audio [B, N_a, 1], subsampling, *,
-            is_training, label=None, full_outputs=False, chunks=128)
+            is_training, label=None, label_mask=None, full_outputs=False,
+            chunks=128)
   -> {'image': ..., 'audio': ..., 'label': [B, K]}.
 
   `subsampling` = {'image': flat pixel indices, 'audio': flat audio-patch
-  indices}: decode only those outputs (training; [P] App. I decodes 512
-  pixels and patches per example). With `full_outputs=True` every output is
+  indices}, each [O] (one set for the batch, as in the release) or [B, O]
+  (one set per example): decode only those outputs (training; [P] App. I
+  decodes 512 pixels and the audio for 512 samples per example); the outputs
+  are then image [B, O, 3] and audio [B, O * samples_per_patch]. With
+  `full_outputs=True` every output is
   decoded in one call: the encoder runs once and the decoder maps over
   `chunks` slices of the queries with `hk.map`, so memory is bounded by one
   chunk (the colab loops 128 times in Python). The label input defaults to
   zeros, masked out with probability `label_mask_prob` (1.0 at evaluation,
-  so the label is predicted; [P] uses 0.5 in training).
+  so the label is predicted; [P] uses 0.5 in training). `label_mask` ([B]
+  bool) instead says which examples' label input is masked, so that a
+  training loop can draw the masks with its data.
   """
   n_audio = num_frames * audio_samples_per_frame
   n_audio_patches = n_audio // samples_per_patch
@@ -320,34 +374,44 @@ def video_autoencoder(*, num_frames: int = 16, image_size: int = 224,
       raise ValueError(f'video_autoencoder expects mono audio [B, {n_audio}, '
                        f'1]; got {tuple(audio.shape)}.')
 
+  def with_label_mask(prep, label_mask, batch):
+    if label_mask is None:
+      return prep
+    if tuple(np.shape(label_mask)) != (batch,):
+      raise ValueError(f'label_mask must be [B] = [{batch}] bool; got shape '
+                       f'{tuple(np.shape(label_mask))}.')
+    return functools.partial(prep, masks={'label': label_mask[:, None]})
+
   def forward(images, audio, subsampling=None, *, is_training, label=None,
-              full_outputs=False, chunks=128):
+              label_mask=None, full_outputs=False, chunks=128):
     check(images, audio)
     batch = images.shape[0]
     if label is None:
       label = jnp.zeros((batch, num_classes), images.dtype)
     inputs = {'image': images, 'audio': audio, 'label': label}
     if full_outputs:
-      return _decode_all(build, inputs, batch, is_training, chunks)
+      return _decode_all(build, inputs, batch, is_training, chunks, label_mask)
     if subsampling is None or set(subsampling) - {'label'} != {'image', 'audio'}:
       raise ValueError("video_autoencoder needs subsampling={'image': "
                        "indices, 'audio': indices} or full_outputs=True.")
     points = {'image': subsampling['image'], 'audio': subsampling['audio']}
-    sizes = {'audio': len(points['audio']), 'image': len(points['image']),
-             'label': 1}
+    sizes = {'audio': np.shape(points['audio'])[-1],
+             'image': np.shape(points['image'])[-1], 'label': 1}
     prep, enc, dec, post = build(sizes)
+    prep = with_label_mask(prep, label_mask, batch)
     model = perceiver.Perceiver(input_preprocessor=prep, encoder=enc,
                                 decoder=dec, output_postprocessor=post)
     return model(inputs, is_training=is_training,
                  subsampled_output_points=points)
 
-  def _decode_all(build, inputs, batch, is_training, chunks):
+  def _decode_all(build, inputs, batch, is_training, chunks, label_mask):
     num_pixels = int(np.prod(image_grid))
     if num_pixels % chunks or n_audio_patches % chunks:
       raise ValueError(f'chunks={chunks} must divide both {num_pixels} pixels '
                        f'and {n_audio_patches} audio patches.')
     pix, aud = num_pixels // chunks, n_audio_patches // chunks
     prep, enc, dec, post = build({'audio': aud, 'image': pix, 'label': 1})
+    prep = with_label_mask(prep, label_mask, batch)
     # Encode once (the same modules Perceiver.__call__ would run).
     x, modality_sizes, without_pos = prep(inputs, is_training=is_training,
                                           network_input_is_1d=True)

@@ -566,6 +566,10 @@ class MultimodalPreprocessor(hk.Module):
   [P] §4.3: each modality is padded with a learned per-modality vector to
   max channels + `min_padding_size`; with `mask_probs`, each element of a
   modality is replaced by a learned mask token with that probability.
+  `masks` ({modality: [B, M_modality] bool}, beyond the release) gives the
+  masked elements explicitly instead of drawing them, so that a training
+  loop can draw them from its data stream (for instance per example,
+  independently of how the batch is split over devices).
   """
 
   def __init__(self, modalities: Mapping[str, PreprocessorT],
@@ -580,11 +584,18 @@ class MultimodalPreprocessor(hk.Module):
                        f'modalities {sorted(modalities)}.')
 
   def __call__(self, inputs, *, is_training: bool, pos=None,
-               network_input_is_1d: bool = True) -> PreprocessorOutputT:
+               network_input_is_1d: bool = True,
+               masks: Optional[Mapping[str, jax.Array]] = None
+               ) -> PreprocessorOutputT:
     if not isinstance(inputs, Mapping) or set(inputs) != set(self._modalities):
       got = sorted(inputs) if isinstance(inputs, Mapping) else type(inputs)
       raise ValueError(f'MultimodalPreprocessor expects a dict with keys '
                        f'{sorted(self._modalities)}; got {got}.')
+    masks = dict(masks or {})
+    if masks and (self._mask_probs is None or set(masks) - set(inputs)):
+      raise ValueError(
+          f'masks for {sorted(masks)} need mask_probs (the mask tokens) and '
+          f'modalities among {sorted(self._modalities)}.')
     outputs, inputs_without_pos = {}, {}
     for modality, preprocessor in self._modalities.items():
       outputs[modality], _, inputs_without_pos[modality] = preprocessor(
@@ -610,8 +621,17 @@ class MultimodalPreprocessor(hk.Module):
         mask_token = position_encoding.TrainablePositionEncoding(
             1, num_channels=output_padded.shape[2], init_scale=0.02,
             name=f'{modality}_mask_token')(output.shape[0])
-        mask = _bernoulli_mask(self._mask_probs[modality],
-                               [output.shape[0], output.shape[1]])
+        shape = (output.shape[0], output.shape[1])
+        if modality in masks:
+          # The key the release draws for this mask, drawn and unused, so
+          # that every later draw (initializers) gets the release's key.
+          hk.maybe_next_rng_key()
+          mask = masks[modality]
+          if tuple(mask.shape) != shape:
+            raise ValueError(f'masks[{modality!r}] must be [B, M] = {shape} '
+                             f'bool; got shape {tuple(mask.shape)}.')
+        else:
+          mask = _bernoulli_mask(self._mask_probs[modality], shape)
         mask = jnp.expand_dims(mask, axis=2).astype(output_padded.dtype)
         output_padded = (1 - mask) * output_padded + mask * mask_token
       padded[modality] = output_padded

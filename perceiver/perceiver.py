@@ -22,6 +22,8 @@ Beyond the release (all off by default, so defaults reproduce it exactly):
     leading [L] axis; `to_release_layout` / `from_release_layout` convert.
     Its init is `from_release_layout` of the unrolled init, bit for bit.
   * `remat`: rematerialise each self-attention layer in the backward pass.
+  * `subsampled_points` may be [B, O]: a different set of output queries per
+    example (the release takes one [O] set for the whole batch).
 Random keys are drawn as in the release whenever an RNG is available (a
 dropout key in every MLP, SelfAttention and CrossAttention, even at rate 0),
 so the same seed gives the release's initial weights and, in training mode,
@@ -606,7 +608,12 @@ def to_release_layout(params: Mapping[str, Mapping[str, jax.Array]]):
 
 def is_scanned(params: Mapping[str, Mapping[str, jax.Array]]) -> bool:
   """Whether a params tree holds a scanned (`scan_layers=True`) stack."""
-  return any(_SCANNED_RE.match(module) for module in params)
+  return any(is_stacked_module(module) for module in params)
+
+
+def is_stacked_module(module: str) -> bool:
+  """Whether the module's leaves are stacked [L, ...] (a scanned stack)."""
+  return bool(_SCANNED_RE.match(module))
 
 
 def _layer(stacked, i):
@@ -696,16 +703,19 @@ class ProjectionDecoder(AbstractPerceiverDecoder):
     return self.final_layer(z)  # [B, num_classes]
 
 
-def _check_subsampled_points(points, output_index_dims):
-  """Raises if concrete subsampled points fall outside the output grid."""
+def _check_subsampled_points(points, output_index_dims, batch):
+  """Raises if subsampled points are not [O] or [B, O] flat indices, or if
+  concrete ones fall outside the output grid."""
   size = int(np.prod(output_index_dims))
+  shape = tuple(np.shape(points))
+  if len(shape) not in (1, 2) or (len(shape) == 2 and shape[0] != batch):
+    raise ValueError('subsampled_points must be flat indices into '
+                     f'{tuple(output_index_dims)}, shaped [O] (shared by the '
+                     f'batch) or [B={batch}, O] (one set per example); got '
+                     f'shape {shape}.')
   if isinstance(points, jax.core.Tracer):
     return  # Values unknown at trace time; callers inside jit must ensure it.
   values = np.asarray(points)
-  if values.ndim != 1:
-    raise ValueError('subsampled_points must be a 1D array of flat indices '
-                     f'into {tuple(output_index_dims)}; got shape '
-                     f'{values.shape}.')
   if values.size and (values.min() < 0 or values.max() >= size):
     raise ValueError(
         f'subsampled_points must lie in [0, {size}) for output_index_dims '
@@ -776,11 +786,11 @@ class BasicDecoder(AbstractPerceiverDecoder):
     batch = inputs.shape[0]
     if subsampled_points is not None:
       index_dims = tuple(int(d) for d in np.atleast_1d(self._output_index_dim))
-      _check_subsampled_points(subsampled_points, index_dims)
-      # Flat indices -> [n, d] coordinates -> [-1, 1).
-      pos = jnp.stack(jnp.unravel_index(subsampled_points, index_dims), axis=1)
-      pos = -1 + 2 * pos / jnp.array(index_dims)[None, :]
-      pos = jnp.broadcast_to(pos[None], [batch, pos.shape[0], pos.shape[1]])
+      _check_subsampled_points(subsampled_points, index_dims, batch)
+      # Flat indices [O] or [B, O] -> coordinates [(B,) O, d] -> [-1, 1).
+      pos = jnp.stack(jnp.unravel_index(subsampled_points, index_dims), axis=-1)
+      pos = -1 + 2 * pos / jnp.array(index_dims)
+      pos = jnp.broadcast_to(pos, (batch,) + pos.shape[-2:])
       pos_emb = self.output_pos_enc(batch_size=batch, pos=pos)
       pos_emb = jnp.reshape(pos_emb, [pos_emb.shape[0], -1, pos_emb.shape[-1]])
     else:

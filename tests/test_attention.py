@@ -33,6 +33,26 @@ def test_chunked_equals_dense(q_chunk, kv_chunk, masked):
     np.testing.assert_array_equal(chunked[0, 3], 0.0)
 
 
+def test_a_single_chunk_each_way_is_the_dense_computation():
+  """Chunk sizes that cover both axes (an encoder's cross-attention chunks on
+  its short latent self-attention) run the dense kernel, bit for bit."""
+  q, k, v, mask = _qkv(0)
+  dense = perceiver.attend(q, k, v, attention_mask=mask)
+  one = perceiver.attend(q, k, v, attention_mask=mask, q_chunk_size=64,
+                         kv_chunk_size=53)
+  np.testing.assert_array_equal(one, dense)
+  jaxpr = str(jax.make_jaxpr(lambda *a: perceiver.attend(
+      *a, kv_chunk_size=64))(q, k, v))
+  assert 'scan' not in jaxpr and 'while' not in jaxpr
+
+
+@pytest.mark.parametrize('sizes', [dict(q_chunk_size=0), dict(kv_chunk_size=-4)])
+def test_chunk_sizes_must_be_positive(sizes):
+  q, k, v, _ = _qkv(0)
+  with pytest.raises(ValueError, match='must be positive'):
+    perceiver.attend(q, k, v, **sizes)
+
+
 def test_chunked_gradients_equal_dense():
   q, k, v, mask = _qkv(1)
   def loss(fn_kwargs, q, k, v):
@@ -43,6 +63,28 @@ def test_chunked_gradients_equal_dense():
                                      *a), argnums=(0, 1, 2))(q, k, v)
   for a, b in zip(chunked, dense):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_chunked_attention_runs_inside_shard_map():
+  """The trainer's step runs under jax.shard_map over a batch mesh: the
+  chunk loops' carries must vary over it like their inputs (a constant
+  initial carry is a scan type error there)."""
+  from jax.sharding import Mesh, NamedSharding, PartitionSpec as P  # pylint: disable=g-import-not-at-top,g-multiple-import
+  mesh = Mesh(np.asarray(jax.devices()[:2]), ('batch',))
+  q, k, v, mask = _qkv(3)
+  args = [jax.device_put(x, NamedSharding(mesh, P('batch')))
+          for x in (q, k, v, mask)]
+
+  def grads(q, k, v, mask, **chunks):
+    loss = lambda *a: jnp.sum(perceiver.attend(*a, attention_mask=mask,
+                                               **chunks) ** 2)
+    return jax.grad(loss, argnums=(0, 1, 2))(q, k, v)
+
+  sharded = jax.jit(jax.shard_map(
+      lambda *a: grads(*a, q_chunk_size=8, kv_chunk_size=16), mesh=mesh,
+      in_specs=P('batch'), out_specs=P('batch')))(*args)
+  for got, want in zip(sharded, grads(q, k, v, mask)):
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
 
 
 def test_chunked_attention_does_not_build_the_full_matrix():

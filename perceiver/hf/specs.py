@@ -115,6 +115,12 @@ def _image_spec(model: Mapping[str, Any]) -> Spec:
 
 
 def _mlm_spec(model: Mapping[str, Any]) -> Spec:
+  if model.get('input_position_encoding', 'trainable') != 'trainable':
+    raise ValueError(
+        f"config.model.input_position_encoding="
+        f"{model['input_position_encoding']!r}: transformers' Perceiver text "
+        "preprocessor has a learned position table only; export an MLM "
+        "with the release's 'trainable' input positions.")
   keys = ('vocab_size', 'd_model', 'max_seq_len', 'encoder', 'decoder')
   return clean(dict({k: model[k] for k in keys}, builder='mlm'))
 

@@ -96,6 +96,37 @@ def base_config(task_module: str = 'perceiver.tasks.image.task'
   return c
 
 
+# The model kwargs of chunked attention (perceiver.attention), on encoders
+# and decoders alike.
+CHUNK_KEYS = ('q_chunk_size', 'kv_chunk_size')
+
+
+def release_exact(config: ConfigDict) -> ConfigDict:
+  """A copy of `config` on the release-exact path: no scan, no remat, dense
+  attention (every `CHUNK_KEYS` entry under `config.model` removed),
+  float32 compute.
+
+  Experiments train on the fast path (scan_layers, chunked attention, remat
+  where they pay); the same parameters, converted with
+  `perceiver.to_release_layout` (which `trainer.export` does), run in the
+  model of this config exactly as in DeepMind's release. Tests and
+  benchmarks/bench_paths.py compare the two.
+  """
+  c = ConfigDict(config.to_dict())
+  c.scan_layers = False
+  c.remat = False
+  c.compute_dtype = 'float32'
+
+  def strip(node):
+    for key in list(node.keys()):
+      if key in CHUNK_KEYS:
+        del node[key]
+      elif isinstance(node[key], ConfigDict):
+        strip(node[key])
+  strip(c.model)
+  return c
+
+
 def load_task(config: ConfigDict):
   """The task module of `config.task.module`, checked against the interface
   of perceiver/train/task.py."""

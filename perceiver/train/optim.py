@@ -18,6 +18,8 @@ import jax
 import ml_collections
 import optax
 
+from perceiver import perceiver
+
 # Leaves that are never decayed: biases ('b') and the parameters of any
 # normalisation module (LayerNorm/BatchNorm 'scale' and 'offset').
 _BIAS_NAMES = frozenset({'b', 'bias'})
@@ -73,14 +75,47 @@ def decay_mask(params: Any, *, decay_pos_embeddings: bool) -> Any:
   return jax.tree_util.tree_map_with_path(keep, params)
 
 
+def scale_by_trust_ratio_per_layer() -> optax.GradientTransformation:
+  """`optax.scale_by_trust_ratio` (LAMB's ||param|| / ||update||), with one
+  ratio per layer of a scanned stack, as for the release's per-layer leaves.
+
+  A scanned encoder (`config.scan_layers`) holds its L self-attention
+  layers as [L, ...] leaves; one norm over a whole leaf would give every
+  layer the same ratio, and the fast path would train differently from the
+  release-exact path. Other leaves get optax's computation unchanged.
+  """
+  whole = optax.scale_by_trust_ratio()
+
+  def one(update, param):
+    return whole.update(update, optax.EmptyState(), param)[0]
+
+  def update_fn(updates, state, params=None):
+    if params is None:
+      raise ValueError('The trust ratio needs params: call '
+                       'update(updates, state, params).')
+
+    def scale(path, update, param):
+      module, _ = _path_names(path)
+      if perceiver.is_stacked_module(module):
+        return jax.vmap(one)(update, param)
+      return one(update, param)
+    return jax.tree_util.tree_map_with_path(scale, updates, params), state
+
+  return optax.GradientTransformation(optax.init_empty_state, update_fn)
+
+
 def make_optimizer(cfg: ml_collections.ConfigDict, schedule: optax.Schedule
                    ) -> optax.GradientTransformation:
   """config.optimizer -> clip, then LAMB or AdamW, then optional MultiSteps."""
   mask = lambda p: decay_mask(
       p, decay_pos_embeddings=cfg.decay_pos_embeddings)
   if cfg.name == 'lamb':
-    opt = optax.lamb(schedule, b1=cfg.b1, b2=cfg.b2, eps=cfg.eps,
-                     weight_decay=cfg.weight_decay, mask=mask)
+    # optax.lamb, with the trust ratio taken per layer of a scanned stack.
+    opt = optax.chain(
+        optax.scale_by_adam(b1=cfg.b1, b2=cfg.b2, eps=cfg.eps),
+        optax.add_decayed_weights(cfg.weight_decay, mask),
+        scale_by_trust_ratio_per_layer(),
+        optax.scale_by_learning_rate(schedule))
   elif cfg.name == 'adamw':
     opt = optax.adamw(schedule, b1=cfg.b1, b2=cfg.b2, eps=cfg.eps,
                       weight_decay=cfg.weight_decay, mask=mask)

@@ -110,7 +110,15 @@ def make_train_step(model: hk.TransformedWithState,
                                new_state, ts.state)
       return loss, (new_state, metrics)
 
-    grads, (new_state, metrics) = jax.grad(loss_fn, has_aux=True)(ts.params)
+    # The parameters are replicated (invariant over the axis). Under
+    # shard_map, the gradient of an invariant input comes back already
+    # summed over the devices (the transpose of the implicit broadcast is a
+    # psum), and the pmean below would then leave D times the mean: the
+    # gradient of a per-device copy marked as varying is that device's own,
+    # so the pmean averages. (Under pmap the cast changes nothing.)
+    # tests/train/test_task_interface.py compares the gradients themselves.
+    local = jax.lax.pcast(ts.params, AXIS, to='varying')
+    grads, (new_state, metrics) = jax.grad(loss_fn, has_aux=True)(local)
     grads = jax.lax.pmean(grads, AXIS)
     new_state = _pmean_floats(new_state)
     metrics = jax.lax.pmean(metrics, AXIS)

@@ -154,3 +154,45 @@ def test_cli_model_loads_a_release_file_and_matches_the_release(
                              rtol=1e-4, atol=1e-5)
   with pytest.raises(checkpoint_io.CheckpointMismatchError):
     inference.load(load_experiment('optical_flow', 'cpu'), path)
+
+
+# Fitting 4 fixed pairs: Adam steps, and the required final loss as a
+# fraction of zero flow's (about 0.3 is reached in 60 steps).
+FIT_STEPS, FIT_RATIO = 60, 0.5
+
+
+def test_smoke_model_fits_a_fixed_batch_of_pairs(smoke_config):
+  """The model, loss and output scale can learn: the release's zero-init,
+  x 20 / 100 head gets gradients, and 4 fixed generated pairs are fitted
+  well below zero flow's loss (issue 9's diagnosis, benchmarks/FLOW.md)."""
+  import optax  # pylint: disable=g-import-not-at-top
+  from perceiver.tasks.flow import autoflow  # pylint: disable=g-import-not-at-top
+  c = smoke_config
+  model = task.make_model(c)
+  # Random-noise textures: cheaper to load than the photos.
+  textures = tuple(np.random.default_rng(k).random((64, 64, 3), np.float32)
+                   for k in range(3))
+  batch = autoflow.make_batch(
+      textures, range(4), size=tuple(c.input.image_size), seed=0,
+      stream=task.TRAIN_STREAM, options=task.scene_options(c.input))
+  params, state = jax.jit(lambda b: model.init(
+      jax.random.PRNGKey(0), b, is_training=True))(batch)
+  optimizer = optax.adam(3e-3)
+
+  def loss_fn(params):
+    flow, _ = model.apply(params, state, None, batch, is_training=True)
+    return task.loss_and_metrics(flow, batch, c)[0]
+
+  @jax.jit
+  def step(params, opt_state):
+    loss, grads = jax.value_and_grad(loss_fn)(params)
+    updates, opt_state = optimizer.update(grads, opt_state, params)
+    return optax.apply_updates(params, updates), opt_state, loss
+
+  zero = float(task.loss_and_metrics(np.zeros_like(batch['flow']), batch, c)[0])
+  opt_state, losses = optimizer.init(params), []
+  for _ in range(FIT_STEPS):
+    params, opt_state, loss = step(params, opt_state)
+    losses.append(float(loss))  # blocks every step
+  assert losses[0] == pytest.approx(zero, rel=1e-6)  # starts at zero flow
+  assert losses[-1] < FIT_RATIO * zero, (zero, losses[::10])

@@ -298,3 +298,11 @@ def test_core_and_the_weight_mapping_do_not_import_torch():
                        text=True, cwd=REPO, check=True,
                        env=dict(os.environ, JAX_PLATFORMS='cpu'))
   assert out.stdout.strip() == '[]', out.stdout + out.stderr
+
+
+def test_refuses_fourier_input_positions():
+  """transformers' text preprocessor has a learned position table only."""
+  model = models.get_config('mlm_bytes:smoke',
+                            input_position_encoding='fourier')
+  with pytest.raises(ValueError, match="input_position_encoding='fourier'"):
+    specs.TASK_SPECS['perceiver.tasks.language.mlm'](model)

@@ -190,3 +190,24 @@ def test_config_errors():
   with pytest.raises(TypeError, match='documents'):
     masking.pack_documents('one string', tokenizers.ByteTokenizer(),
                            masking.MlmConfig(), masking.example_rng(0, 0))
+
+
+def test_mask_unit_token_masks_bytes_inside_words(byte_tokenizer):
+  """mask_unit='token' (the DEVIATION for small runs): each in-word byte on
+  its own, so words end up partly masked; whitespace and EOS never."""
+  text = ' '.join(['abcdefghij'] * 12)
+  ids = {}
+  for unit in masking.MASK_UNITS:
+    config = masking.MlmConfig(sequence_length=128, mask_prob=0.5,
+                               mask_unit=unit, random_crop=False)
+    ex = masking.make_mlm_example([text], byte_tokenizer, config,
+                                  masking.example_rng(0, 0))
+    cells = ex['target_mask'][:121].reshape(11, 11)  # 11 x (word, space)
+    assert not cells[:, 10].any()  # spaces are never masked
+    ids[unit] = cells[:, :10]
+  assert set(ids['word'].sum(1).tolist()) <= {0, 10}  # whole words
+  partly = (ids['token'].sum(1) > 0) & (ids['token'].sum(1) < 10)
+  assert partly.sum() >= 6  # P(a word is all or nothing) = 2 / 1024
+  assert 0.35 < ids['token'].mean() < 0.65
+  with pytest.raises(ValueError, match='mask_unit'):
+    masking.MlmConfig(mask_unit='byte')

@@ -350,3 +350,34 @@ def test_merge_params_refuses_an_unrelated_checkpoint():
                      match='no entry matched'):
     checkpoint_io.merge_params(params_init, {'classifier/linear': {
         'w': np.zeros([2, 2], np.float32)}})
+
+
+def test_mlm_input_position_fields():
+  """The config fields of the plateau ablations (benchmarks/LANGUAGE.md):
+  release values write nothing; Fourier input positions widen the encoder
+  input; the init scales set the stddev of the tables."""
+  assert models.smoke_config(input_position_encoding='trainable',
+                             input_position_init_scale=0.02,
+                             query_position_init_scale=0.02) == SMOKE
+  t = SMOKE['max_seq_len']
+  inputs, mask = _text(0, length=t, valid=(t, 5))
+  fourier = hk.transform(functools.partial(models.mlm(models.smoke_config(
+      input_position_encoding='fourier')), is_training=False))
+  params = jax.jit(fourier.init)(jax.random.PRNGKey(0), inputs, mask)
+  assert 'trainable_position_encoding' not in params  # no input table
+  cross = params['perceiver_encoder/~/cross_attention/layer_norm_1']
+  assert cross['scale'].shape == (SMOKE['d_model'] + 2 * 64 + 1,)
+  logits = jax.jit(fourier.apply)(params, None, inputs, mask)
+  assert logits.shape == (B, t, SMOKE['vocab_size'])
+  assert np.isfinite(np.asarray(logits)).all()
+  scaled = models.smoke_config(input_position_init_scale=1.0,
+                               query_position_init_scale=0.5)
+  params = jax.jit(hk.transform(functools.partial(
+      models.mlm(scaled), is_training=False)).init)(
+          jax.random.PRNGKey(0), inputs, mask)
+  std = lambda m: float(np.std(params[m]['pos_embs']))  # 64 x 32 values
+  # hk TruncatedNormal(s) cuts at 2s: its stddev is 0.88 s.
+  assert 0.8 < std('trainable_position_encoding') < 0.95
+  assert 0.4 < std('basic_decoder/~/trainable_position_encoding') < 0.475
+  with pytest.raises(ValueError, match='input_position_encoding'):
+    models.mlm(models.smoke_config(input_position_encoding='sinusoid'))

@@ -233,6 +233,28 @@ def test_one_device_equals_four_devices_with_shared_inputs(tmp_path):
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize('parallelism', ['shard_map', 'pmap'])
+def test_gradients_are_the_mean_over_devices(parallelism, tmp_path):
+  """The gradient of the global batch does not depend on the device count.
+
+  Adam-like updates hide a gradient scaled by the device count (their
+  m / sqrt(v) cancels it), but clipping and eps do not; so the gradients
+  themselves are compared: after step 1 of 2 accumulated micro-steps, the
+  optimiser state holds micro-step 1's gradient."""
+  config = _config(num_train_steps=1, eval_every=0, parallelism=parallelism)
+  config.optimizer.grad_accum_steps = 2
+  grads = {}
+  for n in (1, 4):
+    workdir = str(tmp_path / str(n))
+    trainer.train_and_evaluate(config, workdir, devices=jax.devices()[:n])
+    ts, _ = trainer.restore_state(config, workdir, devices=jax.devices()[:1])
+    grads[n] = jax.device_get(ts.opt_state.acc_grads)
+  leaves = jax.tree.leaves(grads[1])
+  assert max(float(np.abs(g).max()) for g in leaves) > 1e-3  # not vacuous
+  for a, b in zip(leaves, jax.tree.leaves(grads[4])):
+    np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-7)
+
+
 def test_unknown_task_option_is_rejected():
   config = _config()
   config.task.nosie = 0.1

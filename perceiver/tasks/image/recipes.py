@@ -11,6 +11,13 @@ four ImageNet models: LAMB (b1 .9, b2 .999, eps 1e-6), lr 5e-4 * batch / 256
 0.1 (not on biases or norms; position embeddings decayed), global-norm clip
 10, batch 1024, 110 epochs, label smoothing 0.1, RandAugment 4x5, MixUp 0.2 /
 CutMix.
+
+Every experiment trains on the fast path (`fast_path`): the release's model
+and parameters, computed with scanned layers, rematerialised self-attention
+and, on ImageNet, chunked attention over the 50,176 inputs
+(benchmarks/README.md has the measurements). `trainer.export` writes the
+release's per-layer layout; `config_lib.release_exact` gives the
+release-exact path.
 """
 from typing import Any
 
@@ -25,6 +32,26 @@ FLAT_EPOCHS = 55
 
 IMAGENET_VARIANTS = ('smoke', 'batch')
 MNIST_VARIANTS = ('smoke', 'steps')
+
+
+# --- The fast path (benchmarks/bench_paths.py; numbers in benchmarks/README.md)
+# ImageNet encoder kv chunk: the cross-attention's [512, 50,176] logits are
+# never built; chunks longer than the 512 latents leave the self-attention
+# dense (perceiver.attention runs a single chunk densely).
+IMAGENET_KV_CHUNK = 2048
+
+
+def fast_path(c: ml_collections.ConfigDict, *, kv_chunk_size: int = 0
+              ) -> None:
+  """Turns on the fast path's switches (measured against the release-exact
+  path by benchmarks/bench_paths.py): `hk.layer_stack` (one compiled layer
+  instead of every one), remat of the self-attention layers (less memory
+  per example), and, when `kv_chunk_size` is given, chunked encoder
+  attention."""
+  c.scan_layers = True
+  c.remat = True
+  if kv_chunk_size:
+    c.model.encoder.kv_chunk_size = kv_chunk_size
 
 
 # --- ImageNet models ([P] App. A, Table 7; [code] ImageNet colab) ------------
@@ -125,6 +152,7 @@ def imagenet(model_name: str, args: dict[str, Any]
   c.keep_checkpoints = 3
   c.best_metric = 'eval/accuracy'
   c.best_mode = 'max'
+  fast_path(c, kv_chunk_size=IMAGENET_KV_CHUNK)
 
   if args.get('smoke'):
     _imagenet_smoke(c)
@@ -153,6 +181,9 @@ def _imagenet_smoke(c: ml_collections.ConfigDict) -> None:
   if dec:
     dec.num_z_channels = 16
     dec.trainable_position_encoding_kwargs.num_channels = 16
+  # 32x32 = 1,024 inputs in 4 chunks: the chunked path runs in CI too (the
+  # conv model's 64 inputs stay in one chunk).
+  enc.kv_chunk_size = 256
   c.num_train_steps = 2
   c.schedule.flat_steps = 1
   c.schedule.decay_steps = 1
@@ -214,6 +245,7 @@ def mnist(args: dict[str, Any]) -> ml_collections.ConfigDict:
   c.keep_checkpoints = 2
   c.best_metric = 'eval/accuracy'
   c.best_mode = 'max'
+  fast_path(c)  # 49 inputs: nothing to chunk
 
   if args.get('smoke'):
     c.num_train_steps = 2

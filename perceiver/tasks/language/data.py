@@ -56,6 +56,7 @@ def default_input_config() -> ml_collections.ConfigDict:
       # MLM example construction: the fields of masking.MlmConfig.
       docs_per_example=10,  # [P] §4.1
       mask_prob=0.15,  # [P] §4.1
+      mask_unit='word',  # [P] §4.1; 'token': see masking.MlmConfig
       bert_replacement=False,  # paper silent; see masking.MlmConfig
       loss_on_masked_only=True,  # paper silent; see masking.MlmConfig
       separate_documents_with_eos=True,  # paper silent
@@ -91,6 +92,7 @@ def mlm_config(cfg: ml_collections.ConfigDict) -> masking.MlmConfig:
   return masking.MlmConfig(
       sequence_length=cfg.sequence_length,
       docs_per_example=cfg.docs_per_example, mask_prob=cfg.mask_prob,
+      mask_unit=cfg.mask_unit,
       bert_replacement=cfg.bert_replacement,
       loss_on_masked_only=cfg.loss_on_masked_only,
       separate_documents_with_eos=cfg.separate_documents_with_eos,

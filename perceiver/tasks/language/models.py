@@ -65,7 +65,6 @@ import jax.numpy as jnp
 from perceiver import builders
 from perceiver import checks
 from perceiver import perceiver
-from perceiver import position_encoding
 from perceiver.tasks.language import tokenizers
 
 Config = Dict[str, Any]
@@ -83,12 +82,19 @@ SPM_VOCAB_SIZE = 32_000
 BYTES_VOCAB_SIZE = 256 + tokenizers.NUM_SPECIAL  # 262, the release's vocab.
 
 
+# TrainablePositionEncoding's default init stddev, the release's.
+_RELEASE_POSITION_INIT_SCALE = 0.02
+
+
 def mlm_config(*, vocab_size: int, max_seq_len: int, d_model: int = 768,
                num_latents: int = 256, latent_channels: int = 1280,
                num_layers: int = 26, num_heads: int = 8,
                qk_channels: int = 256, v_channels: Optional[int] = None,
                decoder_heads: int = 8, decoder_qk_channels: int = 256,
                decoder_v_channels: Optional[int] = None,
+               input_position_encoding: str = 'trainable',
+               input_position_init_scale: float = 0.02,
+               query_position_init_scale: float = 0.02,
                **encoder_extra) -> Config:
   """kwargs of `builders.mlm` for an MLM of the released model's design.
 
@@ -106,6 +112,13 @@ def mlm_config(*, vocab_size: int, max_seq_len: int, d_model: int = 768,
     decoder_heads, decoder_qk_channels: the decoder cross-attention.
     decoder_v_channels: its value channels; default E. The decoder's MLP
       hidden size is E ([P] Table 11 "Output FFW hidden" 768).
+    input_position_encoding: 'trainable' (the release: a learned table
+      added to the embeddings) or 'fourier' ([P] App. G features of the
+      byte index, concatenated; `builders.mlm_input_positions`).
+    input_position_init_scale: the learned input table's init stddev (the
+      release: 0.02, about 1/50 of the embedding's).
+    query_position_init_scale: the decoder queries' init stddev (the
+      release: 0.02).
     **encoder_extra: more `PerceiverEncoder` kwargs (scan_layers, remat,
       q_chunk_size, kv_chunk_size, dropout_prob).
   """
@@ -124,9 +137,22 @@ def mlm_config(*, vocab_size: int, max_seq_len: int, d_model: int = 768,
       qk_channels=decoder_qk_channels, v_channels=decoder_v_channels or d_model,
       num_heads=decoder_heads, final_project=False, use_query_residual=False,
       trainable_position_encoding_kwargs=dict(num_channels=d_model))
-  return dict(vocab_size=vocab_size, d_model=d_model, max_seq_len=max_seq_len,
-              encoder=encoder, decoder=decoder)
+  if query_position_init_scale != _RELEASE_POSITION_INIT_SCALE:
+    decoder['trainable_position_encoding_kwargs']['init_scale'] = (
+        query_position_init_scale)
+  config = dict(vocab_size=vocab_size, d_model=d_model,
+                max_seq_len=max_seq_len, encoder=encoder, decoder=decoder)
+  # Only departures are written, so release configs stay the release's.
+  if input_position_encoding != 'trainable':
+    config['input_position_encoding'] = input_position_encoding
+  if input_position_init_scale != _RELEASE_POSITION_INIT_SCALE:
+    config['input_position_init_scale'] = input_position_init_scale
+  return config
 
+
+# Keys of an MLM config that `builders.mlm_input_positions` reads.
+INPUT_POSITION_KEYS = ('input_position_encoding', 'input_position_init_scale',
+                       'input_fourier_bands')
 
 # mlm_config kwargs of each named architecture.
 _NAMED = {
@@ -259,15 +285,14 @@ def _encode(config, inputs, input_mask, *, is_training, prefix=None):
     prefix: optional [K, d_model] vectors placed in slots 0..K-1.
 
   Returns:
-    ([B, N, D] latents, the encoder inputs [B, K + T, d_model]).
+    ([B, N, D] latents, the encoder inputs [B, K + T, C]: C = d_model, or
+    d_model + 2K + 1 with Fourier input positions).
   """
   num_prepended = 0 if prefix is None else prefix.shape[0]
-  batch, length = inputs.shape
+  batch = inputs.shape[0]
   embedding_layer = hk.Embed(vocab_size=config['vocab_size'],
                              embed_dim=config['d_model'])
   embedded = embedding_layer(inputs)  # [B, T, d_model]
-  input_pos = position_encoding.TrainablePositionEncoding(
-      index_dim=config['max_seq_len'], num_channels=config['d_model'])
   mask = input_mask
   if prefix is not None:
     prefix = jnp.broadcast_to(prefix[None].astype(embedded.dtype),
@@ -275,7 +300,9 @@ def _encode(config, inputs, input_mask, *, is_training, prefix=None):
     embedded = jnp.concatenate([prefix, embedded], axis=1)  # [B, K + T, E]
     mask = jnp.concatenate(
         [jnp.ones((batch, num_prepended), input_mask.dtype), input_mask], 1)
-  embedded = embedded + input_pos(batch)[:, :num_prepended + length]
+  embedded = builders.mlm_input_positions(
+      embedded, max_seq_len=config['max_seq_len'],
+      **{k: config[k] for k in INPUT_POSITION_KEYS if k in config})
   encoder = perceiver.PerceiverEncoder(**config['encoder'])
   z = encoder(embedded, encoder.latents(embedded), is_training=is_training,
               input_mask=mask)

@@ -13,6 +13,11 @@ Paper recipes:
     5e-5, 2e-5, 1e-5}, LAMB, 200 warmup steps, weight decay 0.01.
 Choices where the paper is silent are config fields, named in the
 experiment docstrings.
+
+Every experiment trains on the fast path (`hk.layer_stack`, plus remat for
+MLM pretraining; benchmarks/README.md has the measurements): the release's
+model and parameters, computed differently. Fine-tuning from a release
+pickle converts its per-layer layout; `trainer.export` writes it back.
 """
 import itertools
 from typing import Any
@@ -70,6 +75,9 @@ def _base(task: str) -> ml_collections.ConfigDict:
   c.optimizer.name = 'lamb'
   c.optimizer.weight_decay = 0.01  # [P] F.3 / F.4
   c.schedule.name = 'warmup_cosine'
+  # The fast path: one compiled self-attention layer instead of 26
+  # (compile time and step time: benchmarks/bench_paths.py).
+  c.scan_layers = True
   return c
 
 
@@ -114,6 +122,9 @@ def mlm(model_name: str, args: dict[str, Any]) -> ml_collections.ConfigDict:
   # whole schedule is 500k updates); [P] says "cosine over 500k".
   c.schedule.decay_steps = 0
   c.optimizer.clip_global_norm = 0.0  # [P] silent: no clipping
+  # Remat of the self-attention layers: a larger micro-batch fits in the
+  # same memory (benchmarks/bench_paths.py, section 'batch').
+  c.remat = True
   c.log_every = 100
   c.eval_every = 10_000 * accum
   c.checkpoint_every = 5_000 * accum

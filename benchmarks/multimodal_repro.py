@@ -1,0 +1,179 @@
+r"""A CPU-scale reproduction of [P] Table 4 on real films, with a baseline.
+
+Not a test. Trains the CPU-sized multimodal autoencoder
+(experiments/multimodal_autoencoding.py:cpu) at the three compression ratios
+of Table 4 (N = 88, 44, 22 latents of D = 64: 87x, 173x, 346x) on
+`embedded_av/cpu` (bigbuckbunny + Megamind, perceiver/tasks/multimodal/
+embedded.py), each run through perceiver.train.trainer.train_and_evaluate
+(the launch/train.py command is printed), then on the held-out seconds
+reports video PSNR, audio PSNR and label top-1 next to a plain baseline with
+the same number of values as the latent array (N * D): each frame
+downsampled and upsampled (antialiased linear), the audio decimated and
+interpolated (perceiver.tasks.multimodal.metrics.baseline_reconstruction).
+Writes results.json and a picture (original / reconstructions / baseline of
+a held-out clip) into --workdir, and copies the picture to --picture.
+
+  bash scripts/fetch_video_data.sh    # Megamind.avi (Debian opencv-doc)
+  .venv/bin/python benchmarks/multimodal_repro.py --workdir=/tmp/mm_repro \
+      --steps=500
+
+Results and the exact settings: benchmarks/MULTIMODAL.md.
+"""
+import argparse
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+import numpy as np  # pylint: disable=wrong-import-position
+
+from perceiver.tasks.multimodal import embedded  # pylint: disable=wrong-import-position
+from perceiver.tasks.multimodal import media  # pylint: disable=wrong-import-position
+from perceiver.tasks.multimodal import metrics  # pylint: disable=wrong-import-position
+from perceiver.tasks.multimodal import reconstruct  # pylint: disable=wrong-import-position
+from perceiver.tasks.multimodal import recipes  # pylint: disable=wrong-import-position
+from perceiver.train import trainer  # pylint: disable=wrong-import-position
+
+EXPERIMENT = os.path.join(REPO, 'experiments', 'multimodal_autoencoding.py')
+
+
+def _config(arg):
+  spec = importlib.util.spec_from_file_location('exp_mm', EXPERIMENT)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config(arg)
+
+
+def _held_out_clips(data_dir):
+  """[(video [T, S, S, 3] in [0, 1], audio [N_a], label)] of the test split."""
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  builder = embedded.get_builder('embedded_av/cpu', data_dir)
+  out = []
+  for ex in tfds.as_numpy(builder.as_dataset(split='test')):
+    out.append((ex['video'].astype(np.float32) / 255,
+                ex['audio'].astype(np.float32) / 32768, int(ex['label'])))
+  return out, builder
+
+
+def baseline(clips, num_values):
+  video = [metrics.np_psnr(metrics.baseline_reconstruction(v, a, num_values)[0],
+                           v, metrics.VIDEO_RANGE) for v, a, _ in clips]
+  audio = [metrics.np_psnr(metrics.baseline_reconstruction(v, a, num_values)[1],
+                           a, metrics.AUDIO_RANGE) for v, a, _ in clips]
+  sizes = metrics.baseline_sizes(num_values, clips[0][0].shape,
+                                 clips[0][1].shape[0])
+  return {'video_psnr': float(np.mean(video)),
+          'audio_psnr': float(np.mean(audio)), 'frame_side': sizes[0],
+          'audio_samples': sizes[1]}
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+  parser.add_argument('--workdir', required=True)
+  parser.add_argument('--steps', type=int, default=500)
+  parser.add_argument('--latents', default='88,44,22')
+  parser.add_argument('--picture', default=os.path.join(
+      REPO, 'benchmarks', 'multimodal_reconstructions.png'))
+  args = parser.parse_args()
+  os.makedirs(args.workdir, exist_ok=True)
+  embedded.megamind_path()  # a clear error (how to fetch it) before training
+  data_dir = os.path.join(args.workdir, 'tensorflow_datasets')
+  results = {'steps': args.steps, 'runs': {}}
+  path = os.path.join(args.workdir, 'results.json')
+  if os.path.exists(path):
+    with open(path) as f:
+      results['runs'] = json.load(f).get('runs', {})
+
+  for latents in map(int, args.latents.split(',')):
+    arg = f'cpu,latents={latents},steps={args.steps}'
+    workdir = os.path.join(args.workdir, f'cpu{latents}')
+    config = _config(arg)
+    config.input.data_dir = data_dir
+    print(f'python launch/train.py --config=experiments/multimodal_autoencoding'
+          f'.py:{arg} --workdir={workdir} --config.input.data_dir={data_dir}',
+          flush=True)
+    if str(latents) in results['runs']:
+      print('  done before; kept.', flush=True)
+      continue
+    load_before = os.getloadavg()
+    start = time.time()
+    final = trainer.train_and_evaluate(config, workdir)
+    wall = time.time() - start
+    results['runs'][str(latents)] = {
+        'latents': latents, 'compression': recipes.compression(config),
+        'values': latents * config.model.num_z_channels,
+        'wall_s': wall, 'load_before': load_before,
+        'load_after': os.getloadavg(), 'metrics': final}
+    print(json.dumps(results['runs'][str(latents)], indent=1), flush=True)
+    with open(path, 'w') as f:
+      json.dump(results, f, indent=1)
+
+  # ---- The baseline on the same held-out clips ---------------------------
+  clips, builder = _held_out_clips(data_dir)
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  train_labels = [int(ex['label']) for ex in
+                  tfds.as_numpy(builder.as_dataset(split='train'))]
+  majority = int(np.bincount(train_labels).argmax())
+  results['majority_top1'] = float(np.mean([l == majority
+                                            for _, _, l in clips]))
+  results['num_test_clips'] = len(clips)
+  for run in results['runs'].values():
+    run['baseline'] = baseline(clips, run['values'])
+
+  # ---- The picture: a held-out clip of bigbuckbunny (second 4) -------------
+  to_u8 = lambda x: np.round(np.clip(x, 0, 1) * 255).astype(np.uint8)
+  rows, names, clip = [], [], None
+  for latents, run in sorted(results['runs'].items(), key=lambda r: -int(r[0])):
+    config = _config(f'cpu,latents={latents}')
+    params, state = reconstruct.load_params(
+        config, reconstruct.resolve_checkpoint(
+            config, os.path.join(args.workdir, f'cpu{latents}')))
+    if clip is None:
+      clip = reconstruct.read_clips(config, embedded.bigbuckbunny_path(),
+                                    start=4.0)
+    result = reconstruct.reconstruct(config, params, state, clip,
+                                     reconstruct.label_names(config))
+    reconstruct.write(result, os.path.join(args.workdir, f'recon{latents}'))
+    run['picture_clip'] = result.report['clips'][0]
+    if not rows:
+      rows, names = [to_u8(result.video)], ['original']
+    rows.append(to_u8(result.video_out))
+    names.append(f'Perceiver IO N={latents}')
+  smallest = min(results['runs'].values(), key=lambda r: r['values'])
+  largest = max(results['runs'].values(), key=lambda r: r['values'])
+  for run in ([largest] if largest is smallest else [largest, smallest]):
+    v, _, _ = metrics.baseline_reconstruction(
+        rows[0].astype(np.float32) / 255, np.zeros(10240, np.float32),
+        run['values'])
+    rows.append(to_u8(v))
+    names.append(f'baseline {run["values"]} values')
+  grid = media.upscale(media.frame_grid(rows, every=2), 2)
+  picture = media.write_png(os.path.join(args.workdir, 'reconstructions.png'),
+                            grid)
+  if args.picture:
+    subprocess.run(['cp', picture, args.picture], check=True)
+  results['picture_rows'] = names
+  with open(path, 'w') as f:
+    json.dump(results, f, indent=1)
+
+  # ---- The table ---------------------------------------------------------
+  print('\n| N (compression) | train wall | video PSNR | audio PSNR | top-1 '
+        '| baseline video PSNR | baseline audio PSNR |')
+  print('|---|---|---|---|---|---|---|')
+  for latents, run in sorted(results['runs'].items(), key=lambda r: -int(r[0])):
+    m, b = run['metrics'], run['baseline']
+    print(f'| {latents} ({run["compression"]:.0f}x) | {run["wall_s"] / 60:.1f} '
+          f'min | {m["eval/video_psnr"]:.2f} | {m["eval/audio_psnr"]:.2f} | '
+          f'{100 * m["eval/label_top1"]:.0f}% | {b["video_psnr"]:.2f} | '
+          f'{b["audio_psnr"]:.2f} |')
+  print(f'majority-class top-1 on the {len(clips)} held-out clips: '
+        f'{100 * results["majority_top1"]:.0f}%; picture rows: {names}')
+
+
+if __name__ == '__main__':
+  main()
