@@ -1,8 +1,12 @@
 """Flags every training launcher shares: multi-host start-up and logging.
 
-Imported by launch/train.py, launch/eval.py and launch/main.py, which call
-`setup()` first in their main. Flags only; the work is in perceiver.train.
+Imported by launch/train.py, launch/eval.py, launch/export.py and
+launch/main.py, which call `setup()` first in their main. Flags only; the
+work is in perceiver.train. `check_flag` lets every launcher check its cheap
+arguments while the flags are parsed, before anything is built.
 """
+from typing import Any, Callable
+
 from absl import flags
 
 from perceiver.train import distributed
@@ -19,6 +23,21 @@ _LIBRARY_LOGS = flags.DEFINE_bool(
     'show_library_logs', False,
     "Also print the libraries' INFO lines (Orbax, TFDS, JAX); by default "
     "only the project's own lines and every warning are printed.")
+
+
+def check_flag(name: str, check: Callable[[Any], Any]) -> None:
+  """Validates --name with `check(value)`, a library function that raises
+  ValueError (or FileNotFoundError) with a clear message. A bad value stops
+  the launcher at flag parsing, with that message."""
+  def validator(value):
+    if value is None:
+      return True
+    try:
+      check(value)
+    except (ValueError, FileNotFoundError) as e:
+      raise flags.ValidationError(str(e)) from None
+    return True
+  flags.register_validator(name, validator)
 
 
 def setup() -> None:

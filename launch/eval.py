@@ -14,6 +14,7 @@ from ml_collections import config_flags
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from launch import common  # pylint: disable=g-import-not-at-top,wrong-import-position
+from perceiver.train import checkpoint  # pylint: disable=g-import-not-at-top,wrong-import-position
 from perceiver.train import trainer  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -23,6 +24,7 @@ _WORKDIR = flags.DEFINE_string('workdir', None, 'The training run.')
 _STEP = flags.DEFINE_string('step', 'latest', "'latest', 'best' or a step.")
 _SPLIT = flags.DEFINE_string('split', '', 'TFDS split; default the test split.')
 flags.mark_flags_as_required(['config', 'workdir'])
+common.check_flag('step', checkpoint.check_step_name)
 
 
 def main(argv):

@@ -17,6 +17,8 @@ from ml_collections import config_flags
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from launch import common  # pylint: disable=g-import-not-at-top,wrong-import-position
+from perceiver import checkpoint_io  # pylint: disable=g-import-not-at-top,wrong-import-position
+from perceiver.train import checkpoint  # pylint: disable=g-import-not-at-top,wrong-import-position
 from perceiver.train import trainer  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -26,6 +28,8 @@ _WORKDIR = flags.DEFINE_string('workdir', None, 'The training run.')
 _OUTPUT = flags.DEFINE_string('output', None, '.pickle or .pystate path.')
 _STEP = flags.DEFINE_string('step', 'latest', "'latest', 'best' or a step.")
 flags.mark_flags_as_required(['config', 'workdir', 'output'])
+common.check_flag('step', checkpoint.check_step_name)
+common.check_flag('output', checkpoint_io.check_extension)
 
 
 def main(argv):

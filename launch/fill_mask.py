@@ -19,7 +19,9 @@ from absl import flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from launch import common  # pylint: disable=g-import-not-at-top,wrong-import-position
 from perceiver.tasks.language import fill_mask  # pylint: disable=g-import-not-at-top,wrong-import-position
+from perceiver.tasks.language import models  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 _TEXT = flags.DEFINE_multi_string('text', None, 'Text with masked spans; '
                                   'repeat the flag for several texts.')
@@ -36,6 +38,13 @@ _MASK_CHAR = flags.DEFINE_string('mask_char', None,
 _SPM = flags.DEFINE_string('sentencepiece_model', None,
                            'SentencePiece model file (SPM configs).')
 flags.mark_flag_as_required('text')
+common.check_flag('config', models.get_config)
+common.check_flag('checkpoint', fill_mask.check_checkpoint_path)
+common.check_flag('mask_char', fill_mask.check_mask_char)
+flags.register_multi_flags_validator(
+    ['checkpoint', 'random_init_seed'],
+    lambda f: (f['checkpoint'] is None) != (f['random_init_seed'] is None),
+    message='Give exactly one of --checkpoint and --random_init_seed.')
 
 
 def main(argv):

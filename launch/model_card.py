@@ -20,9 +20,15 @@ _FAMILIES = flags.DEFINE_list(
     'families', None, 'Families to put on the card (default: all registered: '
     f'{", ".join(model_card.REGISTRY)}).')
 _BATCH = flags.DEFINE_integer('batch_size', 1, 'Batch the forward is lowered '
-                              'at; FLOPs are reported per example.')
+                              'at; FLOPs are reported per example.',
+                              lower_bound=1)
 _JSON = flags.DEFINE_string('json_out', None, 'Optional path for the cards '
                             'as JSON.')
+flags.register_validator(
+    'json_out', lambda path: path is None or os.path.isdir(
+        os.path.dirname(os.path.abspath(path))),
+    message='--json_out: its directory does not exist (the card would be '
+    'computed, then fail to be written).')
 _VARIANTS = flags.DEFINE_bool('variants', True,
                               'Also cost variants (the video decodes).')
 

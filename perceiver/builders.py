@@ -25,6 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from perceiver import checks
 from perceiver import io_processors
 from perceiver import perceiver
 from perceiver import position_encoding
@@ -116,6 +117,11 @@ def mlm(*, vocab_size: int, d_model: int, max_seq_len: int,
   The input_position_* arguments (`mlm_input_positions`) default to the
   release; the decoder queries' init scale is
   decoder['trainable_position_encoding_kwargs']['init_scale'] (0.02).
+
+  Token ids must be integers in [0, V). Called outside jax.jit, the forward
+  checks them; under jit they are tracers and `hk.Embed` clamps an id out of
+  range to [0, V - 1] silently (`perceiver.checks.token_ids` checks a host
+  batch before a jitted call).
   """
   if input_position_encoding not in MLM_INPUT_POSITIONS:
     raise ValueError(
@@ -129,6 +135,8 @@ def mlm(*, vocab_size: int, d_model: int, max_seq_len: int,
     if tuple(input_mask.shape) != tuple(inputs.shape):
       raise ValueError(f'input_mask {tuple(input_mask.shape)} must have the '
                        f'shape of inputs {tuple(inputs.shape)}.')
+    checks.non_empty('mlm', 'inputs [B, T]', inputs, {0: 'B'})
+    checks.token_ids('mlm', inputs, vocab_size)
     embedding_layer = hk.Embed(vocab_size=vocab_size, embed_dim=d_model)
     embedded = mlm_input_positions(
         embedding_layer(inputs), max_seq_len=max_seq_len,

@@ -19,7 +19,11 @@ pickled checkpoints:
 A params (or state) mapping is two levels deep: ``{module_path: {name: array}}``,
 for example ``params['perceiver_encoder/~/cross_attention/attention/linear']
 ['w']``. :func:`load_params` accepts all of the layouts above from either
-extension and always returns plain dicts of ``numpy.ndarray``.
+extension and always returns plain dicts of ``numpy.ndarray``, every leaf
+numeric (strings and objects are refused). Given the model's tree
+(``expected``), it checks names, shapes and dtypes (``allow_cast=True`` casts
+bfloat16/float16 weights to float32); weights holding NaN or Inf are refused
+with their own message naming the first such entry.
 :func:`save_params` writes the same layouts (``.pickle``: params alone;
 ``.pystate``: ``{'params': ..., 'state': ...}``), so the files it writes load
 with ``pickle.load`` in the release's own colabs as well.
@@ -96,11 +100,16 @@ except ImportError:  # pragma: no cover - numpy 1.x
     from numpy.core import numeric as _np_numeric
 
 __all__ = [
+    'CheckpointDtypeError',
     'CheckpointError',
     'CheckpointFormatError',
     'CheckpointMismatchError',
+    'NonFiniteCheckpointError',
     'RestrictedUnpickler',
     'UnsafeCheckpointError',
+    'check_dtypes',
+    'check_extension',
+    'check_finite',
     'check_tree',
     'load_params',
     'restricted_load',
@@ -128,6 +137,22 @@ class UnsafeCheckpointError(CheckpointError, pickle.UnpicklingError):
 
 class CheckpointFormatError(CheckpointError, ValueError):
     """The file is not a checkpoint this module can read or write."""
+
+
+class CheckpointDtypeError(CheckpointError, ValueError):
+    """Entries whose dtype is not the one the model expects.
+
+    Attributes:
+      entries: ``[(name, checkpoint_dtype, expected_dtype)]``.
+    """
+
+    def __init__(self, message, entries):
+        self.entries = entries
+        super().__init__(message)
+
+
+class NonFiniteCheckpointError(CheckpointError, ValueError):
+    """The weights hold NaN or Inf (a damaged file or a diverged run)."""
 
 
 class CheckpointMismatchError(CheckpointError, ValueError):
@@ -269,14 +294,28 @@ def _as_tree(obj: Any, what: str, source: str, *,
                     f'{source}: {what}[{module!r}] has a non-string name '
                     f'{name!r}')
             array = convert(leaf)
-            if not isinstance(array, np.ndarray) or array.dtype == object:
+            if (not isinstance(array, np.ndarray)
+                    or not _is_numeric(array.dtype)):
                 raise CheckpointFormatError(
                     f'{source}: {what} entry {module}/{name} must be a numeric '
                     f'array, got {type(leaf).__name__}'
-                    + (' of dtype object' if isinstance(array, np.ndarray)
-                       else ''))
+                    + (f' of dtype {array.dtype}'
+                       if isinstance(array, np.ndarray) else ''))
             tree[module][name] = array
     return tree
+
+
+def _is_numeric(dtype: np.dtype) -> bool:
+    """bool, integers, floats, complex, and ml_dtypes' bfloat16/float8/int4;
+    not strings, bytes, records or objects."""
+    if dtype.kind in 'biufc':
+        return True
+    return dtype.type.__module__.startswith('ml_dtypes') and not dtype.fields
+
+
+def _is_float(dtype: np.dtype) -> bool:
+    return dtype.kind == 'f' or (dtype.type.__module__.startswith('ml_dtypes')
+                                 and 'float' in dtype.name)
 
 
 def _loaded_leaf(leaf: Any) -> Any:
@@ -360,12 +399,78 @@ def check_tree(actual: Mapping, expected: Mapping, what: str = 'params'
         raise CheckpointMismatchError(what, missing, unexpected, mismatched)
 
 
+def check_dtypes(actual: Tree, expected: Mapping, source: str,
+                 what: str = 'params', allow_cast: bool = False) -> Tree:
+    """Compares each entry's dtype with the model's; returns ``actual``, with
+    float entries cast to the model's float dtype when ``allow_cast``.
+
+    Entries absent from either tree, and expected leaves without a
+    ``.dtype``, are not compared (:func:`check_tree` checks names and
+    shapes).
+
+    Raises:
+      CheckpointDtypeError: naming every entry whose dtype differs, e.g. int32
+        or bool weights for a float32 model, or bfloat16 weights without
+        ``allow_cast``.
+    """
+    want = _flatten(expected)
+    bad, out = [], {}
+    for module, entries in actual.items():
+        out[module] = {}
+        for name, array in entries.items():
+            target = getattr(want.get((module, name)), 'dtype', None)
+            if target is not None and array.dtype != np.dtype(target):
+                target = np.dtype(target)
+                if allow_cast and _is_float(array.dtype) and _is_float(target):
+                    array = array.astype(target)
+                else:
+                    bad.append((f'{module}/{name}', array.dtype, target))
+            out[module][name] = array
+    if bad:
+        bad.sort(key=lambda entry: entry[0])
+        lines = [f'    {n}  checkpoint {d} vs model {e}'
+                 for n, d, e in bad[:30]]
+        if len(bad) > 30:
+            lines.append(f'    ... and {len(bad) - 30} more')
+        all_float = all(_is_float(d) and _is_float(e) for _, d, e in bad)
+        hint = ('Pass allow_cast=True to cast these float weights to the '
+                "model's dtype." if all_float else
+                'Integer, bool or complex weights cannot stand for float '
+                'parameters: this file belongs to another model, or is '
+                'damaged.')
+        raise CheckpointDtypeError(
+            f'{source}: {len(bad)} {what} entries have a dtype the model does '
+            'not expect:\n' + '\n'.join(lines) + '\n' + hint, bad)
+    return out
+
+
+def check_finite(tree: Mapping, source: str, what: str = 'params') -> None:
+    """Raises :class:`NonFiniteCheckpointError` naming ``source`` and the
+    first entry (in sorted order) that holds NaN or Inf."""
+    for path, leaf in sorted(_flatten(tree).items()):
+        array = np.asarray(leaf)
+        if not _is_float(array.dtype) and array.dtype.kind != 'c':
+            continue
+        if array.dtype.kind not in 'fc':  # ml_dtypes: bfloat16, float8s
+            array = array.astype(np.float32)
+        bad = ~np.isfinite(array)
+        if bad.any():
+            raise NonFiniteCheckpointError(
+                f'{source}: {what} entry {_name(path)} holds '
+                f'{int(bad.sum())} NaN/Inf values of {array.size} (the first '
+                'such entry). The file is damaged or was saved from a '
+                'diverged run; use another checkpoint (an earlier step, or '
+                'the original release file).')
+
+
 # ---------------------------------------------------------------------------
 # Loading
 # ---------------------------------------------------------------------------
 
 
-def _check_extension(path: str) -> None:
+def check_extension(path: str) -> None:
+    """Raises :class:`CheckpointFormatError` unless ``path`` ends in .pickle
+    or .pystate."""
     if os.path.splitext(path)[1] not in EXTENSIONS:
         raise CheckpointFormatError(
             f'{path}: expected a {" or ".join(EXTENSIONS)} file (the release '
@@ -378,7 +483,8 @@ def _is_bundle(obj: Mapping) -> bool:
 
 
 def load_params(path: str | os.PathLike, expected: Mapping | None = None,
-                expected_state: Mapping | None = None
+                expected_state: Mapping | None = None, *,
+                allow_cast: bool = False, allow_non_finite: bool = False
                 ) -> tuple[Tree, Tree]:
     """Reads a release checkpoint safely; returns ``(params, state)``.
 
@@ -388,20 +494,29 @@ def load_params(path: str | os.PathLike, expected: Mapping | None = None,
       expected: optional params tree with ``.shape`` leaves (e.g. from
         ``jax.eval_shape`` of the model's ``init``) to check against.
       expected_state: the same for the state.
+      allow_cast: with ``expected``, cast float entries (e.g. bfloat16 or
+        float16 weights) to the expected float dtype instead of refusing
+        them. Integer/bool entries are never cast to floats.
+      allow_non_finite: accept float entries holding NaN or Inf (refused by
+        default, naming the first such entry).
 
     Returns:
       Plain nested dicts of numpy arrays; ``state`` is ``{}`` when the file has
-      none.
+      none. Every leaf is numeric (bool, integer, float, complex); with
+      ``expected``, of the expected dtypes.
 
     Raises:
       FileNotFoundError: no file at ``path``.
       UnsafeCheckpointError: the pickle names a global outside the allowlist.
       CheckpointFormatError: wrong extension, a corrupted or truncated pickle,
-        or content of the wrong type.
-      CheckpointMismatchError: ``expected``/``expected_state`` disagree.
+        or content of the wrong type (strings, objects).
+      CheckpointMismatchError: ``expected``/``expected_state`` disagree on
+        names or shapes.
+      CheckpointDtypeError: they disagree on dtypes.
+      NonFiniteCheckpointError: a float entry holds NaN or Inf.
     """
     path = os.fspath(path)
-    _check_extension(path)
+    check_extension(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f'no checkpoint at {path}')
     with open(path, 'rb') as f:
@@ -411,7 +526,10 @@ def load_params(path: str | os.PathLike, expected: Mapping | None = None,
             raise UnsafeCheckpointError(f'{path}: {e}') from None
         except (pickle.UnpicklingError, EOFError, ValueError, TypeError,
                 AttributeError, IndexError, KeyError, struct.error,
-                OverflowError, UnicodeDecodeError) as e:
+                OverflowError, UnicodeDecodeError, MemoryError,
+                RecursionError) as e:
+            # A garbled length field makes pickle allocate absurd sizes
+            # (MemoryError) or nest without end (RecursionError).
             raise CheckpointFormatError(
                 f'{path}: not a readable pickle (corrupted or truncated?): '
                 f'{type(e).__name__}: {e}') from e
@@ -430,8 +548,13 @@ def load_params(path: str | os.PathLike, expected: Mapping | None = None,
 
     if expected is not None:
         check_tree(params, expected, 'params')
+        params = check_dtypes(params, expected, path, 'params', allow_cast)
     if expected_state is not None:
         check_tree(state, expected_state, 'state')
+        state = check_dtypes(state, expected_state, path, 'state', allow_cast)
+    if not allow_non_finite:
+        check_finite(params, path, 'params')
+        check_finite(state, path, 'state')
     return params, state
 
 
@@ -480,7 +603,7 @@ def save_params(path: str | os.PathLike, params: Mapping,
     :func:`load_params` both read it.
     """
     path = os.fspath(path)
-    _check_extension(path)
+    check_extension(path)
     params = _as_tree(params, 'params', path, convert=np.asarray)
     state = _as_tree(state or {}, 'state', path, convert=np.asarray)
     if path.endswith('.pickle'):

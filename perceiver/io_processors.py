@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from perceiver import checks
 from perceiver import position_encoding
 
 ModalitySizeT = Mapping[str, int]
@@ -269,6 +270,9 @@ class ImagePreprocessor(hk.Module):
       raise ValueError(f'Invalid prep_type {prep_type!r}; expected one of '
                        f'{IMAGE_PREP_TYPES}.')
     _check_concat_or_add(concat_or_add_pos)
+    checks.positive('ImagePreprocessor', spatial_downsample=spatial_downsample,
+                    temporal_downsample=temporal_downsample,
+                    num_channels=num_channels)
     if position_encoding_type not in position_encoding.POSITION_ENCODING_TYPES:
       raise ValueError(
           f'Unknown position_encoding_type {position_encoding_type!r}; '
@@ -473,6 +477,7 @@ class AudioPreprocessor(hk.Module):
     if prep_type not in ('patches',):
       raise ValueError(f"Invalid prep_type {prep_type!r}; expected 'patches'.")
     _check_concat_or_add(concat_or_add_pos)
+    checks.positive('AudioPreprocessor', samples_per_patch=samples_per_patch)
     self._samples_per_patch = samples_per_patch
     self._concat_or_add_pos = concat_or_add_pos
     self._positional_encoding_ctor = functools.partial(
@@ -681,6 +686,7 @@ class ClassificationPostprocessor(hk.Module):
 
   def __init__(self, num_classes: int, name: Optional[str] = None):
     super().__init__(name=name)
+    checks.positive('ClassificationPostprocessor', num_classes=num_classes)
     self._num_classes = num_classes
 
   def __call__(self, inputs, *, is_training: bool, pos=None,

@@ -42,6 +42,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from perceiver import checks
 from perceiver import io_processors
 from perceiver import position_encoding
 from perceiver.attention import attend  # pylint: disable=unused-import
@@ -98,6 +99,8 @@ class Attention(hk.Module):
                kv_chunk_size=None,
                name=None):
     super().__init__(name=name)
+    checks.positive('Attention', num_heads=num_heads, qk_channels=qk_channels,
+                    v_channels=v_channels, output_channels=output_channels)
     self._num_heads = num_heads
     self._init_scale = init_scale
     self._with_final_bias = with_final_bias
@@ -207,6 +210,17 @@ class SelfAttention(hk.Module):
 
   def __call__(self, inputs, *, attention_mask=None, is_training):
     """[B, N, D] -> [B, N, D]."""
+    channels = inputs.shape[-1]
+    attention_channels = self._v_channels or self._qk_channels or channels
+    if attention_channels != channels:
+      # The release's Attention gives its output v_channels, which default
+      # to qk_channels; the residual needs D.
+      given = ('v_channels' if self._v_channels else
+               'qk_channels (v_channels defaults to it)')
+      raise ValueError(
+          f'SelfAttention: {given} = {attention_channels} sets the width of '
+          f'the attention output, but the residual stream [B, N, D] has '
+          f'D = {channels}; set v_channels={channels}.')
     dropout_prob = self._dropout_prob if is_training else 0.0
     dropout_attn_prob = self._dropout_attn_prob if is_training else 0.0
     x = inputs
@@ -319,6 +333,7 @@ class Perceiver(hk.Module):
 
   def __call__(self, inputs, *, is_training, subsampled_output_points=None,
                pos=None, input_mask=None, query_mask=None):
+    checks.non_empty('Perceiver', 'inputs', inputs, {0: 'B'})
     if self._input_preprocessor:
       inputs, modality_sizes, inputs_without_pos = self._input_preprocessor(
           inputs, pos=pos, is_training=is_training,
@@ -386,6 +401,22 @@ class PerceiverEncoder(hk.Module):
       remat=False,
       name='perceiver_encoder'):
     super().__init__(name=name)
+    checks.positive(
+        'PerceiverEncoder',
+        num_self_attends_per_block=num_self_attends_per_block,
+        num_blocks=num_blocks, z_index_dim=z_index_dim,
+        num_z_channels=num_z_channels, qk_channels=qk_channels,
+        v_channels=v_channels, num_cross_attend_heads=num_cross_attend_heads,
+        num_self_attend_heads=num_self_attend_heads,
+        cross_attend_widening_factor=cross_attend_widening_factor,
+        self_attend_widening_factor=self_attend_widening_factor)
+    if qk_channels and not v_channels and qk_channels != num_z_channels:
+      raise ValueError(
+          f'PerceiverEncoder: qk_channels={qk_channels} without v_channels '
+          'makes the self-attention values (and so its output) '
+          f'{qk_channels} wide, but the latents have num_z_channels='
+          f'{num_z_channels}; also set v_channels={num_z_channels} (as the '
+          'release\'s language model does).')
     for heads_name, heads in (('num_self_attend_heads', num_self_attend_heads),
                               ('num_cross_attend_heads',
                                num_cross_attend_heads)):
@@ -441,6 +472,11 @@ class PerceiverEncoder(hk.Module):
 
   def __call__(self, inputs, z, *, is_training, input_mask=None):
     """[B, M, C] inputs and [B, N, D] latents -> [B, N, D]."""
+    if inputs.ndim != 3:
+      raise ValueError('PerceiverEncoder expects inputs [B, M, C]; got shape '
+                       f'{tuple(inputs.shape)}.')
+    checks.non_empty('PerceiverEncoder', 'inputs [B, M, C]', inputs,
+                     {0: 'B', 1: 'M'})
     batch, num_inputs = inputs.shape[:2]
     _check_mask(input_mask, 'input_mask', batch, num_inputs, 'M')
     attention_mask = None
@@ -650,6 +686,7 @@ class ProjectionDecoder(AbstractPerceiverDecoder):
   def __init__(self, num_classes, final_avg_before_project=False,
                name='projection_decoder'):
     super().__init__(name=name)
+    checks.positive('ProjectionDecoder', num_classes=num_classes)
     self._final_avg_before_project = final_avg_before_project
     self._num_classes = num_classes
     self.final_layer = hk.Linear(num_classes, w_init=jnp.zeros, name='logits')
@@ -708,6 +745,12 @@ class BasicDecoder(AbstractPerceiverDecoder):
                kv_chunk_size=None,
                **position_encoding_kwargs):
     super().__init__(name=name)
+    checks.positive('BasicDecoder', output_num_channels=output_num_channels,
+                    num_heads=num_heads, qk_channels=qk_channels,
+                    v_channels=v_channels)
+    if position_encoding_type != 'none':  # else the dims are not used
+      checks.positive_dims('BasicDecoder', 'output_index_dims',
+                           output_index_dims)
     self._position_encoding_type = position_encoding_type
     # With 'none', queries must come from elsewhere (e.g. MultimodalDecoder).
     self.output_pos_enc = None
@@ -795,6 +838,7 @@ class ClassificationDecoder(AbstractPerceiverDecoder):
   def __init__(self, num_classes, name='classification_decoder',
                **decoder_kwargs):
     super().__init__(name=name)
+    checks.positive('ClassificationDecoder', num_classes=num_classes)
     self._num_classes = num_classes
     self.decoder = BasicDecoder(
         output_index_dims=(1,),  # Predict a single logit array.

@@ -19,6 +19,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from perceiver import checks
+
 
 def generate_fourier_features(
     pos, num_bands, max_resolution=(224, 224), concat_pos=True,
@@ -84,6 +86,8 @@ class TrainablePositionEncoding(AbstractPositionEncoding):
 
   def __init__(self, index_dim, num_channels=128, init_scale=0.02, name=None):
     super().__init__(name=name)
+    checks.positive('TrainablePositionEncoding', index_dim=index_dim,
+                    num_channels=num_channels)
     self._index_dim = index_dim
     self._num_channels = num_channels
     self._init_scale = init_scale
@@ -119,6 +123,8 @@ class FourierPositionEncoding(AbstractPositionEncoding):
   def __init__(self, index_dims, num_bands, concat_pos=True,
                max_resolution=None, sine_only=False, name=None):
     super().__init__(name=name)
+    checks.positive('FourierPositionEncoding', num_bands=num_bands)
+    checks.positive_dims('FourierPositionEncoding', 'index_dims', index_dims)
     self._num_bands = num_bands
     self._concat_pos = concat_pos
     self._sine_only = sine_only

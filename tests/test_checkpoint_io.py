@@ -38,6 +38,8 @@ def assert_bit_identical(actual, expected):
 
 
 def sample_params():
+    # 'b' holds NaN and Inf on purpose (special values survive bit for bit);
+    # reading it back needs allow_non_finite=True.
     rng = np.random.default_rng(0)
     return {
         'encoder/~/linear': {
@@ -73,7 +75,7 @@ def sample_state():
 def test_pickle_round_trip_is_bit_exact(tmp_path):
     path = tmp_path / 'language.pickle'
     save_params(path, sample_params())
-    params, state = load_params(path)
+    params, state = load_params(path, allow_non_finite=True)
     assert_bit_identical(params, sample_params())
     assert state == {}
 
@@ -81,7 +83,7 @@ def test_pickle_round_trip_is_bit_exact(tmp_path):
 def test_pystate_round_trip_is_bit_exact(tmp_path):
     path = tmp_path / 'imagenet.pystate'
     save_params(path, sample_params(), sample_state())
-    params, state = load_params(path)
+    params, state = load_params(path, allow_non_finite=True)
     assert_bit_identical(params, sample_params())
     assert_bit_identical(state, sample_state())
 
@@ -106,7 +108,7 @@ def test_save_converts_jax_arrays_and_flatmaps(tmp_path):
     state = jax.tree.map(jnp.asarray, sample_state())
     path = tmp_path / 'p.pystate'
     save_params(path, hk.data_structures.to_immutable_dict(params), state)
-    loaded, loaded_state = load_params(path)
+    loaded, loaded_state = load_params(path, allow_non_finite=True)
     assert_bit_identical(loaded, jax.tree.map(np.asarray, params))
     assert_bit_identical(loaded_state, jax.tree.map(np.asarray, state))
 
@@ -116,7 +118,7 @@ def test_pystate_holding_params_alone_loads_with_empty_state(tmp_path):
     # hold a bare params mapping.
     path = tmp_path / 'optical_flow_checkpoint.pystate'
     path.write_bytes(pickle.dumps(sample_params(), protocol=4))
-    params, state = load_params(path)
+    params, state = load_params(path, allow_non_finite=True)
     assert_bit_identical(params, sample_params())
     assert state == {}
 
@@ -239,7 +241,7 @@ def test_loads_hand_built_2021_flatmapping_pickle(tmp_path):
 
     path = tmp_path / 'language_perceiver_io_bytes.pickle'
     path.write_bytes(data)
-    loaded, state = load_params(path)
+    loaded, state = load_params(path, allow_non_finite=True)
     assert_bit_identical(loaded, params)
     assert state == {}
 
@@ -247,7 +249,7 @@ def test_loads_hand_built_2021_flatmapping_pickle(tmp_path):
               + _op_str('state') + b'}u.')
     path = tmp_path / 'imagenet_conv_preprocessing.pystate'
     path.write_bytes(bundle)
-    loaded, state = load_params(path)
+    loaded, state = load_params(path, allow_non_finite=True)
     assert_bit_identical(loaded, params)
     assert state == {}
 
@@ -261,7 +263,7 @@ def test_loads_flatmap_pickled_by_installed_haiku(tmp_path, protocol):
     assert ('haiku._src.data_structures', 'FlatMapping') in _globals_named(data)
     path = tmp_path / 'p.pystate'
     path.write_bytes(data)
-    loaded, _ = load_params(path)
+    loaded, _ = load_params(path, allow_non_finite=True)
     assert_bit_identical(loaded, sample_params())
 
 
@@ -500,4 +502,79 @@ def test_save_leaves_no_temp_and_overwrites(tmp_path):
     save_params(path, {'m': {'w': np.zeros(1)}})
     save_params(str(path), sample_params())
     assert os.listdir(tmp_path) == ['ckpt.pickle']
-    assert_bit_identical(load_params(str(path))[0], sample_params())
+    assert_bit_identical(load_params(str(path), allow_non_finite=True)[0],
+                         sample_params())
+
+
+# ---------------------------------------------------------------------------
+# Dtypes and values: nothing silently accepted
+# ---------------------------------------------------------------------------
+
+
+def _float_model():
+    return {'m': {'w': jax.ShapeDtypeStruct((2, 3), jnp.float32),
+                  'b': jax.ShapeDtypeStruct((3,), jnp.float32)}}
+
+
+def test_integer_weights_for_a_float_model_are_refused(tmp_path):
+    path = tmp_path / 'ints.pickle'
+    save_params(path, {'m': {'w': np.ones((2, 3), np.int32),
+                             'b': np.zeros(3, np.float32)}})
+    with pytest.raises(checkpoint_io.CheckpointDtypeError) as info:
+        load_params(path, expected=_float_model())
+    message = str(info.value)
+    assert str(path) in message
+    assert 'm/w  checkpoint int32 vs model float32' in message
+    assert 'm/b' not in message  # the float entry is fine
+    assert 'cannot stand for float' in message
+    with pytest.raises(checkpoint_io.CheckpointDtypeError):
+        load_params(path, expected=_float_model(), allow_cast=True)
+
+
+def test_string_leaves_are_refused_with_or_without_the_model(tmp_path):
+    path = tmp_path / 'text.pickle'
+    path.write_bytes(pickle.dumps({'m': {'w': np.array(['a', 'bc'])}}))
+    for expected in (None, _float_model()):
+        with pytest.raises(CheckpointFormatError,
+                           match=r'm/w must be a numeric array, got ndarray '
+                           r'of dtype <U2'):
+            load_params(path, expected=expected)
+
+
+def test_half_precision_weights_need_allow_cast(tmp_path):
+    path = tmp_path / 'bf16.pickle'
+    w = np.arange(6, dtype=np.float32).reshape(2, 3)
+    save_params(path, {'m': {'w': w.astype(ml_dtypes.bfloat16),
+                             'b': np.ones(3, np.float16)}})
+    with pytest.raises(checkpoint_io.CheckpointDtypeError,
+                       match=r'(?s)m/b  checkpoint float16 vs model float32.*'
+                       r'm/w  checkpoint bfloat16 vs model float32.*'
+                       'allow_cast=True'):
+        load_params(path, expected=_float_model())
+    params, _ = load_params(path, expected=_float_model(), allow_cast=True)
+    assert params['m']['w'].dtype == np.float32
+    np.testing.assert_array_equal(params['m']['w'], w)  # exact in bf16
+
+
+def test_nan_or_inf_weights_name_the_file_and_first_entry(tmp_path):
+    path = tmp_path / 'diverged.pystate'
+    bad = np.ones((2, 3), np.float32)
+    bad[1, 2] = np.nan
+    save_params(path, {'m': {'w': bad, 'b': np.zeros(3, np.float32)},
+                       'z': {'w': np.full(2, np.inf, np.float32)}})
+    with pytest.raises(checkpoint_io.NonFiniteCheckpointError,
+                       match=r'diverged\.pystate: params entry m/w holds 1 '
+                       r'NaN/Inf values of 6.*use another checkpoint'):
+        load_params(path)
+    params, _ = load_params(path, allow_non_finite=True)
+    assert np.isnan(params['m']['w'][1, 2])
+
+
+def test_garbled_length_field_is_a_format_error_not_a_memory_error(tmp_path):
+    # BINBYTES8 announcing 2**62 bytes: pickle tries to allocate them.
+    path = tmp_path / 'garbled.pickle'
+    path.write_bytes(b'\x80\x04\x8e' + struct.pack('<Q', 2**62) + b'.')
+    with pytest.raises(CheckpointFormatError,
+                       match=r'garbled\.pickle: not a readable pickle '
+                       r'\(corrupted or truncated\?\): MemoryError'):
+        load_params(path)

@@ -192,3 +192,109 @@ def test_dropout_and_random_masking_without_rng():
     model.apply(params, None, x, prob)
   with pytest.raises(ValueError, match='probability 0.5 needs an RNG'):
     model.apply(params, None, x, 0.5)
+
+
+# --- Sizes, widths and empty inputs (issue 16) --------------------------------
+
+ENCODER = dict(num_self_attends_per_block=1, num_blocks=1, z_index_dim=2,
+               num_z_channels=8, num_self_attend_heads=1)
+
+
+@pytest.mark.parametrize('ctor, complaint', [
+    (lambda: perceiver.PerceiverEncoder(**{**ENCODER, 'num_blocks': -1}),
+     r'PerceiverEncoder: num_blocks must be a positive integer, got -1'),
+    (lambda: perceiver.PerceiverEncoder(**{**ENCODER, 'z_index_dim': -4}),
+     r'PerceiverEncoder: z_index_dim must be a positive integer, got -4'),
+    (lambda: perceiver.PerceiverEncoder(
+        **{**ENCODER, 'num_self_attend_heads': 0}),
+     r'num_self_attend_heads must be a positive integer, got 0'),
+    (lambda: perceiver.ClassificationDecoder(-3, num_z_channels=4),
+     r'ClassificationDecoder: num_classes must be a positive integer'),
+    (lambda: perceiver.ProjectionDecoder(num_classes=0),
+     r'ProjectionDecoder: num_classes must be a positive integer, got 0'),
+    (lambda: perceiver.BasicDecoder(output_num_channels=2,
+                                    output_index_dims=(4, -5), **FF,
+                                    position_encoding_type='fourier'),
+     r'BasicDecoder: output_index_dims must be positive integers.*\(4, -5\)'),
+    (lambda: io_processors.ImagePreprocessor(prep_type='pixels',
+                                             spatial_downsample=0),
+     r'ImagePreprocessor: spatial_downsample must be a positive integer'),
+    (lambda: position_encoding.TrainablePositionEncoding(index_dim=8,
+                                                         num_channels=-1),
+     r'TrainablePositionEncoding: num_channels must be a positive integer'),
+])
+def test_sizes_must_be_positive(ctor, complaint):
+  with pytest.raises(ValueError, match=complaint):
+    _construct(ctor)
+
+
+def test_qk_channels_without_v_channels_names_the_fix():
+  with pytest.raises(ValueError, match=r'qk_channels=4 without v_channels.*'
+                     r'num_z_channels=8; also set v_channels=8'):
+    _construct(lambda: perceiver.PerceiverEncoder(**ENCODER, qk_channels=4))
+  _construct(lambda: perceiver.PerceiverEncoder(**ENCODER, qk_channels=4,
+                                                v_channels=8))  # fine
+
+  def f(x):  # the layer alone says the same
+    return perceiver.SelfAttention(num_heads=1, qk_channels=4)(
+        x, is_training=False)
+  with pytest.raises(ValueError, match=r'SelfAttention: qk_channels .*= 4.*'
+                     r'D = 8; set v_channels=8'):
+    _init(f, jnp.zeros((1, 3, 8)))
+
+
+def test_empty_batch_or_inputs_are_refused():
+  def encode(x):
+    enc = perceiver.PerceiverEncoder(**ENCODER)
+    return enc(x, enc.latents(x), is_training=False)
+  with pytest.raises(ValueError, match=r'PerceiverEncoder: inputs \[B, M, C\] '
+                     r'has no elements \(M=0 in shape \(2, 0, 3\)\)'):
+    _init(encode, jnp.zeros((2, 0, 3)))
+  fwd = builders.image_classifier(
+      num_classes=3, input_preprocessor=dict(prep_type='pixels', **FF),
+      encoder=dict(ENCODER, num_z_channels=4),
+      decoder=dict(num_z_channels=4, trainable_position_encoding_kwargs=dict(
+          num_channels=4)))
+  with pytest.raises(ValueError, match=r'Perceiver: inputs has no examples '
+                     r'\(B=0 in shape \(0, 4, 4, 3\)\)'):
+    _init(lambda x: fwd(x, is_training=False), jnp.zeros((0, 4, 4, 3)))
+
+
+def _tiny_mlm():
+  from perceiver.tasks.language import models  # pylint: disable=g-import-not-at-top
+  config = models.smoke_config()
+  model = hk.transform(lambda ids, mask: models.mlm(config)(
+      ids, mask, is_training=False))
+  t = config['max_seq_len']
+  ids, mask = jnp.full((1, t), 10, jnp.int32), jnp.ones((1, t), jnp.int32)
+  params = jax.jit(model.init)(jax.random.PRNGKey(0), ids, mask)
+  return config, model, params, ids, mask
+
+
+def test_token_ids_are_checked_outside_jit_and_clamped_inside():
+  config, model, params, ids, mask = _tiny_mlm()
+  vocab = config['vocab_size']
+  with pytest.raises(ValueError, match=r'mlm: token ids must be an integer '
+                     r'array, got dtype float32.*astype\(np.int32\)'):
+    model.apply(params, None, ids.astype(jnp.float32), mask)
+  too_big = ids.at[0, 5].set(vocab)
+  with pytest.raises(ValueError, match=rf'mlm: token ids must lie in \[0, '
+                     rf'{vocab}\).*values in \[10, {vocab}\]'):
+    model.apply(params, None, too_big, mask)
+  with pytest.raises(ValueError, match=r'mlm: inputs \[B, T\] has no examples'):
+    model.apply(params, None, ids[:0], mask[:0])
+  # The documented behaviour under jit: the id is clamped to V - 1.
+  jitted = jax.jit(model.apply)
+  np.testing.assert_array_equal(
+      jitted(params, None, too_big, mask),
+      jitted(params, None, too_big.at[0, 5].set(vocab - 1), mask))
+
+
+def test_empty_text_for_the_classifier():
+  from perceiver.tasks.language import models  # pylint: disable=g-import-not-at-top
+  config = models.smoke_config()
+  fwd = models.glue_classifier(config, num_labels=2)
+  with pytest.raises(ValueError, match=r'glue_classifier: inputs \[B, T\] has '
+                     r'no elements \(T=0'):
+    _init(lambda i, m: fwd(i, m, is_training=False),
+          jnp.zeros((1, 0), jnp.int32), jnp.ones((1, 0), jnp.int32))

@@ -11,19 +11,60 @@ Layout: <workdir>/checkpoints/<step>/... written by one
     (`best_mode` 'max': higher is better, 'min': lower; only checkpoints
     saved together with an eval carry the metric).
 
+Restoring checks first that the stored arrays have the shapes the model of
+the current config asks for (`ConfigMismatchError` names every entry that
+differs, and the way out). `restore_latest_intact` is how a run resumes: a
+step that cannot be read (truncated array file, truncated metadata, an empty
+step folder, ...) is logged with its reason and moved to
+`<workdir>/checkpoints_damaged/<step>` (never deleted), and the next older
+step is tried; only when no step is intact does it fail, with one message.
+
 `init_from` loads parameters (and Haiku state) from our own checkpoint or a
 release `.pickle`/`.pystate` file into a freshly initialised model, with an
 optional subset (regexes over 'module/param') and rename map, for
 fine-tuning. It never restores the optimiser or the step.
 """
+import json
 import os
 import re
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 from absl import logging
+from etils import epath
 import jax
+from jax.experimental import multihost_utils
+import numpy as np
 import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers as ocp_managers
+
+_ITEM = 'default'  # the item folder of a step (StandardSave's only item)
+DAMAGED_SUFFIX = '_damaged'  # <workdir>/checkpoints_damaged/<step>
+
+
+class DamagedCheckpointError(RuntimeError):
+  """A checkpoint step that exists but cannot be restored."""
+
+  def __init__(self, directory: str, step: int, reason: str):
+    self.directory, self.step, self.reason = directory, step, reason
+    super().__init__(f'Checkpoint step {step} in {directory} cannot be '
+                     f'restored: {reason}')
+
+
+class NoIntactCheckpointError(RuntimeError):
+  """Every step of a workdir is damaged (they were moved aside)."""
+
+
+class ConfigMismatchError(ValueError):
+  """The stored arrays do not have the shapes the current config asks for.
+
+  Attributes:
+    mismatched: [(path, stored shape, requested shape)]; a shape is None for
+      an entry that only one side has.
+  """
+
+  def __init__(self, message: str, mismatched):
+    self.mismatched = mismatched
+    super().__init__(message)
 
 
 class Checkpointer:
@@ -55,6 +96,12 @@ class Checkpointer:
           best_fn=metric, best_mode=best_mode, preservation_policy=policy,
           enable_async_checkpointing=async_checkpointing,
           cleanup_tmp_directories=True, create=True)
+    if read_only and not os.path.isdir(self.directory):
+      raise FileNotFoundError(
+          f'No checkpoints directory {self.directory}. Train first '
+          '(launch/train.py --workdir=...) or point --workdir at a training '
+          'run.')
+    self._closed = False
     self.manager = ocp.CheckpointManager(self.directory, options=options)
 
   def latest_step(self) -> Optional[int]:
@@ -66,6 +113,9 @@ class Checkpointer:
   def all_steps(self) -> Sequence[int]:
     return self.manager.all_steps()
 
+  def step_dir(self, step: int) -> str:
+    return os.path.join(self.directory, str(step))
+
   def save(self, step: int, tree: Any,
            metrics: Optional[Mapping[str, float]] = None) -> None:
     self.manager.save(step, args=ocp.args.StandardSave(tree),
@@ -73,43 +123,276 @@ class Checkpointer:
 
   def restore(self, step: int, abstract_tree: Any = None) -> Any:
     """Restores `step`; `abstract_tree` (jax.ShapeDtypeStruct leaves with
-    shardings) places the arrays, or None for host numpy arrays."""
+    shardings) places the arrays, or None for host numpy arrays.
+
+    Raises:
+      FileNotFoundError: no such step.
+      ConfigMismatchError: the stored shapes are not those of
+        `abstract_tree` (another model config); names every entry.
+      DamagedCheckpointError: the step exists but cannot be read.
+    """
     if step not in self.manager.all_steps():
       raise FileNotFoundError(
           f'No checkpoint for step {step} in {self.directory}; available: '
           f'{list(self.manager.all_steps())}.')
+    meta = self._item_metadata(step)
     if abstract_tree is None:
       # Host arrays on one local device, whatever layout the run was saved
       # with (Orbax refuses a target-less restore across topologies).
       device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
-      meta = ocp.StandardCheckpointer().metadata(
-          os.path.join(self.directory, str(step), 'default')).item_metadata
       abstract_tree = jax.tree.map(
           lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device),
           meta)
+    else:
+      _check_shapes(meta, abstract_tree, self.directory, step)
     args = ocp.args.StandardRestore(abstract_tree)
-    return self.manager.restore(step, args=args)
+    try:
+      return self.manager.restore(step, args=args)
+    except Exception as e:  # pylint: disable=broad-exception-caught
+      if _is_resource_error(e):
+        raise  # out of memory: not the checkpoint's fault
+      raise DamagedCheckpointError(self.directory, step, _reason(e)) from e
+
+  def _item_metadata(self, step: int) -> Any:
+    """The stored tree of ArrayMetadata (shape, dtype) of `step`."""
+    step_dir = self.step_dir(step)
+    if not os.listdir(step_dir):
+      raise DamagedCheckpointError(self.directory, step,
+                                   'the step folder is empty')
+    item = os.path.join(step_dir, _ITEM)
+    problem = _metadata_problem(item)
+    if problem:
+      raise DamagedCheckpointError(self.directory, step, problem)
+    # The handler itself, not StandardCheckpointer: the latter logs a
+    # generic warning and returns None where the handler names the file.
+    handler = ocp.StandardCheckpointHandler()
+    try:
+      return handler.metadata(epath.Path(item))
+    except Exception as e:  # pylint: disable=broad-exception-caught
+      raise DamagedCheckpointError(
+          self.directory, step, 'its array index cannot be read: '
+          f'{_reason(e)}') from e
+    finally:
+      handler.close()
+
+  def restore_latest_intact(
+      self, abstract_tree: Any,
+      warn: Callable[[str], None] = logging.warning
+  ) -> tuple[Optional[int], Any]:
+    """(step, tree) of the newest step that restores, or (None, None) when
+    the directory has no step at all.
+
+    Each newer step that cannot be read is reported through `warn` (step and
+    reason), moved to `<directory>_damaged/<step>` by process 0 (never
+    deleted), and the next older step is tried. A ConfigMismatchError is
+    raised at once: the steps are intact, the config is not theirs.
+
+    Raises:
+      NoIntactCheckpointError: steps existed but none could be restored.
+    """
+    moved = []
+    while True:
+      steps = sorted(self.manager.all_steps(), reverse=True)
+      if not steps:
+        break
+      step = steps[0]
+      try:
+        tree, error = self.restore(step, abstract_tree), None
+      except DamagedCheckpointError as e:
+        tree, error = None, e
+      # Every process must have read the step (a multi-host run may have
+      # damage in one process's files only).
+      if not _all_processes(error is None):
+        if error is None:
+          error = DamagedCheckpointError(self.directory, step,
+                                         'another process could not read it')
+        destination = self.move_aside(step)
+        moved.append((step, error.reason, destination))
+        warn(f'{error} Moved it to {destination} (nothing is deleted); '
+             'trying the next older step.')
+        continue
+      return step, tree
+    if moved:
+      listing = '\n'.join(f'  step {s}: {r}\n    now in {d}'
+                           for s, r, d in moved)
+      raise NoIntactCheckpointError(
+          f'No intact checkpoint in {self.directory}; every step was '
+          f'damaged and has been moved aside:\n{listing}\nRunning the same '
+          'command again trains from step 0 (or from config.init_from); to '
+          'resume instead, put a good copy of a step back into '
+          f'{self.directory}/<step>.')
+    return None, None
+
+  def move_aside(self, step: int) -> str:
+    """Moves a damaged step folder to <directory>_damaged/<step>[.n]."""
+    base = os.path.join(self.directory + DAMAGED_SUFFIX, str(step))
+    destination, n = base, 0
+    while os.path.exists(destination):
+      n += 1
+      destination = f'{base}.{n}'
+    if jax.process_index() == 0:
+      os.makedirs(os.path.dirname(destination), exist_ok=True)
+      os.rename(self.step_dir(step), destination)
+    if jax.process_count() > 1:
+      multihost_utils.sync_global_devices(f'checkpoint_moved_aside_{step}')
+    self.manager.reload()
+    return destination
 
   def wait(self) -> None:
     self.manager.wait_until_finished()
 
   def close(self) -> None:
-    self.manager.close()
+    """Waits for a save in flight, then stops Orbax's background threads.
+    Safe to call twice."""
+    if not self._closed:
+      self._closed = True
+      self.manager.close()
+
+  def __enter__(self) -> 'Checkpointer':
+    return self
+
+  def __exit__(self, *exc_info) -> None:
+    self.close()
+
+
+def check_step_name(which: str) -> str:
+  """'latest' | 'best' | a non-negative step number, else a ValueError that
+  says so (the launchers check --step with it before building anything)."""
+  if which in ('latest', 'best') or (which.isdigit() and which.isascii()):
+    return which
+  raise ValueError(f"--step={which!r}: give 'latest', 'best' or a step "
+                   'number such as 1000.')
 
 
 def resolve_step(ckpt: Checkpointer, which: str) -> int:
   """'latest' | 'best' | '<int>' -> a step present in `ckpt`."""
-  if which == 'latest':
-    step = ckpt.latest_step()
-  elif which == 'best':
-    step = ckpt.best_step()
-  else:
-    step = int(which)
-  if step is None:
+  check_step_name(which)
+  steps = sorted(ckpt.all_steps())
+  if not steps:
     raise FileNotFoundError(
         f'No checkpoint in {ckpt.directory}. Train first (launch/train.py '
         '--workdir=...) or point --workdir at a training run.')
+  if which == 'latest':
+    return ckpt.latest_step()
+  if which == 'best':
+    step = ckpt.best_step()
+    if step is None:
+      raise FileNotFoundError(
+          f'--step=best: no checkpoint in {ckpt.directory} carries the '
+          f'metric {ckpt.best_metric!r} (steps {steps} exist, saved without '
+          'it: the run had no eval split, or config.best_metric names a '
+          'metric its evals do not report). Use --step=latest or a step '
+          f'number ({steps[-1]}).')
+    return step
+  step = int(which)
+  if step not in steps:
+    raise FileNotFoundError(
+        f'--step={step}: no such checkpoint in {ckpt.directory}; available '
+        f'steps: {steps}.')
   return step
+
+
+def _path_name(path: tuple) -> str:
+  """A jax key path as 'params/module/name' (dict keys, fields, indices)."""
+  parts = []
+  for key in path:
+    for attr in ('key', 'name', 'idx'):
+      if hasattr(key, attr):
+        parts.append(str(getattr(key, attr)))
+        break
+    else:
+      parts.append(str(key))
+  return '/'.join(parts)
+
+
+def _shapes(tree: Any) -> dict[str, tuple]:
+  leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
+  return {_path_name(path): tuple(leaf.shape) for path, leaf in leaves
+          if hasattr(leaf, 'shape')}
+
+
+_MAX_LISTED = 30
+
+
+def _check_shapes(meta: Any, abstract_tree: Any, directory: str,
+                  step: int) -> None:
+  """Raises ConfigMismatchError unless the stored entries and shapes are
+  those the current config's model asks for."""
+  stored, wanted = _shapes(meta), _shapes(abstract_tree)
+  if stored == wanted:
+    return
+  names = sorted(stored.keys() | wanted.keys())
+  bad = [(n, stored.get(n), wanted.get(n)) for n in names
+         if stored.get(n) != wanted.get(n)]
+  # The model's own entries first; the optimiser's copies of them follow
+  # (listed only when nothing else differs).
+  own = [b for b in bad if b[0].startswith(('params/', 'state/'))]
+  listed = own or bad
+  shape = lambda s: '(absent)' if s is None else str(s)
+  lines = [f'    {n}  stored {shape(s)}, requested {shape(w)}'
+           for n, s, w in listed[:_MAX_LISTED]]
+  if len(listed) > _MAX_LISTED:
+    lines.append(f'    ... and {len(listed) - _MAX_LISTED} more')
+  others = len(bad) - len(listed)
+  if others:
+    lines.append(f'    (and {others} optimiser-state entries of the same '
+                 'parameters)')
+  workdir = os.path.dirname(directory)
+  raise ConfigMismatchError(
+      f'The checkpoint of step {step} in {directory} was written with '
+      f'another config than the one given: {len(own)} model entries and '
+      f'{len(bad) - len(own)} optimiser (or other) entries differ (path, '
+      'stored shape, requested shape):\n' + '\n'.join(lines) +
+      f'\nThe workdir {workdir} belongs to that run. To resume or evaluate '
+      'it, use the config it was trained with. To train the new config, give '
+      'a new --workdir; to start it from this run\'s weights, also set '
+      f'--config.init_from.path={directory} (with config.init_from.include '
+      'leaving out the entries whose shapes changed).', bad)
+
+
+def _is_resource_error(error: BaseException) -> bool:
+  text = f'{type(error).__name__} {error}'
+  return isinstance(error, MemoryError) or 'RESOURCE_EXHAUSTED' in text
+
+
+def _reason(error: BaseException) -> str:
+  """The innermost cause of an Orbax/TensorStore error, on one line: it names
+  the file or array (the outer ones are generic)."""
+  seen = []
+  while error is not None and error not in seen:
+    seen.append(error)
+    error = error.__cause__ or error.__context__
+  for e in reversed(seen):
+    text = ' '.join(str(e).split())
+    if text:
+      if len(text) > 600:
+        text = text[:600] + ' ...'
+      return f'{type(e).__name__}: {text}'
+  return type(seen[-1]).__name__
+
+
+def _metadata_problem(item: str) -> Optional[str]:
+  """What is wrong with the metadata files of a step's item folder, or None
+  when they are present and parse."""
+  if not os.path.isdir(item):
+    return f'it has no {_ITEM}/ folder (the step was never completely written)'
+  path = os.path.join(item, '_METADATA')
+  if not os.path.exists(path):
+    return f'its metadata file {path} is missing'
+  try:
+    with open(path) as f:
+      json.load(f)
+  except ValueError as e:  # json.JSONDecodeError, UnicodeDecodeError
+    return f'its metadata file {path} is truncated or garbled ({e})'
+  return None
+
+
+def _all_processes(ok: bool) -> bool:
+  """True when `ok` holds on every process."""
+  if jax.process_count() == 1:
+    return ok
+  flags = multihost_utils.process_allgather(np.asarray(int(ok), np.int32))
+  return bool(np.all(flags))
 
 
 # ---------------------------------------------------------------------------
@@ -131,9 +414,12 @@ def _unflat(flat: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def load_source(path: str) -> tuple[Mapping, Mapping]:
-  """(params, state) as host arrays from a release file or our checkpoint."""
+  """(params, state) as host arrays from a release file or our checkpoint.
+
+  Raises a clear error for a missing path and for weights holding NaN or
+  Inf (naming the file and the first such entry)."""
+  from perceiver import checkpoint_io  # pylint: disable=g-import-not-at-top
   if path.endswith(('.pickle', '.pystate')):
-    from perceiver import checkpoint_io  # pylint: disable=g-import-not-at-top
     return checkpoint_io.load_params(path)
   path = os.path.abspath(path)
   if not os.path.isdir(path):
@@ -143,13 +429,18 @@ def load_source(path: str) -> tuple[Mapping, Mapping]:
         'or one of its step directories.')
   base, last = os.path.split(path.rstrip('/'))
   if last.isdigit():  # a step directory
-    ckpt, step = Checkpointer(base, read_only=True), int(last)
+    with Checkpointer(base, read_only=True) as ckpt:
+      step = int(last)
+      tree = ckpt.restore(step)
   else:
-    ckpt = Checkpointer(path, read_only=True)
-    step = resolve_step(ckpt, 'latest')
-  tree = ckpt.restore(step)
-  ckpt.close()
-  return tree['params'], tree.get('state') or {}
+    with Checkpointer(path, read_only=True) as ckpt:
+      step = resolve_step(ckpt, 'latest')
+      tree = ckpt.restore(step)
+  params, state = tree['params'], tree.get('state') or {}
+  source = os.path.join(ckpt.directory, str(step))
+  checkpoint_io.check_finite(params, source, 'params')
+  checkpoint_io.check_finite(state, source, 'state')
+  return params, state
 
 
 def warm_start(params: Mapping, state: Mapping, path: str, *,
@@ -173,7 +464,11 @@ def warm_start(params: Mapping, state: Mapping, path: str, *,
   """
   from perceiver import checkpoint_io  # pylint: disable=g-import-not-at-top
   from perceiver import perceiver  # pylint: disable=g-import-not-at-top
-  src_params, src_state = load_source(path)
+  try:
+    src_params, src_state = load_source(path)
+  except checkpoint_io.NonFiniteCheckpointError as e:
+    raise checkpoint_io.NonFiniteCheckpointError(
+        f'config.init_from.path: {e}') from None
   patterns = [re.compile(p) for p in include]
 
   def select(tree):

@@ -15,7 +15,8 @@ perceiver/builders.py, which rejects unknown keyword arguments itself.
 """
 import difflib
 import importlib
-from typing import Any
+import numbers
+from typing import Any, Optional
 
 import ml_collections
 
@@ -182,8 +183,12 @@ def _check_keys(config: Any, reference: Any, prefix: str,
       _check_keys(value, ref, f'{name}.', skip)
 
 
-def validate(config: ConfigDict) -> None:
-  """Raises ValueError for unknown keys and inconsistent values."""
+def validate(config: ConfigDict, num_devices: Optional[int] = None) -> None:
+  """Raises ValueError for unknown keys and inconsistent values.
+
+  With `num_devices` (the devices of the data-parallel mesh), the global
+  train and eval batch sizes must also divide across them.
+  """
   task = load_task(config)
   reference = base_config(config.task.module)
   for key, value in task.default_task_config().items():
@@ -200,15 +205,44 @@ def validate(config: ConfigDict) -> None:
   if config.best_mode not in ('min', 'max'):
     raise ValueError(f'config.best_mode={config.best_mode!r}; use "min" '
                      '(lower is better) or "max" (higher is better).')
-  for name in ('num_train_steps', 'log_every'):
-    if config[name] <= 0:
-      raise ValueError(f'config.{name} must be positive, got {config[name]}.')
+  for name in ('num_train_steps', 'log_every', 'keep_checkpoints'):
+    _check_int(f'config.{name}', config[name], minimum=1)
+  for name in ('eval_every', 'checkpoint_every'):
+    _check_int(f'config.{name}', config[name], minimum=0,
+               hint=' (0: only at the end)')
   for name in ('global_batch_size', 'eval_batch_size'):
-    if config.input[name] <= 0:
+    _check_int(f'config.input.{name}', config.input[name], minimum=1)
+    if num_devices and config.input[name] % num_devices:
+      value = config.input[name]
       raise ValueError(
-          f'config.input.{name} must be positive, got {config.input[name]}.')
-  if config.optimizer.grad_accum_steps < 1:
-    raise ValueError('config.optimizer.grad_accum_steps must be >= 1.')
+          f'config.input.{name}={value} does not divide across '
+          f'{num_devices} devices; use a multiple of {num_devices} (e.g. '
+          f'{max(value // num_devices, 1) * num_devices}).')
+  _check_int('config.optimizer.grad_accum_steps',
+             config.optimizer.grad_accum_steps, minimum=1)
+
+
+def _check_int(name: str, value: Any, minimum: int, hint: str = '') -> None:
+  if (isinstance(value, bool) or not isinstance(value, numbers.Integral)
+      or value < minimum):
+    what = 'a positive integer' if minimum == 1 else f'an integer >= {minimum}'
+    raise ValueError(f'{name} must be {what}{hint}, got {value!r}.')
+
+
+def positive_variant(args: Any, key: str, default: Any, kind: type = int
+                     ) -> Any:
+  """The experiment variant `key` (e.g. 'batch' of 'batch=256') as a positive
+  `kind`, else `default`; any other value raises a ValueError naming it."""
+  value = args.get(key, default)
+  try:
+    number = kind(value)
+  except (TypeError, ValueError):
+    number = None
+  if number is None or isinstance(value, bool) or not number > 0:
+    raise ValueError(f'Variant "{key}={value}": {key} must be a positive '
+                     f'{"integer" if kind is int else "number"} (e.g. '
+                     f'"{key}={default}").')
+  return number
 
 
 def parse_variants(arg: Any, known: Any, who: str) -> dict[str, Any]:

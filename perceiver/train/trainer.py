@@ -259,18 +259,10 @@ class _Setup(NamedTuple):
 
 
 def _setup(config, workdir, devices) -> _Setup:
-  config_lib.validate(config)
   runner_devices = list(devices) if devices else jax.devices()
   num_devices = len(runner_devices)
+  config_lib.validate(config, num_devices=num_devices)
   batch = config.input.global_batch_size
-  if batch % num_devices:
-    raise ValueError(
-        f'config.input.global_batch_size={batch} does not divide across '
-        f'{num_devices} devices; use a multiple of {num_devices}.')
-  if config.input.eval_batch_size % num_devices:
-    raise ValueError(
-        f'config.input.eval_batch_size={config.input.eval_batch_size} does '
-        f'not divide across {num_devices} devices.')
   task = task_module(config)
   # Data that must be built first (an embedded dataset): process 0 builds,
   # the others then find it built.
@@ -360,25 +352,60 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     devices: the devices of the data-parallel mesh (default: all). Tests use
       a subset to compare one device with many.
     progress: draw a progress line on stderr (local interactive runs).
+
+  Resuming restores the newest intact checkpoint: a damaged newer step is
+  reported (step and reason) and moved to <workdir>/checkpoints_damaged/
+  (perceiver.train.checkpoint.Checkpointer.restore_latest_intact). A config
+  whose model differs from the checkpoint's fails, naming every entry.
+  On any error, a save in flight is finished and Orbax is shut down before
+  the error propagates, so that it is the last thing printed.
   """
-  is_chief = jax.process_index() == 0
   setup = _setup(config, workdir, devices)
-  runner = setup.runner
-  total_steps = config.num_train_steps
   ckpt = _checkpointer(config, workdir)
   writer = metric_writer.MetricWriter(
-      os.path.join(workdir, 'tensorboard'), enabled=is_chief,
-      total_steps=total_steps, progress=progress)
+      os.path.join(workdir, 'tensorboard'),
+      enabled=jax.process_index() == 0, total_steps=config.num_train_steps,
+      progress=progress)
+  try:
+    return _train(config, workdir, setup, ckpt, writer)
+  except BaseException:
+    # Left running, Orbax's background save fails at interpreter exit with
+    # dozens of "Event loop is closed" tracebacks after the real error.
+    _close_quietly(ckpt, writer)
+    raise
+
+
+def _close_quietly(ckpt: checkpoint.Checkpointer,
+                   writer: metric_writer.MetricWriter) -> None:
+  """Closes both after an error, logging (not raising) their own errors."""
+  for close in (ckpt.close, writer.close):
+    try:
+      close()
+    except Exception as e:  # pylint: disable=broad-exception-caught
+      logging.warning('While stopping after an error: %s: %s',
+                      type(e).__name__, e)
+
+
+def _train(config, workdir, setup: _Setup, ckpt: checkpoint.Checkpointer,
+           writer: metric_writer.MetricWriter) -> dict[str, float]:
+  """The body of train_and_evaluate; closes ckpt and writer when done."""
+  is_chief = jax.process_index() == 0
+  runner = setup.runner
+  total_steps = config.num_train_steps
 
   # ---- Load checkpoint --------------------------------------------------
   # Resume order:
-  #   1. the latest checkpoint in this workdir (a restarted/preempted run);
+  #   1. the newest intact checkpoint in this workdir (a restarted or
+  #      preempted run; damaged newer steps are moved aside, with a warning);
   #   2. config.init_from (our checkpoint or a release pickle; a parameter
   #      subset and a rename map for fine-tuning), at step 0;
   #   3. from scratch, seeded by config.seed.
-  latest = ckpt.latest_step()
+  latest, tree = ckpt.restore_latest_intact(
+      _to_checkpoint(setup.abstract),
+      warn=logging.warning if is_chief else lambda message: None)
   if latest is not None:
-    ts = _from_checkpoint(ckpt.restore(latest, _to_checkpoint(setup.abstract)))
+    ts = _from_checkpoint(tree)
+    del tree
     writer.log(f'Resumed from {ckpt.directory}/{latest}.')
   else:
     init = jax.jit(setup.init_fn, out_shardings=runner.replicated)
@@ -432,12 +459,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     if not np.all(np.isfinite(losses)):
       bad = pending_from + int(np.argmax(~np.isfinite(losses)))
       ckpt.wait()
-      writer.close()
+      good = ckpt.latest_step()
+      where = (f'the last good checkpoint is step {good} in '
+               f'{ckpt.directory}' if good is not None else
+               'no checkpoint was saved before it')
       raise FloatingPointError(
           f'Non-finite loss ({losses[bad - pending_from]}) at step {bad}, '
           f'first bad step in steps {pending_from}-{step}. Training stopped; '
-          f'the last good checkpoint is step {ckpt.latest_step()} in '
-          f'{ckpt.directory}. Lower config.schedule.base_lr or set '
+          f'{where}. Lower config.schedule.base_lr or set '
           'config.optimizer.clip_global_norm.')
     scalars = {f'train/{k}': float(np.mean([m[k] for m in fetched]))
                for k in fetched[0] if k != 'lr'}  # the task's + grad_norm
@@ -485,12 +514,18 @@ def restore_state(config: ml_collections.ConfigDict, workdir: str, *,
                   devices: Optional[Sequence[jax.Device]] = None
                   ) -> tuple[TrainState, int]:
   """The TrainState of a checkpoint of the run in `workdir`."""
-  setup = _setup(config, workdir, devices)
-  ckpt = _checkpointer(config, workdir, read_only=True)
-  which = checkpoint.resolve_step(ckpt, step)
-  ts = _from_checkpoint(ckpt.restore(which, _to_checkpoint(setup.abstract)))
-  ckpt.close()
+  ts, which, _ = _restore(config, workdir, step, devices)
   return ts, which
+
+
+def _restore(config, workdir, step, devices):
+  """(TrainState, step, setup): the step is resolved before the model is
+  built, so that a wrong --step or workdir fails at once."""
+  with _checkpointer(config, workdir, read_only=True) as ckpt:
+    which = checkpoint.resolve_step(ckpt, step)
+    setup = _setup(config, workdir, devices)
+    ts = _from_checkpoint(ckpt.restore(which, _to_checkpoint(setup.abstract)))
+  return ts, which, setup
 
 
 def evaluate(config: ml_collections.ConfigDict, workdir: str, *,
@@ -499,11 +534,7 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, *,
              ) -> dict[str, float]:
   """Evaluates a checkpoint ('latest', 'best' or a step number) of the run in
   `workdir` on `split` (default config.input.test_split)."""
-  setup = _setup(config, workdir, devices)
-  ckpt = _checkpointer(config, workdir, read_only=True)
-  which = checkpoint.resolve_step(ckpt, step)
-  ts = _from_checkpoint(ckpt.restore(which, _to_checkpoint(setup.abstract)))
-  ckpt.close()
+  ts, which, setup = _restore(config, workdir, step, devices)
   split = split or config.input.test_split or config.input.eval_split
   result = _evaluate_split(setup, config, setup.runner.to_step(ts), split)
   result['step'] = which
@@ -516,10 +547,10 @@ def export(config: ml_collections.ConfigDict, workdir: str, output: str, *,
   """Writes a checkpoint's params (and Haiku state) in the release's pickle
   format: `.pickle` (params only) or `.pystate` ({'params', 'state'})."""
   from perceiver import checkpoint_io  # pylint: disable=g-import-not-at-top
-  ckpt = _checkpointer(config, workdir, read_only=True)
-  which = checkpoint.resolve_step(ckpt, step)
-  tree = ckpt.restore(which)  # host arrays; no model needed
-  ckpt.close()
+  checkpoint_io.check_extension(output)
+  with _checkpointer(config, workdir, read_only=True) as ckpt:
+    which = checkpoint.resolve_step(ckpt, step)
+    tree = ckpt.restore(which)  # host arrays; no model needed
   params, state = tree['params'], tree.get('state') or {}
   from perceiver import perceiver  # pylint: disable=g-import-not-at-top
   if perceiver.is_scanned(params):  # stacked [L, ...] -> per-layer tree

@@ -1,6 +1,7 @@
 """launch/eval.py and launch/export.py as a user runs them (real subprocesses
 on the session's reference run)."""
 import os
+import shutil
 import subprocess
 import sys
 
@@ -50,3 +51,37 @@ def test_eval_reports_test_accuracy(reference_run, mnist_data_dir, tiny_flags):
   # warnings are kept).
   info = [l for l in out.stderr.splitlines() if l.startswith('I')]
   assert info and all('trainer.py' in l for l in info), out.stderr[-3000:]
+
+
+# --- Bad input (issue 16) ----------------------------------------------------
+
+
+def test_bad_step_flag_stops_at_flag_parsing(tmp_path):
+  out = _run('eval.py', str(tmp_path / 'no_run'), [], ['--step=last'])
+  assert out.returncode == 1
+  assert ("--step='last': give 'latest', 'best' or a step number"
+          in out.stderr), out.stderr[-3000:]
+  assert 'Traceback' not in out.stderr  # absl's usage error, nothing built
+  assert not os.path.exists(tmp_path / 'no_run')
+
+
+def test_failed_resume_prints_its_error_once(
+    reference_run, mnist_data_dir, tiny_flags, tmp_path):
+  """A changed model config on resume (it used to end in Orbax's shape error
+  and a cascade of 'Event loop is closed' tracebacks): one error, printed
+  last, naming the entry, the workdir and the way out."""
+  workdir = tmp_path / 'run'
+  shutil.copytree(os.path.join(reference_run, 'checkpoints'),
+                  workdir / 'checkpoints')
+  out = _run('train.py', str(workdir), tiny_flags(
+      mnist_data_dir, **{'model.encoder.z_index_dim': 4}), [])
+  assert out.returncode == 1, out.stderr[-3000:]
+  assert out.stderr.count('checkpoint.ConfigMismatchError: The checkpoint of '
+                          'step 8') == 1, out.stderr[-3000:]
+  assert ('trainable_position_encoding/pos_embs  stored (8, 16), requested '
+          '(4, 16)') in out.stderr
+  assert 'give a new --workdir' in out.stderr
+  assert out.stderr.count('Traceback') == 1
+  assert 'Event loop is closed' not in out.stderr
+  # The error is the last thing printed.
+  assert 'init_from.include' in out.stderr.strip().splitlines()[-1]

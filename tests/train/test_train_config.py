@@ -128,3 +128,33 @@ def test_gradient_accumulation_applies_the_mean_every_k_steps():
   u, _ = plain.update({'w': jnp.array([2., 2., 2.])}, plain.init(params),
                       params)
   np.testing.assert_allclose(u2['w'], u['w'], rtol=1e-6)
+
+
+@pytest.mark.parametrize('key, value, complaint', [
+    ('global_batch_size', 0, r'config\.input\.global_batch_size must be a '
+     r'positive integer, got 0'),
+    ('global_batch_size', -16, r'global_batch_size must be a positive '
+     r'integer, got -16'),
+    ('global_batch_size', 6, r'global_batch_size=6 does not divide across 4 '
+     r'devices; use a multiple of 4 \(e\.g\. 4\)'),
+    ('eval_batch_size', 1002, r'eval_batch_size=1002 does not divide across '
+     r'4 devices'),
+])
+def test_batch_sizes_must_be_positive_and_divide_across_devices(
+    key, value, complaint, experiment):
+  config = experiment('mnist')
+  config.input[key] = value
+  with pytest.raises(ValueError, match=complaint):
+    config_lib.validate(config, num_devices=4)
+
+
+@pytest.mark.parametrize('name, arg', [
+    ('imagenet_fourier', 'batch=0'), ('mlm_bytes', 'accum=0'),
+    ('glue', 'bs=-4'), ('sentiment', 'bs=0'), ('mnist', 'steps=x'),
+    ('optical_flow', 'accum=0'), ('entities', 'batch=-8')])
+def test_numeric_variants_must_be_positive(name, arg, experiment):
+  """They used to end in ZeroDivisionError or a negative step count."""
+  key, value = arg.split('=')
+  with pytest.raises(ValueError, match=rf'Variant "{key}={value}": {key} must '
+                     rf'be a positive integer \(e\.g\. "{key}=\d+"\)'):
+    experiment(name, arg)

@@ -3,6 +3,8 @@
 1 device vs 4 forced host devices, shard_map vs pmap, resume == uninterrupted,
 the NaN guard, init_from, evaluate and export.
 """
+import glob
+import logging
 import os
 import pickle
 import shutil
@@ -183,3 +185,132 @@ def test_bfloat16_compute_with_remat_keeps_float32_master_weights(
   assert int(state.step) == 4
   leaves = jax.tree.leaves(state.params)
   assert all(x.dtype == np.float32 and np.all(np.isfinite(x)) for x in leaves)
+
+
+# --- Damaged and foreign checkpoints (issue 16) -------------------------------
+
+
+def _damage(step_dir, kind):
+  """The damage a full disk, a killed copy or a bad sync leaves."""
+  if kind == 'truncated array files':
+    # Every file of the OCDBT array database, its index (default/d) and the
+    # process's data files (default/ocdbt.process_0/d): which arrays and
+    # index nodes end up in which file varies between runs, and the
+    # database also keeps files the final tree no longer references.
+    for folder in glob.glob(os.path.join(step_dir, 'default', '**', 'd'),
+                            recursive=True):
+      for name in os.listdir(folder):
+        path = os.path.join(folder, name)
+        with open(path, 'r+b') as f:
+          f.truncate(os.path.getsize(path) // 2)
+  elif kind == 'truncated metadata':
+    path = os.path.join(step_dir, 'default', '_METADATA')
+    with open(path, 'r+b') as f:
+      f.truncate(os.path.getsize(path) // 2)
+  else:  # an empty step folder
+    shutil.rmtree(step_dir)
+    os.mkdir(step_dir)
+
+
+def test_resume_falls_back_past_each_kind_of_damaged_step(
+    tmp_path, mnist_data_dir, tiny_config, reference_run, caplog):
+  """Steps 5, 6 and 7 (real checkpoints of the reference run, each damaged
+  one way) are newer than the intact step 4: each in turn is the newest,
+  is reported and moved aside, and the run resumes from step 4 to the very
+  parameters of the undamaged run."""
+  caplog.set_level(logging.INFO, logger='absl')  # 'Resumed from' is INFO
+  config = tiny_config(mnist_data_dir)
+  reference = os.path.join(reference_run, 'checkpoints')
+  ckpts = tmp_path / 'run' / 'checkpoints'
+  shutil.copytree(os.path.join(reference, '4'), ckpts / '4')
+  kinds = {5: 'truncated array files', 6: 'truncated metadata',
+           7: 'empty step folder'}
+  for step, kind in kinds.items():
+    shutil.copytree(os.path.join(reference, '8'), ckpts / str(step))
+    _damage(str(ckpts / str(step)), kind)
+  trainer.train_and_evaluate(config, str(tmp_path / 'run'),
+                             devices=jax.devices()[:2])
+
+  warnings = [r.getMessage() for r in caplog.records
+              if 'cannot be restored' in r.getMessage()]
+  assert len(warnings) == 3, warnings
+  reasons = {7: 'the step folder is empty', 6: '_METADATA is truncated or '
+             'garbled', 5: 'Error reading'}
+  for message, (step, reason) in zip(warnings, reasons.items()):
+    assert f'Checkpoint step {step} in {ckpts}' in message, message
+    assert reason in message, message
+    assert f'Moved it to {ckpts}_damaged/{step}' in message, message
+    assert os.path.isdir(f'{ckpts}_damaged/{step}')  # moved, not deleted
+  assert 'Resumed from' in caplog.text and f'{ckpts}/4' in caplog.text
+  _assert_trees(_params(reference_run, config),
+                _params(str(tmp_path / 'run'), config), atol=0)
+
+
+def test_resume_fails_once_and_clearly_when_no_step_is_intact(
+    tmp_path, mnist_data_dir, tiny_config, reference_run):
+  config = tiny_config(mnist_data_dir)
+  ckpts = tmp_path / 'run' / 'checkpoints'
+  shutil.copytree(os.path.join(reference_run, 'checkpoints', '8'),
+                  ckpts / '8')
+  _damage(str(ckpts / '8'), 'truncated metadata')
+  with pytest.raises(checkpoint.NoIntactCheckpointError,
+                     match=rf'(?s)No intact checkpoint in {ckpts}.*step 8: .*'
+                     rf'_METADATA.*now in {ckpts}_damaged/8.*trains from '
+                     'step 0'):
+    trainer.train_and_evaluate(config, str(tmp_path / 'run'),
+                               devices=jax.devices()[:1])
+
+
+def test_resume_with_another_model_config_names_each_entry(
+    tmp_path, mnist_data_dir, tiny_config, reference_run):
+  config = tiny_config(mnist_data_dir)
+  config.model.encoder.z_index_dim = 4  # the run has 8 latents
+  workdir = tmp_path / 'run'
+  shutil.copytree(os.path.join(reference_run, 'checkpoints'),
+                  workdir / 'checkpoints')
+  with pytest.raises(checkpoint.ConfigMismatchError) as info:
+    trainer.train_and_evaluate(config, str(workdir),
+                               devices=jax.devices()[:1])
+  message = str(info.value)
+  assert ('params/perceiver_encoder/~/trainable_position_encoding/pos_embs  '
+          'stored (8, 16), requested (4, 16)') in message
+  assert f'The workdir {workdir} belongs to that run' in message
+  assert 'give a new --workdir' in message
+  assert f'--config.init_from.path={workdir}/checkpoints' in message
+  assert info.value.mismatched  # the optimiser's copies are counted too
+  # The intact checkpoints stay where they are.
+  assert sorted(os.listdir(workdir / 'checkpoints')) == ['4', '8']
+  assert not os.path.exists(f'{workdir}/checkpoints_damaged')
+
+
+def test_non_finite_warm_start_weights_name_the_file_and_entry(tmp_path):
+  from perceiver import checkpoint_io  # pylint: disable=g-import-not-at-top
+  weights = {'m': {'w': np.ones((2, 2), np.float32)},
+             'n': {'w': np.array([1.0, np.inf], np.float32)}}
+  pickle_path = str(tmp_path / 'diverged.pickle')
+  checkpoint_io.save_params(pickle_path, weights)
+  with checkpoint.Checkpointer(str(tmp_path / 'ckpts'),
+                               async_checkpointing=False) as ours:
+    ours.save(3, {'params': weights, 'state': {}})
+  for path, source in ((pickle_path, pickle_path),
+                       (str(tmp_path / 'ckpts'), f'{tmp_path}/ckpts/3')):
+    with pytest.raises(checkpoint_io.NonFiniteCheckpointError,
+                       match=rf'config\.init_from\.path: {source}: params '
+                       r'entry n/w holds 1 NaN/Inf values of 2'):
+      checkpoint.warm_start(weights, {}, path)
+
+
+def test_step_best_without_a_metric_says_which_steps_exist(reference_run):
+  with checkpoint.Checkpointer(os.path.join(reference_run, 'checkpoints'),
+                               read_only=True) as ckpt:
+    with pytest.raises(FileNotFoundError,
+                       match=r"--step=best: no checkpoint .* carries the "
+                       r"metric 'eval/accuracy' \(steps \[4, 8\] exist.*"
+                       r'Use --step=latest or a step number \(8\)'):
+      checkpoint.resolve_step(ckpt, 'best')
+    with pytest.raises(FileNotFoundError, match=r'--step=5: no such '
+                       r'checkpoint .*available steps: \[4, 8\]'):
+      checkpoint.resolve_step(ckpt, '5')
+    with pytest.raises(ValueError, match="--step='last': give 'latest', "
+                       "'best' or a step number"):
+      checkpoint.resolve_step(ckpt, 'last')

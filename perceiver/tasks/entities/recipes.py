@@ -34,9 +34,9 @@ def entities(args: dict[str, Any]) -> ml_collections.ConfigDict:
   c.input.name = 'battle_sets'  # generated on the fly (battle.py)
   c.input.eval_split = 'validation'
   c.input.test_split = ''  # the one held-out set is the comparison's
-  c.input.global_batch_size = int(args.get('batch', 8))
+  c.input.global_batch_size = config_lib.positive_variant(args, 'batch', 8)
   c.input.eval_batch_size = 32
-  c.input.max_entities = int(args.get('entities', 512))
+  c.input.max_entities = config_lib.positive_variant(args, 'entities', 512)
   c.input.min_entities = min(16, c.input.max_entities)
   c.best_metric = 'eval/pointer_accuracy'
   c.best_mode = 'max'
@@ -47,7 +47,7 @@ def entities(args: dict[str, Any]) -> ml_collections.ConfigDict:
                      f'of {ENCODERS}.')
   encoder_kwargs = {}
   if encoder == 'perceiver':
-    latents = int(args.get('latents', 32))
+    latents = config_lib.positive_variant(args, 'latents', 32)
     if latents not in LATENTS:
       raise ValueError(f'experiments/entities.py: latents={latents}; [P] '
                        f'sweeps {LATENTS}.')
@@ -59,12 +59,12 @@ def entities(args: dict[str, Any]) -> ml_collections.ConfigDict:
                                            encoder_kwargs=encoder_kwargs))
   c.scan_layers = True  # hk.layer_stack over the (3) self-attention layers
 
-  c.num_train_steps = int(args.get('steps', 600))
+  c.num_train_steps = config_lib.positive_variant(args, 'steps', 600)
   c.optimizer.name = 'adamw'
   c.optimizer.weight_decay = 1e-4
   c.optimizer.clip_global_norm = 1.0
   c.schedule.name = 'warmup_cosine'
-  c.schedule.base_lr = float(args.get('lr', 1e-3))
+  c.schedule.base_lr = config_lib.positive_variant(args, 'lr', 1e-3, float)
   c.schedule.warmup_steps = min(20, c.num_train_steps // 10)
   c.log_every = 10
   c.eval_every = 0  # the held-out split at the end (launch/eval.py between)

@@ -117,15 +117,16 @@ def optical_flow(args: dict[str, Any]) -> ml_collections.ConfigDict:
   c.optimizer.clip_global_norm = 0.0  # [P] silent
   c.schedule.name = 'warmup_cosine'  # cosine from the peak ([P] App. H)
   c.schedule.warmup_steps = 0  # [P] silent
-  c.schedule.base_lr = float(args.get('lr', PAPER_LR))
-  batch = int(args.get('batch', PAPER_BATCH))
-  accum = int(args.get('accum', 1))
+  c.schedule.base_lr = config_lib.positive_variant(args, 'lr', PAPER_LR, float)
+  batch = config_lib.positive_variant(args, 'batch', PAPER_BATCH)
+  accum = config_lib.positive_variant(args, 'accum', 1)
   if batch % accum:
     raise ValueError(f'batch={batch} must divide into accum={accum}.')
   c.input.global_batch_size = batch // accum
   c.optimizer.grad_accum_steps = accum
   c.input.num_scenes = AUTOFLOW_PAIRS
-  updates = int(args.get('steps', AUTOFLOW_PAIRS * PAPER_EPOCHS // batch))
+  updates = config_lib.positive_variant(
+      args, 'steps', AUTOFLOW_PAIRS * PAPER_EPOCHS // batch)
   c.num_train_steps = updates * accum
   c.input.eval_batch_size = 64
   c.input.num_eval_examples = 512
@@ -138,7 +139,7 @@ def optical_flow(args: dict[str, Any]) -> ml_collections.ConfigDict:
     # The reproduction (benchmarks/FLOW.md): unique scenes, batch 8, a
     # fixed step count for a ~45 minute run on 2 cores.
     c.input.num_scenes = 0
-    c.input.global_batch_size = int(args.get('batch', 8))
+    c.input.global_batch_size = config_lib.positive_variant(args, 'batch', 8)
     # Small motions (up to ~3 px per layer before the zoom augmentation)
     # and few layers: at this scale the model only learns what local
     # evidence and the dominant background motion show (FLOW.md).
@@ -147,14 +148,14 @@ def optical_flow(args: dict[str, Any]) -> ml_collections.ConfigDict:
     c.input.max_layers = 3
     c.optimizer.grad_accum_steps = 1
     # 700 steps: about 40 minutes on 2 shared cores (FLOW.md).
-    c.num_train_steps = int(args.get('steps', 700))
+    c.num_train_steps = config_lib.positive_variant(args, 'steps', 700)
     # DEVIATION (CPU scale): AdamW, not LAMB. LAMB changes each layer by
     # about lr of its own norm per step; the zero-initialised output layer
     # (whose output is then x 20 / 100) grows too slowly for a 700-step run:
     # at lr 1e-3 and 1e-2 the loss stayed at the zero-flow level for 150
     # steps (FLOW.md).
     c.optimizer.name = 'adamw'
-    c.schedule.base_lr = float(args.get('lr', 1e-3))
+    c.schedule.base_lr = config_lib.positive_variant(args, 'lr', 1e-3, float)
     c.schedule.warmup_steps = 50
     c.input.eval_batch_size = 32
     c.input.num_eval_examples = 128

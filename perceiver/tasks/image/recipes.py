@@ -126,7 +126,7 @@ def imagenet(model_name: str, args: dict[str, Any]
   c.input.train_split = 'train'
   c.input.eval_split = 'validation'  # the 50k val set ([code] calls it TEST)
   c.input.test_split = ''
-  c.input.global_batch_size = int(args.get('batch', 1024))
+  c.input.global_batch_size = config_lib.positive_variant(args, 'batch', 1024)
   c.input.eval_batch_size = 1000
   c.input.shuffle_buffer = 10_000
   c.input.cache = False  # 150 GB of JPEGs
@@ -231,7 +231,8 @@ def mnist(args: dict[str, Any]) -> ml_collections.ConfigDict:
       projection_decoder=False,
   ))
 
-  c.num_train_steps = int(args.get('steps', 2000))  # ~5 epochs
+  # ~5 epochs
+  c.num_train_steps = config_lib.positive_variant(args, 'steps', 2000)
   c.optimizer.name = 'lamb'
   c.optimizer.weight_decay = 1e-4
   c.optimizer.clip_global_norm = 10.0  # as on ImageNet

@@ -30,6 +30,7 @@ can be passed in directly.
 """
 import dataclasses
 import functools
+import os
 import re
 from typing import Callable, List, Mapping, Optional, Sequence, Tuple
 
@@ -39,6 +40,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from perceiver import checkpoint_io
+from perceiver import checks
 from perceiver import perceiver
 from perceiver.tasks.language import models
 from perceiver.tasks.language import tokenizers
@@ -70,6 +72,23 @@ class FillResult:
   fill_ids: Tuple[np.ndarray, ...]     # int32 [span length] for each span.
 
 
+def check_mask_char(mask_char: str) -> str:
+  """mask_char must be one character other than '[', ']' and '\\'."""
+  if not isinstance(mask_char, str) or len(mask_char) != 1 or (
+      mask_char in '[]\\'):
+    raise ValueError(f'mask_char must be one character other than [, ] and '
+                     f'\\; got {mask_char!r}.')
+  return mask_char
+
+
+def check_checkpoint_path(path: str) -> str:
+  """A release-format .pickle/.pystate file that exists."""
+  checkpoint_io.check_extension(path)
+  if not os.path.isfile(path):
+    raise FileNotFoundError(f'No checkpoint file at {path}.')
+  return path
+
+
 def parse_masked_text(text: str, tokenizer: tokenizers.Tokenizer,
                       mask_char: Optional[str] = None) -> MaskedText:
   """Tokenizes `text`, turning the mask syntax (module docstring) into MASK.
@@ -83,9 +102,7 @@ def parse_masked_text(text: str, tokenizer: tokenizers.Tokenizer,
   alternatives = [r'(?P<escape>\\\[)', f'(?P<mask>{_MASK_RE})',
                   f'(?P<bad>{_BAD_MASK_RE})']
   if mask_char is not None:
-    if len(mask_char) != 1 or mask_char in '[]\\':
-      raise ValueError(f'mask_char must be one character other than [, ] and '
-                       f'\\; got {mask_char!r}.')
+    check_mask_char(mask_char)
     alternatives += [f'(?P<char_escape>\\\\{re.escape(mask_char)})',
                      f'(?P<char>{re.escape(mask_char)})']
   pattern = re.compile('|'.join(alternatives))
@@ -187,7 +204,7 @@ def load_release_params(path: str, config: Mapping):
   if any(f'/{perceiver.SCAN_NAME}/' in m for m in expected):
     params = perceiver.from_release_layout(params)
   checkpoint_io.check_tree(params, expected, 'params')
-  return params
+  return checkpoint_io.check_dtypes(params, expected, path)
 
 
 def tokenizer_for(config: Mapping, sentencepiece_model: Optional[str] = None
@@ -230,6 +247,7 @@ def fill_mask(params, texts: Sequence[str], config: Mapping, *,
   apply_fn = apply_fn or make_apply_fn(config)
   parsed = [parse_masked_text(t, tokenizer, mask_char) for t in texts]
   inputs, input_mask = pad_batch(parsed, config['max_seq_len'])
+  checks.token_ids('fill_mask', inputs, config['vocab_size'])  # jit clamps
   logits = np.asarray(apply_fn(params, inputs, input_mask), np.float32)
   allowed = np.full([logits.shape[-1]], -np.inf, np.float32)
   allowed[tokenizer.replacement_ids] = 0.0
@@ -263,12 +281,20 @@ def run(texts: Sequence[str], *, config: str = 'mlm_bytes',
   .pickle/.pystate), `params` (e.g. restored from a training workdir), or
   `random_init_seed` (an untrained model, to try the pipeline).
   """
+  # The cheap checks first: nothing is loaded or built before they pass.
   cfg = models.get_config(config)
   sources = [checkpoint is not None, params is not None,
              random_init_seed is not None]
   if sum(sources) != 1:
     raise ValueError('Give exactly one of checkpoint, params and '
                      'random_init_seed.')
+  if mask_char is not None:
+    check_mask_char(mask_char)
+  if checkpoint is not None:
+    check_checkpoint_path(checkpoint)
+  if sentencepiece_model and not os.path.isfile(sentencepiece_model):
+    raise FileNotFoundError(
+        f'No SentencePiece model file at {sentencepiece_model}.')
   if checkpoint is not None:
     params = load_release_params(checkpoint, cfg)
   elif random_init_seed is not None:

@@ -32,6 +32,11 @@ and everything new lives under a `glue_` prefix:
   glue_task_tokens/embeddings                 [K, d_model]  prepended tokens
   glue_head[_<task>]/{hidden,output}          the 2-layer MLP heads
 
+Token ids must lie in [0, V). Every forward checks it when called outside
+jax.jit; under jit the ids are tracers and `hk.Embed` clamps an id out of
+range to [0, V - 1] without an error (check a host batch first with
+`perceiver.checks.token_ids`).
+
 DEVIATIONs where the paper is silent (each also marked where it is made):
   * The classifier's decoder (query and cross-attention) is new:
     `glue_decoder`. [P] F.4 gives the query but not whether the decoder
@@ -58,6 +63,7 @@ import jax
 import jax.numpy as jnp
 
 from perceiver import builders
+from perceiver import checks
 from perceiver import perceiver
 from perceiver.tasks.language import tokenizers
 
@@ -245,13 +251,17 @@ def param_count(config: Mapping[str, Any]) -> int:
 #  ------------------------------------------------------------
 
 
-def _check_text_inputs(inputs, input_mask, max_len, num_prepended, who):
+def _check_text_inputs(inputs, input_mask, config, num_prepended, who):
+  """Static checks, plus the ids' range outside jit (perceiver.checks)."""
+  max_len = config['max_seq_len']
   if inputs.ndim != 2:
     raise ValueError(f'{who} expects token ids [B, T]; got shape '
                      f'{tuple(inputs.shape)}.')
   if tuple(input_mask.shape) != tuple(inputs.shape):
     raise ValueError(f'input_mask {tuple(input_mask.shape)} must have the '
                      f'shape of inputs {tuple(inputs.shape)}.')
+  checks.non_empty(who, 'inputs [B, T]', inputs, {0: 'B', 1: 'T'})
+  checks.token_ids(who, inputs, config['vocab_size'])
   if inputs.shape[1] + num_prepended > max_len:
     extra = (f' ({num_prepended} slots go to the prepended tokens)'
              if num_prepended else '')
@@ -379,8 +389,7 @@ def glue_classifier(config: Mapping[str, Any], num_labels: int):
     raise ValueError(f'num_labels must be >= 1; got {num_labels}.')
 
   def forward(inputs, input_mask, *, is_training):
-    _check_text_inputs(inputs, input_mask, config['max_seq_len'], 0,
-                       'glue_classifier')
+    _check_text_inputs(inputs, input_mask, config, 0, 'glue_classifier')
     z, embedded = _encode(config, inputs, input_mask, is_training=is_training)
     decoder = _query_decoder(config, 1)
     query = decoder.decoder_query(embedded)  # [B, 1, E]
@@ -445,8 +454,8 @@ def glue_multitask(config: Mapping[str, Any], tasks: Mapping[str, int],
   d_model = config['d_model']
 
   def forward(inputs, input_mask, *, is_training):
-    _check_text_inputs(inputs, input_mask, config['max_seq_len'],
-                       num_prepended, f'glue_multitask({variant!r})')
+    _check_text_inputs(inputs, input_mask, config, num_prepended,
+                       f'glue_multitask({variant!r})')
     prefix = None
     if num_prepended:
       prefix = TaskTokens(num_prepended, d_model)()  # [K, d_model]

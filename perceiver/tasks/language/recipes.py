@@ -106,16 +106,17 @@ def mlm(model_name: str, args: dict[str, Any]) -> ml_collections.ConfigDict:
   # Batch 2048 = global micro-batch x grad_accum_steps ([P] Table 12).
   # DEVIATION ([P] silent): 8 micro-batches of 256 by default (a 2048 x 2048-byte batch
   # does not fit a few devices); `accum=K` changes it, the batch stays 2048.
-  batch = int(args.get('batch', 2048))
-  accum = int(args.get('accum', 8))
+  batch = config_lib.positive_variant(args, 'batch', 2048)
+  accum = config_lib.positive_variant(args, 'accum', 8)
   if batch % accum:
     raise ValueError(f'batch={batch} must divide into accum={accum}.')
   c.input.global_batch_size = batch // accum
   c.input.eval_batch_size = max(c.input.global_batch_size, 8)
   c.optimizer.grad_accum_steps = accum
-  updates = int(args.get('steps', 500_000))  # [P] Table 12
+  updates = config_lib.positive_variant(args, 'steps', 500_000)  # [P] Table 12
   c.num_train_steps = updates * accum  # step calls = micro-batches
-  c.schedule.base_lr = float(args.get('lr', 1.25e-3))  # [P] Table 12
+  c.schedule.base_lr = config_lib.positive_variant(  # [P] Table 12
+      args, 'lr', 1.25e-3, float)
   c.schedule.warmup_steps = 1000  # optimiser updates, linear from 0
   # DEVIATION ([P] silent): the cosine runs from the end of warmup to step 500k (so the
   # whole schedule is 500k updates); [P] says "cosine over 500k".
@@ -149,7 +150,8 @@ def glue(args: dict[str, Any], *, init_default: str = ''
   c.input.tokenizer = ('sentencepiece' if model_name == 'mlm_spm_base'
                        else 'bytes')
   c.input.sentencepiece_model = args.get('spm', '')
-  c.input.sequence_length = int(args.get('length', model['max_seq_len']))
+  c.input.sequence_length = config_lib.positive_variant(
+      args, 'length', model['max_seq_len'])
   c.input.name = 'glue'
   multitask = args.get('multitask')
   if multitask:
@@ -170,13 +172,13 @@ def glue(args: dict[str, Any], *, init_default: str = ''
   c.input.test_split = ''  # GLUE test labels are hidden
   c.input.cache = False
   c.input.shuffle_buffer = 10_000
-  batch = int(args.get('bs', 32))
+  batch = config_lib.positive_variant(args, 'bs', 32)
   c.input.global_batch_size = batch
   c.input.eval_batch_size = 64
-  epochs = float(args.get('epochs', 10))  # [P] F.4
+  epochs = config_lib.positive_variant(args, 'epochs', 10, float)  # [P] F.4
   steps_per_epoch = -(-train_size // batch)
   c.num_train_steps = max(int(epochs * steps_per_epoch), 1)
-  c.schedule.base_lr = float(args.get('lr', 5e-5))
+  c.schedule.base_lr = config_lib.positive_variant(args, 'lr', 5e-5, float)
   c.schedule.warmup_steps = 200  # [P] F.4
   # DEVIATION ([P] silent): cosine to 0 after warmup.
   c.log_every = 50
@@ -211,9 +213,10 @@ def sentiment(args: dict[str, Any]) -> ml_collections.ConfigDict:
   c.input.test_split = 'test'
   c.input.eval_batch_size = 200
   if not args.get('smoke'):
-    batch = int(args.get('bs', 32))
-    steps = int(args.get('steps', 0))
-    epochs = float(args.get('epochs', 10))
+    batch = config_lib.positive_variant(args, 'bs', 32)
+    steps = (config_lib.positive_variant(args, 'steps', 1000)
+             if 'steps' in args else 0)
+    epochs = config_lib.positive_variant(args, 'epochs', 10, float)
     c.num_train_steps = steps or int(epochs * -(-RT_TRAIN_SIZE // batch))
     c.eval_every = 0
     c.checkpoint_every = 0
