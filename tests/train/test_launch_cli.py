@@ -8,6 +8,7 @@ import sys
 import numpy as np
 
 from perceiver import checkpoint_io
+from perceiver import perceiver
 from perceiver.train import checkpoint
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
@@ -36,6 +37,9 @@ def test_export_writes_the_checkpoint_in_release_format(
                                  read_only=True)
   saved = ckpt.restore(max(ckpt.all_steps()))['params']
   ckpt.close()
+  # Trained scanned (the fast path), exported in the release's per-layer
+  # layout.
+  saved = perceiver.to_release_layout(saved)
   assert sorted(params) == sorted(saved)
   for module, leaves in saved.items():
     for name, value in leaves.items():

@@ -151,10 +151,12 @@ def test_batch_sizes_must_be_positive_and_divide_across_devices(
 @pytest.mark.parametrize('name, arg', [
     ('imagenet_fourier', 'batch=0'), ('mlm_bytes', 'accum=0'),
     ('glue', 'bs=-4'), ('sentiment', 'bs=0'), ('mnist', 'steps=x'),
-    ('optical_flow', 'accum=0'), ('entities', 'batch=-8')])
+    ('optical_flow', 'accum=0'), ('entities', 'batch=-8'),
+    ('multimodal_autoencoding', 'cpu,steps=0'),
+    ('multimodal_autoencoding', 'cpu,latents=x')])
 def test_numeric_variants_must_be_positive(name, arg, experiment):
   """They used to end in ZeroDivisionError or a negative step count."""
-  key, value = arg.split('=')
+  key, value = arg.split(',')[-1].split('=')
   with pytest.raises(ValueError, match=rf'Variant "{key}={value}": {key} must '
                      rf'be a positive integer \(e\.g\. "{key}=\d+"\)'):
     experiment(name, arg)

@@ -158,7 +158,7 @@ def from_variants(args: dict) -> ml_collections.ConfigDict:
                        'no other variant.')
     return smoke()
   allowed = CPU_LATENTS if args.get('cpu') else PAPER_LATENTS
-  latents = int(args.get('latents', allowed[0]))
+  latents = config_lib.positive_variant(args, 'latents', allowed[0])
   if latents not in allowed:
     # Any N trains; these are the ones whose ratios match Table 4.
     raise ValueError(
@@ -170,5 +170,5 @@ def from_variants(args: dict) -> ml_collections.ConfigDict:
   else:
     c = paper(latents)
   if 'steps' in args:
-    c.num_train_steps = int(args['steps'])
+    c.num_train_steps = config_lib.positive_variant(args, 'steps', 500)
   return c
