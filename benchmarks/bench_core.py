@@ -41,6 +41,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from benchmarks import cases as cases_lib
 from perceiver import builders
 from perceiver import perceiver
 # pylint: enable=g-import-not-at-top,wrong-import-position
@@ -157,22 +158,7 @@ def benchmark(transformed: hk.Transformed, inputs: Sequence[Any],
 def small_classifier(batch: int):
   """ImageNet-like: 64x64 RGB + 2D Fourier (32 bands), M = 4096, C = 133;
   N = 128, D = 256, 2 blocks x 2 shared self-attention layers; 100 classes."""
-  forward = builders.image_classifier(
-      num_classes=100,
-      input_preprocessor=dict(
-          position_encoding_type='fourier', prep_type='pixels',
-          spatial_downsample=1,
-          fourier_position_encoding_kwargs=dict(
-              num_bands=32, max_resolution=(64, 64), sine_only=False,
-              concat_pos=True)),
-      encoder=dict(num_self_attends_per_block=2, num_blocks=2,
-                   z_index_dim=128, num_z_channels=256,
-                   num_cross_attend_heads=1, num_self_attend_heads=8,
-                   cross_attend_widening_factor=1,
-                   self_attend_widening_factor=1, dropout_prob=0.0),
-      decoder=dict(num_z_channels=256, use_query_residual=True,
-                   position_encoding_type='trainable',
-                   trainable_position_encoding_kwargs=dict(num_channels=256)))
+  forward = builders.image_classifier(**cases_lib.SMALL_CLASSIFIER)
   rng = np.random.default_rng(0)
   images = jnp.asarray(rng.normal(size=(batch, 64, 64, 3)), jnp.float32)
   labels = jnp.asarray(rng.integers(0, 100, size=(batch,)))
@@ -187,20 +173,8 @@ def small_classifier(batch: int):
 def small_mlm(batch: int):
   """Bytes MLM: T = M = O = 512, d_model 256; N = 128, D = 384, 4 layers,
   8 heads, qk 128; decoder 8 heads, qk 128, v 256; tied logits."""
-  seq = 512
-  forward = builders.mlm(
-      vocab_size=262, d_model=256, max_seq_len=seq,
-      encoder=dict(num_self_attends_per_block=4, num_blocks=1,
-                   z_index_dim=128, num_z_channels=384,
-                   num_self_attend_heads=8, num_cross_attend_heads=8,
-                   qk_channels=128, v_channels=384, use_query_residual=True,
-                   cross_attend_widening_factor=1,
-                   self_attend_widening_factor=1),
-      decoder=dict(output_num_channels=384, position_encoding_type='trainable',
-                   output_index_dims=seq, num_z_channels=384,
-                   qk_channels=128, v_channels=256, num_heads=8,
-                   final_project=False, use_query_residual=False,
-                   trainable_position_encoding_kwargs=dict(num_channels=256)))
+  seq = cases_lib.SMALL_MLM_SEQ
+  forward = builders.mlm(**cases_lib.SMALL_MLM)
   rng = np.random.default_rng(0)
   tokens = jnp.asarray(rng.integers(6, 262, size=(batch, seq)), jnp.int32)
   mask = jnp.ones((batch, seq), jnp.int32)
@@ -354,14 +328,7 @@ def run_chunked():
 #  ------------------------------------------------------------
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-  widths = [max(len(str(r[i])) for r in list(rows) + [header])
-            for i in range(len(header))]
-  lines = [' | '.join(h.rjust(w) for h, w in zip(header, widths)),
-           '-+-'.join('-' * w for w in widths)]
-  for row in rows:
-    lines.append(' | '.join(str(c).rjust(w) for c, w in zip(row, widths)))
-  return '\n'.join(lines)
+_table = cases_lib.table
 
 
 def _load() -> str:

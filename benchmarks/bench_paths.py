@@ -354,14 +354,7 @@ def _check_against_compile_section(results, name, path, peak):
 # ---------------------------------------------------------------------------
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-  widths = [max(len(str(r[i])) for r in list(rows) + [header])
-            for i in range(len(header))]
-  lines = [' | '.join(h.rjust(w) for h, w in zip(header, widths)),
-           '-+-'.join('-' * w for w in widths)]
-  for row in rows:
-    lines.append(' | '.join(str(c).rjust(w) for c, w in zip(row, widths)))
-  return '\n'.join(lines)
+_table = cases_lib.table
 
 
 def main(argv):

@@ -25,7 +25,7 @@ add it to CASES; bench_paths and bench_accel pick it up by name.
 import dataclasses
 import os
 import sys
-from typing import Any, Callable, Mapping, Optional
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if _REPO not in sys.path:
@@ -393,3 +393,14 @@ def get(name: str, path: str, batch: int, **kwargs) -> Case:
   if name not in CASES:
     raise ValueError(f'Unknown case {name!r}; known: {sorted(CASES)}.')
   return CASES[name](path, batch, **kwargs)
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+  """Rows as a right-aligned plain-text table under `header`."""
+  widths = [max(len(str(r[i])) for r in list(rows) + [header])
+            for i in range(len(header))]
+  lines = [' | '.join(h.rjust(w) for h, w in zip(header, widths)),
+           '-+-'.join('-' * w for w in widths)]
+  for row in rows:
+    lines.append(' | '.join(str(c).rjust(w) for c, w in zip(row, widths)))
+  return '\n'.join(lines)
