@@ -229,6 +229,16 @@ def _check_int(name: str, value: Any, minimum: int, hint: str = '') -> None:
     raise ValueError(f'{name} must be {what}{hint}, got {value!r}.')
 
 
+def smoke_loop(c: ConfigDict) -> None:
+  """The `smoke` variants' loop: 2 steps, no warmup, eval or checkpoints."""
+  c.num_train_steps = 2
+  c.schedule.warmup_steps = 0
+  c.log_every = 1
+  c.eval_every = 0
+  c.checkpoint_every = 0
+  c.async_checkpointing = False
+
+
 def positive_variant(args: Any, key: str, default: Any, kind: type = int
                      ) -> Any:
   """The experiment variant `key` (e.g. 'batch' of 'batch=256') as a positive

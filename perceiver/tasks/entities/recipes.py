@@ -78,11 +78,7 @@ def entities(args: dict[str, Any]) -> ml_collections.ConfigDict:
     c.input.eval_batch_size = 4
     c.input.num_eval_examples = 4
     c.input.prefetch_batches = 1
-    c.num_train_steps = 2
-    c.schedule.warmup_steps = 0
-    c.log_every = 1
-    c.checkpoint_every = 0
-    c.async_checkpointing = False
+    config_lib.smoke_loop(c)
     if encoder == 'perceiver':
       c.model.encoder_kwargs.update(num_latents=4, num_self_attends=1)
     else:

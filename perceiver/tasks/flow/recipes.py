@@ -171,10 +171,5 @@ def optical_flow(args: dict[str, Any]) -> ml_collections.ConfigDict:
     c.input.num_eval_examples = 8
     c.input.max_layers = 3
     c.optimizer.grad_accum_steps = 1
-    c.num_train_steps = 2
-    c.schedule.warmup_steps = 0
-    c.log_every = 1
-    c.eval_every = 0
-    c.checkpoint_every = 0
-    c.async_checkpointing = False
+    config_lib.smoke_loop(c)
   return c

@@ -58,16 +58,6 @@ def model_config(name: str, args: dict[str, Any]) -> dict[str, Any]:
   return models.get_config(name)
 
 
-def _two_smoke_steps(c: ml_collections.ConfigDict) -> None:
-  """The `smoke` variants' loop: 2 steps, no warmup, eval or checkpoints."""
-  c.num_train_steps = 2
-  c.schedule.warmup_steps = 0
-  c.log_every = 1
-  c.eval_every = 0
-  c.checkpoint_every = 0
-  c.async_checkpointing = False
-
-
 def _base(task: str) -> ml_collections.ConfigDict:
   c = config_lib.add_task_defaults(config_lib.base_config(task))
   c.best_metric = 'eval/score' if task == GLUE_TASK else 'eval/accuracy'
@@ -136,7 +126,7 @@ def mlm(model_name: str, args: dict[str, Any]) -> ml_collections.ConfigDict:
     c.optimizer.grad_accum_steps = 1
     c.input.docs_per_example = 2
     c.input.shuffle_buffer = 64
-    _two_smoke_steps(c)
+    config_lib.smoke_loop(c)
   return c
 
 
@@ -191,7 +181,7 @@ def glue(args: dict[str, Any], *, init_default: str = ''
     c.input.sequence_length = 48  # + up to 8 task tokens <= 64 positions
     c.input.global_batch_size = 4
     c.input.eval_batch_size = 8
-    _two_smoke_steps(c)
+    config_lib.smoke_loop(c)
   return c
 
 

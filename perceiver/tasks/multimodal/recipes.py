@@ -138,12 +138,7 @@ def smoke() -> ml_collections.ConfigDict:
   c.task.eval_chunks = 32  # 256 pixels and 5 audio patches a chunk
   c.optimizer.name = 'adamw'  # as the cpu model
   c.schedule.base_lr = 1e-3
-  c.schedule.warmup_steps = 0
-  c.num_train_steps = 2
-  c.log_every = 1
-  c.eval_every = 0
-  c.checkpoint_every = 0
-  c.async_checkpointing = False
+  config_lib.smoke_loop(c)
   return c
 
 
