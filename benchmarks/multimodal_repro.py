@@ -14,8 +14,10 @@ Writes results.json and a picture (original / reconstructions / baseline of
 a held-out clip) into --workdir, and copies the picture to --picture.
 
   bash scripts/fetch_video_data.sh    # Megamind.avi (Debian opencv-doc)
-  .venv/bin/python benchmarks/multimodal_repro.py --workdir=/tmp/mm_repro \
-      --steps=500
+  .venv/bin/python benchmarks/multimodal_repro.py --workdir=/tmp/mm_repro
+
+`--video_weight=0.03` trains with [P]'s loss weights instead of the CPU
+recipe's (its DEVIATION, in perceiver/tasks/multimodal/recipes.py).
 
 Results and the exact settings: benchmarks/MULTIMODAL.md.
 """
@@ -75,7 +77,9 @@ def baseline(clips, num_values):
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
   parser.add_argument('--workdir', required=True)
-  parser.add_argument('--steps', type=int, default=500)
+  parser.add_argument('--steps', type=int, default=1200)
+  parser.add_argument('--video_weight', type=float, default=None,
+                      help="the loss's video weight (default: the recipe's)")
   parser.add_argument('--latents', default='88,44,22')
   parser.add_argument('--picture', default=os.path.join(
       REPO, 'benchmarks', 'multimodal_reconstructions.png'))
@@ -83,7 +87,8 @@ def main():
   os.makedirs(args.workdir, exist_ok=True)
   embedded.megamind_path()  # a clear error (how to fetch it) before training
   data_dir = os.path.join(args.workdir, 'tensorflow_datasets')
-  results = {'steps': args.steps, 'runs': {}}
+  results = {'steps': args.steps, 'video_weight': args.video_weight,
+             'runs': {}}
   path = os.path.join(args.workdir, 'results.json')
   if os.path.exists(path):
     with open(path) as f:
@@ -94,9 +99,13 @@ def main():
     workdir = os.path.join(args.workdir, f'cpu{latents}')
     config = _config(arg)
     config.input.data_dir = data_dir
+    weight = ''
+    if args.video_weight is not None:
+      config.task.video_weight = args.video_weight
+      weight = f' --config.task.video_weight={args.video_weight:g}'
     print(f'python launch/train.py --config=experiments/multimodal_autoencoding'
-          f'.py:{arg} --workdir={workdir} --config.input.data_dir={data_dir}',
-          flush=True)
+          f'.py:{arg} --workdir={workdir} --config.input.data_dir={data_dir}'
+          f'{weight}', flush=True)
     if str(latents) in results['runs']:
       print('  done before; kept.', flush=True)
       continue
@@ -108,7 +117,8 @@ def main():
         'latents': latents, 'compression': recipes.compression(config),
         'values': latents * config.model.num_z_channels,
         'wall_s': wall, 'load_before': load_before,
-        'load_after': os.getloadavg(), 'metrics': final}
+        'load_after': os.getloadavg(),
+        'video_weight': config.task.video_weight, 'metrics': final}
     print(json.dumps(results['runs'][str(latents)], indent=1), flush=True)
     with open(path, 'w') as f:
       json.dump(results, f, indent=1)
