@@ -265,9 +265,10 @@ def bert_mlm(args):
 
 
 def optimizer(args):
-  warmup = args.warmup if args.warmup >= 0 else args.steps // 10
+  warmup = max(args.warmup if args.warmup >= 0 else args.steps // 10, 1)
+  # optax needs at least one decay step after the warmup (--steps=1 too).
   schedule = optax.warmup_cosine_decay_schedule(
-      0.0, args.lr, max(warmup, 1), max(args.steps, warmup + 1))
+      0.0, args.lr, warmup, max(args.steps, warmup + 1))
   if args.optimizer == 'lamb':
     return optax.lamb(schedule, eps=1e-6, weight_decay=args.weight_decay)
   return optax.adamw(schedule, eps=1e-6, weight_decay=args.weight_decay)
