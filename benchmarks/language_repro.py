@@ -15,7 +15,13 @@ Everything runs through perceiver.train.trainer.train_and_evaluate, the one
 training loop; each stage is the launch/train.py command this prints.
 
   .venv/bin/python benchmarks/language_repro.py --workdir=/tmp/lang_repro
+  .venv/bin/python benchmarks/language_repro.py --workdir=/tmp/lang3 \
+      --seeds=0,1,2 --pretrain_config=input.mask_unit=token
 
+With several seeds, each runs in <workdir>/seed<k> and a mean +- standard
+error table closes the output. `--pretrain_config KEY=VALUE` changes the
+MLM only (its data or optimiser); `--model_config KEY=VALUE` changes the
+model of all three runs, so that the checkpoint still fits the classifier.
 Results and the exact settings: benchmarks/LANGUAGE.md.
 """
 import argparse
@@ -25,6 +31,8 @@ import os
 import shutil
 import sys
 import time
+
+import numpy as np
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
@@ -69,30 +77,36 @@ def _run(name, arg, workdir, overrides, log):
   return final, seconds, command
 
 
-def main():
-  parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-  parser.add_argument('--workdir', default='/tmp/lang_repro')
-  parser.add_argument('--pretrain_steps', type=int, default=2000)
-  parser.add_argument('--pretrain_batch', type=int, default=32)
-  parser.add_argument('--pretrain_lr', type=float, default=2e-3)
-  parser.add_argument('--finetune_steps', type=int, default=800)
-  parser.add_argument('--finetune_batch', type=int, default=32)
-  parser.add_argument('--finetune_lr', type=float, default=1e-3)
-  parser.add_argument('--seed', type=int, default=0)
-  parser.add_argument('--fresh', action='store_true',
-                      help='delete the workdirs first (else stages resume)')
-  args = parser.parse_args()
+def _parse_overrides(items):
+  """['a.b=1', 'c=x'] -> {'a.b': 1, 'c': 'x'} (numbers parsed)."""
+  out = {}
+  for item in items:
+    key, eq, value = item.partition('=')
+    if not eq:
+      raise SystemExit(f'--pretrain_config/--model_config: "{item}" is not '
+                       'KEY=VALUE (for example input.mask_unit=token)')
+    for cast in (int, float):
+      try:
+        value = cast(value)
+        break
+      except ValueError:
+        pass
+    out[key] = value
+  return out
 
-  data_dir = os.path.join(args.workdir, 'tensorflow_datasets')
-  lines = []
 
-  def log(line):
-    print(line, flush=True)
-    lines.append(line)
+def _mean_se(values):
+  values = np.asarray(values, np.float64)
+  se = values.std(ddof=1) / np.sqrt(len(values)) if len(values) > 1 else 0.0
+  return values.mean(), se
 
-  pre_dir = os.path.join(args.workdir, 'mlm_small')
-  ft_dir = os.path.join(args.workdir, 'sentiment_pretrained')
-  scratch_dir = os.path.join(args.workdir, 'sentiment_scratch')
+
+def one_seed(args, seed, workdir, pre_extra, model_extra, log):
+  """Pretrain, fine-tune from it, fine-tune from scratch; one seed."""
+  data_dir = os.path.join(args.data_root or workdir, 'tensorflow_datasets')
+  pre_dir = os.path.join(workdir, 'mlm_small')
+  ft_dir = os.path.join(workdir, 'sentiment_pretrained')
+  scratch_dir = os.path.join(workdir, 'sentiment_scratch')
   if args.fresh:
     for d in (pre_dir, ft_dir, scratch_dir):
       shutil.rmtree(d, ignore_errors=True)
@@ -111,28 +125,32 @@ def main():
       'num_train_steps': args.pretrain_steps,
       'schedule.base_lr': args.pretrain_lr,
       'schedule.warmup_steps': args.pretrain_steps // 10,
-      'seed': args.seed,
+      'seed': seed,
       'log_every': 100,
       'eval_every': args.pretrain_steps,
       'checkpoint_every': args.pretrain_steps,
+      **pre_extra, **model_extra,
   }
   pre_final, pre_s, pre_cmd = _run('mlm_bytes', 'embedded,small', pre_dir,
                                    pre, log)
 
+  # The classifier is built from the same model fields as the MLM, so the
+  # checkpoint's encoder loads (init_from checks the shapes).
   fine = {
       'input.data_dir': data_dir,
       'input.global_batch_size': args.finetune_batch,
       'num_train_steps': args.finetune_steps,
       'schedule.base_lr': args.finetune_lr,
       'schedule.warmup_steps': args.finetune_steps // 10,
-      'seed': args.seed,
+      'seed': seed,
       'log_every': 100,
+      **model_extra,
   }
   ft_final, ft_s, ft_cmd = _run(
       'sentiment', f'init={pre_dir}/checkpoints', ft_dir, fine, log)
   sc_final, sc_s, sc_cmd = _run('sentiment', '', scratch_dir, fine, log)
-
-  result = {
+  return {
+      'seed': seed,
       'pretrain': {'command': pre_cmd, 'seconds': pre_s,
                    'masked_byte_accuracy': pre_final.get('eval/accuracy'),
                    'masked_byte_loss': pre_final.get('eval/loss')},
@@ -146,9 +164,72 @@ def main():
           'test_accuracy': sc_final['test/accuracy']},
       'total_seconds': pre_s + ft_s + sc_s,
   }
+
+
+def table(results, log):
+  """Mean +- standard error over seeds (markdown)."""
+  log(f'| arm | seeds | validation acc. | test acc. |')
+  log('|---|---|---|---|')
+  for arm in ('finetune_pretrained', 'finetune_scratch'):
+    val = _mean_se([r[arm]['validation_accuracy'] for r in results])
+    test = _mean_se([r[arm]['test_accuracy'] for r in results])
+    log(f'| {arm} | {len(results)} | {100 * val[0]:.2f} +- '
+        f'{100 * val[1]:.2f}% | {100 * test[0]:.2f} +- {100 * test[1]:.2f}% |')
+  acc = _mean_se([r['pretrain']['masked_byte_accuracy'] for r in results])
+  nll = _mean_se([r['pretrain']['masked_byte_loss'] for r in results])
+  log(f'pretraining: masked-byte accuracy {100 * acc[0]:.2f} +- '
+      f'{100 * acc[1]:.2f}%, NLL {nll[0]:.3f} +- {nll[1]:.3f}')
+  diff = _mean_se([r['finetune_pretrained']['test_accuracy'] -
+                   r['finetune_scratch']['test_accuracy'] for r in results])
+  log(f'test accuracy, pretrained - scratch (paired by seed): '
+      f'{100 * diff[0]:+.2f} +- {100 * diff[1]:.2f} points')
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+  parser.add_argument('--workdir', default='/tmp/lang_repro')
+  parser.add_argument('--pretrain_steps', type=int, default=2000)
+  parser.add_argument('--pretrain_batch', type=int, default=32)
+  parser.add_argument('--pretrain_lr', type=float, default=2e-3)
+  parser.add_argument('--pretrain_config', action='append', default=[],
+                      metavar='KEY=VALUE',
+                      help='config override of the MLM only (repeatable), '
+                      'e.g. input.mask_unit=token')
+  parser.add_argument('--model_config', action='append', default=[],
+                      metavar='KEY=VALUE',
+                      help='config override of the MLM and both fine-tunes '
+                      '(repeatable), e.g. model.num_latents=128')
+  parser.add_argument('--finetune_steps', type=int, default=800)
+  parser.add_argument('--finetune_batch', type=int, default=32)
+  parser.add_argument('--finetune_lr', type=float, default=1e-3)
+  parser.add_argument('--seeds', default='0',
+                      help='comma-separated; each seed runs all three '
+                      'stages in <workdir>/seed<k>')
+  parser.add_argument('--data_root', default='',
+                      help='where the prepared TFDS data lives (default: '
+                      'each seed\'s workdir)')
+  parser.add_argument('--fresh', action='store_true',
+                      help='delete the workdirs first (else stages resume)')
+  args = parser.parse_args()
+  pre_extra = _parse_overrides(args.pretrain_config)
+  model_extra = _parse_overrides(args.model_config)
+  seeds = [int(s) for s in args.seeds.split(',')]
+
+  lines = []
+
+  def log(line):
+    print(line, flush=True)
+    lines.append(line)
+
+  results = []
+  for seed in seeds:
+    workdir = (args.workdir if len(seeds) == 1 else
+               os.path.join(args.workdir, f'seed{seed}'))
+    results.append(one_seed(args, seed, workdir, pre_extra, model_extra, log))
   with open(os.path.join(args.workdir, 'results.json'), 'w') as f:
-    json.dump(result, f, indent=2)
-  log(json.dumps(result, indent=2))
+    json.dump({'args': vars(args), 'runs': results}, f, indent=2)
+  log(json.dumps(results, indent=2))
+  table(results, log)
 
 
 if __name__ == '__main__':

@@ -35,7 +35,8 @@ input_position_encoding), --input_pos_scale (input_position_init_scale,
 (num_latents), --layers, --seq_len (max_seq_len and
 config.input.sequence_length), --masking (config.input.mask_unit),
 --optimizer {lamb, adamw}, --lr, --warmup (config.optimizer /
-config.schedule). --copy_weight puts the unmasked bytes in the loss too
+config.schedule), --embed_scale (embedding_init_scale: the token table's
+init stddev, hk.Embed's 1.0 in the release; BERT's too). --copy_weight puts the unmasked bytes in the loss too
 (the copy probe of the earlier session).
 
 Prints the count baselines on the validation masks (the unigram: the
@@ -69,6 +70,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from perceiver import builders
 from perceiver import io_processors
 from perceiver import perceiver
 from perceiver import position_encoding
@@ -95,6 +97,8 @@ def parser() -> argparse.ArgumentParser:
   a('--input_pos', choices=('trainable', 'fourier'), default='trainable')
   a('--input_pos_scale', type=float, default=0.02)
   a('--query_pos_scale', type=float, default=0.02)
+  a('--embed_scale', type=float, default=1.0,
+    help='init stddev of the token embedding (= tied logits)')
   a('--masking', choices=('word', 'byte'), default='word')
   a('--mask_prob', type=float, default=0.15)
   a('--optimizer', choices=('lamb', 'adamw'), default='lamb')
@@ -236,14 +240,15 @@ def perceiver_mlm(args):
       'num_latents': args.latents, 'num_layers': args.layers,
       'input_position_encoding': args.input_pos,
       'input_position_init_scale': args.input_pos_scale,
-      'query_position_init_scale': args.query_pos_scale}))
+      'query_position_init_scale': args.query_pos_scale,
+      'embedding_init_scale': args.embed_scale}))
 
 
 def bert_mlm(args):
   """A same-size encoder-only byte Transformer with tied logits."""
 
   def forward(inputs, input_mask, *, is_training):
-    embedding_layer = hk.Embed(vocab_size=V, embed_dim=128)
+    embedding_layer = builders.token_embedding(V, 128, args.embed_scale)
     x = embedding_layer(inputs) + position_encoding.TrainablePositionEncoding(
         index_dim=args.seq_len, num_channels=128,
         init_scale=args.input_pos_scale)(inputs.shape[0])

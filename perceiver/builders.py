@@ -103,11 +103,22 @@ def mlm_input_positions(embedded, *, max_seq_len: int,
       f'{MLM_INPUT_POSITIONS}.')
 
 
+def token_embedding(vocab_size: int, d_model: int,
+                    init_scale: float = 1.0) -> hk.Embed:
+  """The MLM's token table: hk.Embed, whose default init (the release's) is
+  TruncatedNormal(1.0); another `init_scale` sets that stddev."""
+  if init_scale == 1.0:
+    return hk.Embed(vocab_size=vocab_size, embed_dim=d_model)
+  return hk.Embed(vocab_size=vocab_size, embed_dim=d_model,
+                  w_init=hk.initializers.TruncatedNormal(stddev=init_scale))
+
+
 def mlm(*, vocab_size: int, d_model: int, max_seq_len: int,
         encoder: Mapping[str, Any], decoder: Mapping[str, Any],
         input_position_encoding: str = 'trainable',
         input_position_init_scale: float = 0.02,
-        input_fourier_bands: int = 64):
+        input_fourier_bands: int = 64,
+        embedding_init_scale: float = 1.0):
   """Returns forward(inputs [B, T], input_mask [B, T], *, is_training).
 
   The released bytes model ([code] MLM colab): Embed(V x d_model) plus a
@@ -116,7 +127,9 @@ def mlm(*, vocab_size: int, d_model: int, max_seq_len: int,
   decoder's queries are masked with the input mask, as in the colab.
   The input_position_* arguments (`mlm_input_positions`) default to the
   release; the decoder queries' init scale is
-  decoder['trainable_position_encoding_kwargs']['init_scale'] (0.02).
+  decoder['trainable_position_encoding_kwargs']['init_scale'] (0.02);
+  `embedding_init_scale` is the token table's (and so the tied logits')
+  init stddev, hk.Embed's default 1.0 in the release.
 
   Token ids must be integers in [0, V). Called outside jax.jit, the forward
   checks them; under jit they are tracers and `hk.Embed` clamps an id out of
@@ -137,7 +150,8 @@ def mlm(*, vocab_size: int, d_model: int, max_seq_len: int,
                        f'shape of inputs {tuple(inputs.shape)}.')
     checks.non_empty('mlm', 'inputs [B, T]', inputs, {0: 'B'})
     checks.token_ids('mlm', inputs, vocab_size)
-    embedding_layer = hk.Embed(vocab_size=vocab_size, embed_dim=d_model)
+    embedding_layer = token_embedding(vocab_size, d_model,
+                                      embedding_init_scale)
     embedded = mlm_input_positions(
         embedding_layer(inputs), max_seq_len=max_seq_len,
         input_position_encoding=input_position_encoding,

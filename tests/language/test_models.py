@@ -381,3 +381,28 @@ def test_mlm_input_position_fields():
   assert 0.4 < std('basic_decoder/~/trainable_position_encoding') < 0.475
   with pytest.raises(ValueError, match='input_position_encoding'):
     models.mlm(models.smoke_config(input_position_encoding='sinusoid'))
+
+
+def test_mlm_embedding_init_scale_field():
+  """embedding_init_scale (benchmarks/LANGUAGE.md): the release's 1.0
+  writes nothing and keeps hk.Embed's init bit for bit; another value sets
+  the token table's stddev, in the MLM and in the GLUE encoder alike."""
+  assert models.smoke_config(embedding_init_scale=1.0) == SMOKE
+  t = SMOKE['max_seq_len']
+  inputs, mask = _text(0, length=t, valid=(t, 5))
+
+  def embeddings(config):
+    params = jax.jit(hk.transform(functools.partial(
+        models.mlm(config), is_training=False)).init)(
+            jax.random.PRNGKey(0), inputs, mask)
+    return np.asarray(params['embed']['embeddings'])
+
+  release = embeddings(models.smoke_config())
+  small = embeddings(models.smoke_config(embedding_init_scale=0.02))
+  # The same draw, scaled: TruncatedNormal(s) is s * TruncatedNormal(1).
+  np.testing.assert_allclose(small, 0.02 * release, rtol=1e-5, atol=1e-9)
+  assert 0.8 < release.std() < 0.95  # hk TruncatedNormal(1): 0.88
+  classifier = hk.transform(functools.partial(models.glue_classifier(
+      models.smoke_config(embedding_init_scale=0.02), 2), is_training=False))
+  params = jax.jit(classifier.init)(jax.random.PRNGKey(0), inputs, mask)
+  assert 0.016 < float(np.std(params['embed']['embeddings'])) < 0.019

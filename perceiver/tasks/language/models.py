@@ -95,6 +95,7 @@ def mlm_config(*, vocab_size: int, max_seq_len: int, d_model: int = 768,
                input_position_encoding: str = 'trainable',
                input_position_init_scale: float = 0.02,
                query_position_init_scale: float = 0.02,
+               embedding_init_scale: float = 1.0,
                **encoder_extra) -> Config:
   """kwargs of `builders.mlm` for an MLM of the released model's design.
 
@@ -119,6 +120,9 @@ def mlm_config(*, vocab_size: int, max_seq_len: int, d_model: int = 768,
       release: 0.02, about 1/50 of the embedding's).
     query_position_init_scale: the decoder queries' init stddev (the
       release: 0.02).
+    embedding_init_scale: the token embedding's init stddev, which is also
+      the scale of the tied output logits (the release: hk.Embed's 1.0,
+      which starts the MLM at a loss of about 28 nats).
     **encoder_extra: more `PerceiverEncoder` kwargs (scan_layers, remat,
       q_chunk_size, kv_chunk_size, dropout_prob).
   """
@@ -147,6 +151,8 @@ def mlm_config(*, vocab_size: int, max_seq_len: int, d_model: int = 768,
     config['input_position_encoding'] = input_position_encoding
   if input_position_init_scale != _RELEASE_POSITION_INIT_SCALE:
     config['input_position_init_scale'] = input_position_init_scale
+  if embedding_init_scale != 1.0:
+    config['embedding_init_scale'] = embedding_init_scale
   return config
 
 
@@ -290,8 +296,9 @@ def _encode(config, inputs, input_mask, *, is_training, prefix=None):
   """
   num_prepended = 0 if prefix is None else prefix.shape[0]
   batch = inputs.shape[0]
-  embedding_layer = hk.Embed(vocab_size=config['vocab_size'],
-                             embed_dim=config['d_model'])
+  embedding_layer = builders.token_embedding(
+      config['vocab_size'], config['d_model'],
+      config.get('embedding_init_scale', 1.0))
   embedded = embedding_layer(inputs)  # [B, T, d_model]
   mask = input_mask
   if prefix is not None:
