@@ -54,6 +54,20 @@ ARMS = {
     'bert_byte_embed002': (['--arch=bert', '--masking=byte',
                             '--embed_scale=0.02'],
                            'BERT, per-byte masking, embedding init 0.02'),
+    'bert_embed002': (['--arch=bert', '--embed_scale=0.02'],
+                      'BERT, token embedding init 0.02'),
+    'byte_e002_pos1': (['--masking=byte', '--embed_scale=0.02',
+                        '--input_pos_scale=1.0', '--query_pos_scale=1.0'],
+                       'per-byte masking, embedding 0.02, positions 1.0'),
+    'byte_e002_adamw': (['--masking=byte', '--embed_scale=0.02',
+                         '--optimizer=adamw', '--lr=1e-3'],
+                        'per-byte masking, embedding 0.02, AdamW 1e-3'),
+    'byte_e002_pos1_adamw': (['--masking=byte', '--embed_scale=0.02',
+                              '--input_pos_scale=1.0',
+                              '--query_pos_scale=1.0', '--optimizer=adamw',
+                              '--lr=1e-3'],
+                             'per-byte masking, embedding 0.02, positions '
+                             '1.0, AdamW 1e-3'),
     'byte_pos1_adamw': (['--masking=byte', '--input_pos_scale=1.0',
                          '--query_pos_scale=1.0', '--optimizer=adamw',
                          '--lr=1e-3'],
@@ -136,10 +150,14 @@ def table(data):
     load = np.mean([r['mean_load'] for r in runs])
     print(f'| {arm} | {len(runs)} | {100 * a:.2f} +- {100 * ase:.2f}% | '
           f'{n:.3f} +- {nse:.3f} | {n - uni:+.3f} | {rate:.2f} ({load:.0f}) |')
-  if data:
-    runs = next(iter(data.values()))[3]
-    print(f'unigram: masked-byte acc {100 * runs[0]["unigram_acc"]:.2f}%, '
-          f'NLL {runs[0]["unigram_nll"]:.3f}')
+  seen = {}
+  for _, _, _, runs in data.values():
+    seen.setdefault(runs[0]['args']['masking'], runs[0])
+  for masking, r in seen.items():
+    print(f'{masking} masking: unigram masked-byte acc '
+          f'{100 * r["unigram_acc"]:.2f}%, NLL {r["unigram_nll"]:.3f}; '
+          f'context count model {100 * r["context_acc"]:.2f}%, NLL '
+          f'{r["context_nll"]:.3f}')
 
 
 def plot(data, png, title):

@@ -36,11 +36,21 @@ Variants (comma-separated after the colon):
   accum=K    micro-batches per update (default 8; batch stays 2048).
   batch=B    batch per update (default 2048).
   lr=X       peak learning rate (default 1.25e-3).
+Model fields of the plateau ablations (benchmarks/LANGUAGE.md; the
+release's values are the defaults, any other is a DEVIATION):
+  embed_init=X      token embedding (= tied logits) init stddev (1.0).
+  input_pos=fourier Fourier input positions instead of the learned table.
+  input_pos_init=X  learned input positions' init stddev (0.02).
+  query_pos_init=X  decoder queries' init stddev (0.02).
+  latents=N         number of latents (256; small: 32).
+Per-byte instead of whole-word masking is a config field:
+--config.input.mask_unit=token.
 """
 from perceiver.tasks.language import recipes
 from perceiver.train import config_lib
 
-VARIANTS = {'smoke', 'embedded', 'small', 'steps', 'accum', 'batch', 'lr'}
+VARIANTS = {'smoke', 'embedded', 'small', 'steps', 'accum', 'batch', 'lr',
+            *recipes.MODEL_VARIANTS}
 
 
 def get_config(arg=None):

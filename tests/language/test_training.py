@@ -102,6 +102,34 @@ def test_mlm_smoke_trains(name, tmp_path, data_dir, spm_model):
     assert 0.0 <= final['eval/accuracy'] <= 1.0
 
 
+def test_mlm_ablation_variants_train(tmp_path, data_dir):
+  """The plateau ablations' fields (benchmarks/LANGUAGE.md) reach the model
+  from the experiment's variants, and the MLM trains with all of them and
+  per-byte masking; release values write nothing."""
+  release = load_experiment('mlm_bytes', 'smoke')
+  same = load_experiment('mlm_bytes', 'smoke,embed_init=1.0,'
+                         'input_pos=trainable,input_pos_init=0.02,'
+                         'query_pos_init=0.02')
+  assert same.model.to_dict() == release.model.to_dict()
+  config = load_experiment('mlm_bytes', 'smoke,embed_init=0.02,'
+                           'input_pos=fourier,query_pos_init=1.0,latents=8')
+  model = config.model
+  assert model.embedding_init_scale == 0.02
+  assert model.input_position_encoding == 'fourier'
+  assert model.decoder.trainable_position_encoding_kwargs.init_scale == 1.0
+  assert model.encoder.z_index_dim == 8
+  config.input.mask_unit = 'token'
+  config.input.data_dir = data_dir
+  final = _train(config, tmp_path)
+  _finite(final)
+  assert final['eval/masked_tokens'] > 0
+  assert os.path.isdir(tmp_path / 'checkpoints' / '2')
+  with pytest.raises(ValueError, match='input_pos=sinusoid'):
+    load_experiment('mlm_bytes', 'smoke,input_pos=sinusoid')
+  with pytest.raises(ValueError, match='embed_init'):
+    load_experiment('mlm_bytes', 'smoke,embed_init=0')
+
+
 def test_glue_smoke_trains_single_task(tmp_path):
   config = load_experiment('glue', 'smoke,task=stsb')  # the regression
   config.input.data_dir = str(tmp_path / 'tfds')

@@ -24,6 +24,7 @@ from typing import Any
 
 import ml_collections
 
+from perceiver import builders
 from perceiver.tasks.language import models
 from perceiver.train import config_lib
 
@@ -47,15 +48,46 @@ SMALL = dict(max_seq_len=128, d_model=128, num_latents=32,
              decoder_heads=4, decoder_qk_channels=64)
 
 
+# Experiment variants that set a model field of the plateau ablations
+# (benchmarks/LANGUAGE.md): variant -> (mlm_config kwarg, type).
+# variant -> (mlm_config kwarg, type, the release's value).
+MODEL_VARIANTS = {
+    'embed_init': ('embedding_init_scale', float, 1.0),
+    'input_pos': ('input_position_encoding', str, 'trainable'),
+    'input_pos_init': ('input_position_init_scale', float, 0.02),
+    'query_pos_init': ('query_position_init_scale', float, 0.02),
+    'latents': ('num_latents', int, 256),
+}
+
+
+def _model_overrides(args: dict[str, Any]) -> dict[str, Any]:
+  out = {}
+  for variant, (field, kind, release) in MODEL_VARIANTS.items():
+    if variant not in args:
+      continue
+    if kind is not str:
+      out[field] = config_lib.positive_variant(args, variant, release, kind)
+    elif args[variant] in builders.MLM_INPUT_POSITIONS:
+      out[field] = args[variant]
+    else:
+      raise ValueError(
+          f'Variant "{variant}={args[variant]}": use one of '
+          f'{builders.MLM_INPUT_POSITIONS} (e.g. "{variant}={release}").')
+  return out
+
+
 def model_config(name: str, args: dict[str, Any]) -> dict[str, Any]:
-  """models.get_config(name) for 'mlm_bytes' etc., or 'small' (SMALL)."""
+  """models.get_config(name) for 'mlm_bytes' etc., or 'small' (SMALL), with
+  the MODEL_VARIANTS in `args` (release values change nothing)."""
+  extra = _model_overrides(args)
   if name == 'small' and args.get('smoke'):
-    return models.get_config('mlm_bytes:smoke')
+    return models.get_config('mlm_bytes:smoke', **extra)
   if name == 'small':
-    return models.mlm_config(vocab_size=models.BYTES_VOCAB_SIZE, **SMALL)
+    return models.mlm_config(vocab_size=models.BYTES_VOCAB_SIZE,
+                             **{**SMALL, **extra})
   if args.get('smoke'):
-    return models.get_config(f'{name}:smoke')
-  return models.get_config(name)
+    return models.get_config(f'{name}:smoke', **extra)
+  return models.get_config(name, **extra)
 
 
 def _base(task: str) -> ml_collections.ConfigDict:
