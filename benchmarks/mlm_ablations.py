@@ -164,12 +164,15 @@ def plot(data, png, title):
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use('Agg')
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-  fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 5))
-  for arm, (x, acc, nll, runs) in data.items():
+  fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 6.5))
+  colours = plt.cm.tab20(np.linspace(0, 1, 20))
+  for i, (arm, (x, acc, nll, runs)) in enumerate(data.items()):
     label = f'{arm} ({len(runs)} seed{"s" if len(runs) > 1 else ""})'
+    style = '--' if runs[0]['args']['arch'] == 'bert' else '-'
     for ax, y in ((ax1, 100 * acc), (ax2, nll - runs[0]['unigram_nll'])):
       mean = y.mean(0)
-      line, = ax.plot(x, mean, marker='o', ms=3, label=label)
+      line, = ax.plot(x, mean, style, marker='o', ms=3, label=label,
+                      color=colours[i % 20])
       if len(runs) > 1:
         se = y.std(0, ddof=1) / np.sqrt(len(runs))
         ax.fill_between(x, mean - se, mean + se, alpha=0.2,
@@ -177,7 +180,8 @@ def plot(data, png, title):
   runs = next(iter(data.values()))[3]
   ax1.axhline(100 * runs[0]['unigram_acc'], color='k', ls='--', lw=1,
               label='unigram')
-  ax1.axhline(30, color='grey', ls=':', lw=1, label='bar: 30%')
+  ax1.axhline(30, color='grey', ls=':', lw=1,
+              label='bar: 30% (left), -0.5 nats (right)')
   ax2.axhline(0, color='k', ls='--', lw=1, label='unigram')
   ax2.axhline(-0.5, color='grey', ls=':', lw=1, label='bar: -0.5 nats')
   ax1.set(xlabel='step (batch 32 x 128 bytes)',
@@ -187,8 +191,10 @@ def plot(data, png, title):
   ax2.set_ylim(top=0.5)
   for ax in (ax1, ax2):
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-  fig.tight_layout()
+  # One legend under both panels (BERT arms dashed).
+  handles, labels = ax1.get_legend_handles_labels()
+  fig.legend(handles, labels, loc='lower center', ncol=5, fontsize=8)
+  fig.tight_layout(rect=(0, 0.16, 1, 1))
   fig.savefig(png, dpi=110)
   print(f'wrote {png}')
 
