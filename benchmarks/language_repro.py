@@ -22,6 +22,9 @@ With several seeds, each runs in <workdir>/seed<k> and a mean +- standard
 error table closes the output. `--pretrain_config KEY=VALUE` changes the
 MLM only (its data or optimiser); `--model_config KEY=VALUE` changes the
 model of all three runs, so that the checkpoint still fits the classifier.
+The printed launch/train.py commands spell overrides as --config.KEY=VALUE,
+which launch/train.py accepts only for keys the config already has (for
+the MLM's model fields, use experiments/mlm_bytes.py's variants instead).
 Results and the exact settings: benchmarks/LANGUAGE.md.
 """
 import argparse
