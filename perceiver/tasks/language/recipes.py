@@ -49,8 +49,8 @@ SMALL = dict(max_seq_len=128, d_model=128, num_latents=32,
 
 
 # Experiment variants that set a model field of the plateau ablations
-# (benchmarks/LANGUAGE.md): variant -> (mlm_config kwarg, type).
-# variant -> (mlm_config kwarg, type, the release's value).
+# (benchmarks/LANGUAGE.md): variant -> (mlm_config kwarg, type, the
+# release's value).
 MODEL_VARIANTS = {
     'embed_init': ('embedding_init_scale', float, 1.0),
     'input_pos': ('input_position_encoding', str, 'trainable'),
