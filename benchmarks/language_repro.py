@@ -28,6 +28,7 @@ the MLM's model fields, use experiments/mlm_bytes.py's variants instead).
 Results and the exact settings: benchmarks/LANGUAGE.md.
 """
 import argparse
+import functools
 import importlib.util
 import json
 import os
@@ -218,12 +219,7 @@ def main():
   model_extra = _parse_overrides(args.model_config)
   seeds = [int(s) for s in args.seeds.split(',')]
 
-  lines = []
-
-  def log(line):
-    print(line, flush=True)
-    lines.append(line)
-
+  log = functools.partial(print, flush=True)
   results = []
   for seed in seeds:
     workdir = (args.workdir if len(seeds) == 1 else
