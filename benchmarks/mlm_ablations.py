@@ -182,8 +182,8 @@ def plot(data, png, title):
               label='unigram')
   ax1.axhline(30, color='grey', ls=':', lw=1,
               label='bar: 30% (left), -0.5 nats (right)')
-  ax2.axhline(0, color='k', ls='--', lw=1, label='unigram')
-  ax2.axhline(-0.5, color='grey', ls=':', lw=1, label='bar: -0.5 nats')
+  ax2.axhline(0, color='k', ls='--', lw=1)  # the legend is ax1's
+  ax2.axhline(-0.5, color='grey', ls=':', lw=1)
   ax1.set(xlabel='step (batch 32 x 128 bytes)',
           ylabel='validation masked-byte accuracy (%)', title=title)
   ax2.set(xlabel='step (batch 32 x 128 bytes)',
