@@ -72,6 +72,27 @@ ARMS = {
                          '--query_pos_scale=1.0', '--optimizer=adamw',
                          '--lr=1e-3'],
                         'per-byte masking, positions at 1.0, AdamW 1e-3'),
+    'byte_e002_latents128': (['--masking=byte', '--embed_scale=0.02',
+                              '--latents=128'],
+                             'per-byte masking, embedding 0.02, 128 latents'),
+    'byte_e002_xheads16': (['--masking=byte', '--embed_scale=0.02',
+                            '--cross_heads=16'],
+                           'per-byte masking, embedding 0.02, 16 encoder '
+                           'cross-attention heads'),
+    'byte_e002_lamb1e2': (['--masking=byte', '--embed_scale=0.02',
+                           '--lr=1e-2'],
+                          'per-byte masking, embedding 0.02, LAMB 1e-2'),
+    'byte_e002_adamw3e3': (['--masking=byte', '--embed_scale=0.02',
+                            '--optimizer=adamw', '--lr=3e-3'],
+                           'per-byte masking, embedding 0.02, AdamW 3e-3'),
+    'byte_e002_seq32': (['--masking=byte', '--embed_scale=0.02',
+                         '--seq_len=32'],
+                        'per-byte masking, embedding 0.02, T = 32 bytes '
+                        '(1 byte per latent)'),
+    'bert_byte_e002_seq32': (['--arch=bert', '--masking=byte',
+                              '--embed_scale=0.02', '--seq_len=32'],
+                             'BERT, per-byte masking, embedding 0.02, '
+                             'T = 32 bytes'),
     'latents128': (['--latents=128'], '128 latents'),
     'seq512': (['--seq_len=512'], 'T = 512 bytes'),
     'adamw': (['--optimizer=adamw', '--lr=1e-3'], 'AdamW 1e-3'),
@@ -184,9 +205,9 @@ def plot(data, png, title):
               label='bar: 30% (left), -0.5 nats (right)')
   ax2.axhline(0, color='k', ls='--', lw=1)  # the legend is ax1's
   ax2.axhline(-0.5, color='grey', ls=':', lw=1)
-  ax1.set(xlabel='step (batch 32 x 128 bytes)',
+  ax1.set(xlabel='step (batch 32)',
           ylabel='validation masked-byte accuracy (%)', title=title)
-  ax2.set(xlabel='step (batch 32 x 128 bytes)',
+  ax2.set(xlabel='step (batch 32)',
           ylabel='validation masked-byte NLL - unigram NLL (nats)')
   ax2.set_ylim(top=0.5)
   for ax in (ax1, ax2):

@@ -32,8 +32,8 @@ Knobs, each a config field of the library (release values are the
 defaults): --input_pos {trainable, fourier} (config.model.
 input_position_encoding), --input_pos_scale (input_position_init_scale,
 0.02), --query_pos_scale (query_position_init_scale, 0.02), --latents
-(num_latents), --layers, --seq_len (max_seq_len and
-config.input.sequence_length), --masking (config.input.mask_unit),
+(num_latents), --cross_heads (cross_attend_heads), --layers, --seq_len
+(max_seq_len and config.input.sequence_length), --masking (config.input.mask_unit),
 --optimizer {lamb, adamw}, --lr, --warmup (config.optimizer /
 config.schedule), --embed_scale (embedding_init_scale: the token table's
 init stddev, hk.Embed's 1.0 in the release; BERT's too). --copy_weight puts
@@ -94,6 +94,8 @@ def parser() -> argparse.ArgumentParser:
   a('--seq_len', type=int, default=128)
   a('--latents', type=int, default=32)
   a('--layers', type=int, default=4)
+  a('--cross_heads', type=int, default=0,
+    help="encoder cross-attention heads (0: the self-attention's 4)")
   a('--input_pos', choices=('trainable', 'fourier'), default='trainable')
   a('--input_pos_scale', type=float, default=0.02)
   a('--query_pos_scale', type=float, default=0.02)
@@ -241,7 +243,8 @@ def perceiver_mlm(args):
       'input_position_encoding': args.input_pos,
       'input_position_init_scale': args.input_pos_scale,
       'query_position_init_scale': args.query_pos_scale,
-      'embedding_init_scale': args.embed_scale}))
+      'embedding_init_scale': args.embed_scale,
+      'cross_attend_heads': args.cross_heads or None}))
 
 
 def bert_mlm(args):

@@ -43,6 +43,7 @@ release's values are the defaults, any other is a DEVIATION):
   input_pos_init=X  learned input positions' init stddev (0.02).
   query_pos_init=X  decoder queries' init stddev (0.02).
   latents=N         number of latents (256; small: 32).
+  cross_heads=H     heads of the encoder's cross-attention (8; small: 4).
 Per-byte instead of whole-word masking is a config field:
 --config.input.mask_unit=token.
 """

@@ -109,15 +109,18 @@ def test_mlm_ablation_variants_train(tmp_path, data_dir):
   release = load_experiment('mlm_bytes', 'smoke')
   same = load_experiment('mlm_bytes', 'smoke,embed_init=1.0,'
                          'input_pos=trainable,input_pos_init=0.02,'
-                         'query_pos_init=0.02')
+                         'query_pos_init=0.02,cross_heads=4')
   assert same.model.to_dict() == release.model.to_dict()
   config = load_experiment('mlm_bytes', 'smoke,embed_init=0.02,'
-                           'input_pos=fourier,query_pos_init=1.0,latents=8')
+                           'input_pos=fourier,query_pos_init=1.0,latents=8,'
+                           'cross_heads=8')
   model = config.model
   assert model.embedding_init_scale == 0.02
   assert model.input_position_encoding == 'fourier'
   assert model.decoder.trainable_position_encoding_kwargs.init_scale == 1.0
   assert model.encoder.z_index_dim == 8
+  assert model.encoder.num_cross_attend_heads == 8
+  assert model.encoder.num_self_attend_heads == 4
   config.input.mask_unit = 'token'
   config.input.data_dir = data_dir
   final = _train(config, tmp_path)

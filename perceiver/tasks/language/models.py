@@ -96,6 +96,7 @@ def mlm_config(*, vocab_size: int, max_seq_len: int, d_model: int = 768,
                input_position_init_scale: float = 0.02,
                query_position_init_scale: float = 0.02,
                embedding_init_scale: float = 1.0,
+               cross_attend_heads: Optional[int] = None,
                **encoder_extra) -> Config:
   """kwargs of `builders.mlm` for an MLM of the released model's design.
 
@@ -123,13 +124,16 @@ def mlm_config(*, vocab_size: int, max_seq_len: int, d_model: int = 768,
     embedding_init_scale: the token embedding's init stddev, which is also
       the scale of the tied output logits (the release: hk.Embed's 1.0,
       which starts the MLM at a loss of about 28 nats).
+    cross_attend_heads: heads of the encoder's cross-attention (the
+      release: None, meaning num_heads).
     **encoder_extra: more `PerceiverEncoder` kwargs (scan_layers, remat,
       q_chunk_size, kv_chunk_size, dropout_prob).
   """
   encoder = dict(
       num_self_attends_per_block=num_layers, num_blocks=1,
       z_index_dim=num_latents, num_z_channels=latent_channels,
-      num_self_attend_heads=num_heads, num_cross_attend_heads=num_heads,
+      num_self_attend_heads=num_heads,
+      num_cross_attend_heads=cross_attend_heads or num_heads,
       qk_channels=qk_channels, v_channels=v_channels or latent_channels,
       use_query_residual=True, cross_attend_widening_factor=1,
       self_attend_widening_factor=1, **encoder_extra)

@@ -57,6 +57,7 @@ MODEL_VARIANTS = {
     'input_pos_init': ('input_position_init_scale', float, 0.02),
     'query_pos_init': ('query_position_init_scale', float, 0.02),
     'latents': ('num_latents', int, 256),
+    'cross_heads': ('cross_attend_heads', int, 8),
 }
 
 
