@@ -89,6 +89,11 @@ ARMS = {
                          '--seq_len=32'],
                         'per-byte masking, embedding 0.02, T = 32 bytes '
                         '(1 byte per latent)'),
+    'byte_e002_pos1_seq32': (['--masking=byte', '--embed_scale=0.02',
+                              '--input_pos_scale=1.0',
+                              '--query_pos_scale=1.0', '--seq_len=32'],
+                             'per-byte masking, embedding 0.02, positions '
+                             'and queries at 1.0, T = 32 bytes'),
     'bert_byte_e002_seq32': (['--arch=bert', '--masking=byte',
                               '--embed_scale=0.02', '--seq_len=32'],
                              'BERT, per-byte masking, embedding 0.02, '
@@ -187,13 +192,15 @@ def plot(data, png, title):
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
   fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 6.5))
   colours = plt.cm.tab20(np.linspace(0, 1, 20))
+  if len(data) <= 10:  # the dark shade of each pair only
+    colours = colours[::2]
   for i, (arm, (x, acc, nll, runs)) in enumerate(data.items()):
     label = f'{arm} ({len(runs)} seed{"s" if len(runs) > 1 else ""})'
     style = '--' if runs[0]['args']['arch'] == 'bert' else '-'
     for ax, y in ((ax1, 100 * acc), (ax2, nll - runs[0]['unigram_nll'])):
       mean = y.mean(0)
       line, = ax.plot(x, mean, style, marker='o', ms=3, label=label,
-                      color=colours[i % 20])
+                      color=colours[i % len(colours)])
       if len(runs) > 1:
         se = y.std(0, ddof=1) / np.sqrt(len(runs))
         ax.fill_between(x, mean - se, mean + se, alpha=0.2,
