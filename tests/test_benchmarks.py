@@ -1,12 +1,19 @@
-"""The benchmark scripts run: bench_accel's CPU tiny mode end to end, and
-bench_paths' batch search against a brute-force scan."""
+"""The benchmark scripts run: bench_accel's CPU tiny mode end to end,
+bench_paths' batch search against a brute-force scan, and every plateau
+ablation arm's flags build its model."""
+import functools
 import math
+
+import haiku as hk
+import jax
 
 import numpy as np
 import pytest
 
 from benchmarks import bench_accel
 from benchmarks import bench_paths
+from benchmarks import mlm_ablations
+from benchmarks import mlm_plateau
 
 
 @pytest.mark.parametrize('per_example,fixed,budget', [
@@ -62,3 +69,19 @@ def test_peak_rates_by_device_kind():
   Device.device_kind = 'cpu'
   assert bench_accel.peak_tflops(Device()) is None
   assert bench_accel.peak_tflops(Device(), 12.5) == 12.5
+
+
+@pytest.mark.parametrize('arm', sorted(mlm_ablations.ARMS))
+def test_mlm_ablation_arm_builds_its_model(arm):
+  """Each arm's flags parse and give a model that takes a [B, T] batch and
+  returns [B, T, 262] logits (shapes only: jax.eval_shape)."""
+  flags, what = mlm_ablations.ARMS[arm]
+  assert what
+  args = mlm_plateau.parser().parse_args(flags)
+  build = (mlm_plateau.perceiver_mlm if args.arch == 'perceiver'
+           else mlm_plateau.bert_mlm)
+  forward = hk.transform(functools.partial(build(args), is_training=True))
+  ids = jax.ShapeDtypeStruct((2, args.seq_len), np.int32)
+  params = jax.eval_shape(forward.init, jax.random.PRNGKey(0), ids, ids)
+  logits = jax.eval_shape(forward.apply, params, None, ids, ids)
+  assert logits.shape == (2, args.seq_len, mlm_plateau.V)
