@@ -94,6 +94,10 @@ ARMS = {
                               '--query_pos_scale=1.0', '--seq_len=32'],
                              'per-byte masking, embedding 0.02, positions '
                              'and queries at 1.0, T = 32 bytes'),
+    'byte_e002_lamb1e2_seq32': (['--masking=byte', '--embed_scale=0.02',
+                                 '--lr=1e-2', '--seq_len=32'],
+                                'per-byte masking, embedding 0.02, LAMB '
+                                '1e-2, T = 32 bytes'),
     'bert_byte_e002_seq32': (['--arch=bert', '--masking=byte',
                               '--embed_scale=0.02', '--seq_len=32'],
                              'BERT, per-byte masking, embedding 0.02, '
