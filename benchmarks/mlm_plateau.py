@@ -33,11 +33,11 @@ defaults): --input_pos {trainable, fourier} (config.model.
 input_position_encoding), --input_pos_scale (input_position_init_scale,
 0.02), --query_pos_scale (query_position_init_scale, 0.02), --latents
 (num_latents), --cross_heads (cross_attend_heads), --layers, --seq_len
-(max_seq_len and config.input.sequence_length), --masking (config.input.mask_unit),
---optimizer {lamb, adamw}, --lr, --warmup (config.optimizer /
-config.schedule), --embed_scale (embedding_init_scale: the token table's
-init stddev, hk.Embed's 1.0 in the release; BERT's too). --copy_weight puts
-the unmasked bytes in the loss too (the copy probe of the earlier session).
+(max_seq_len and config.input.sequence_length), --masking
+(config.input.mask_unit), --optimizer {lamb, adamw}, --lr, --warmup
+(config.optimizer / config.schedule), --embed_scale (embedding_init_scale:
+the token table's init stddev, hk.Embed's 1.0 in the release; BERT's too).
+--copy_weight puts the unmasked bytes in the loss too (the copy probe of the earlier session).
 
 Prints the count baselines on the validation masks (the unigram: the
 plateau; and a count model of a shallow context: (masked-run length, index

@@ -6,7 +6,6 @@ import math
 
 import haiku as hk
 import jax
-
 import numpy as np
 import pytest
 
