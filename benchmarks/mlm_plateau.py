@@ -37,7 +37,8 @@ input_position_encoding), --input_pos_scale (input_position_init_scale,
 (config.input.mask_unit), --optimizer {lamb, adamw}, --lr, --warmup
 (config.optimizer / config.schedule), --embed_scale (embedding_init_scale:
 the token table's init stddev, hk.Embed's 1.0 in the release; BERT's too).
---copy_weight puts the unmasked bytes in the loss too (the copy probe of the earlier session).
+--copy_weight puts the unmasked bytes in the loss too (the copy probe of
+the earlier session).
 
 Prints the count baselines on the validation masks (the unigram: the
 plateau; and a count model of a shallow context: (masked-run length, index
