@@ -30,6 +30,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 # defaults of mlm_plateau.py: learned input positions and queries at init
 # scale 0.02, hk.Embed at 1.0, 32 latents, T = 128, whole-word masking,
 # LAMB 2e-3 with 10% warmup, weight decay 0.01.
+# Per-byte masking with the token embedding at 0.02, the base of most arms.
+BYTE_E002 = ['--masking=byte', '--embed_scale=0.02']
 ARMS = {
     'release': ([], 'the release design at recipes.SMALL size'),
     'bert': (['--arch=bert'], 'same-size encoder-only Transformer'),
@@ -56,14 +58,12 @@ ARMS = {
                            'BERT, per-byte masking, embedding init 0.02'),
     'bert_embed002': (['--arch=bert', '--embed_scale=0.02'],
                       'BERT, token embedding init 0.02'),
-    'byte_e002_pos1': (['--masking=byte', '--embed_scale=0.02',
-                        '--input_pos_scale=1.0', '--query_pos_scale=1.0'],
+    'byte_e002_pos1': (BYTE_E002 + ['--input_pos_scale=1.0',
+                                    '--query_pos_scale=1.0'],
                        'per-byte masking, embedding 0.02, positions 1.0'),
-    'byte_e002_adamw': (['--masking=byte', '--embed_scale=0.02',
-                         '--optimizer=adamw', '--lr=1e-3'],
+    'byte_e002_adamw': (BYTE_E002 + ['--optimizer=adamw', '--lr=1e-3'],
                         'per-byte masking, embedding 0.02, AdamW 1e-3'),
-    'byte_e002_pos1_adamw': (['--masking=byte', '--embed_scale=0.02',
-                              '--input_pos_scale=1.0',
+    'byte_e002_pos1_adamw': (BYTE_E002 + ['--input_pos_scale=1.0',
                               '--query_pos_scale=1.0', '--optimizer=adamw',
                               '--lr=1e-3'],
                              'per-byte masking, embedding 0.02, positions '
@@ -72,30 +72,23 @@ ARMS = {
                          '--query_pos_scale=1.0', '--optimizer=adamw',
                          '--lr=1e-3'],
                         'per-byte masking, positions at 1.0, AdamW 1e-3'),
-    'byte_e002_latents128': (['--masking=byte', '--embed_scale=0.02',
-                              '--latents=128'],
+    'byte_e002_latents128': (BYTE_E002 + ['--latents=128'],
                              'per-byte masking, embedding 0.02, 128 latents'),
-    'byte_e002_xheads16': (['--masking=byte', '--embed_scale=0.02',
-                            '--cross_heads=16'],
+    'byte_e002_xheads16': (BYTE_E002 + ['--cross_heads=16'],
                            'per-byte masking, embedding 0.02, 16 encoder '
                            'cross-attention heads'),
-    'byte_e002_lamb1e2': (['--masking=byte', '--embed_scale=0.02',
-                           '--lr=1e-2'],
+    'byte_e002_lamb1e2': (BYTE_E002 + ['--lr=1e-2'],
                           'per-byte masking, embedding 0.02, LAMB 1e-2'),
-    'byte_e002_adamw3e3': (['--masking=byte', '--embed_scale=0.02',
-                            '--optimizer=adamw', '--lr=3e-3'],
+    'byte_e002_adamw3e3': (BYTE_E002 + ['--optimizer=adamw', '--lr=3e-3'],
                            'per-byte masking, embedding 0.02, AdamW 3e-3'),
-    'byte_e002_seq32': (['--masking=byte', '--embed_scale=0.02',
-                         '--seq_len=32'],
+    'byte_e002_seq32': (BYTE_E002 + ['--seq_len=32'],
                         'per-byte masking, embedding 0.02, T = 32 bytes '
                         '(1 byte per latent)'),
-    'byte_e002_pos1_seq32': (['--masking=byte', '--embed_scale=0.02',
-                              '--input_pos_scale=1.0',
+    'byte_e002_pos1_seq32': (BYTE_E002 + ['--input_pos_scale=1.0',
                               '--query_pos_scale=1.0', '--seq_len=32'],
                              'per-byte masking, embedding 0.02, positions '
                              'and queries at 1.0, T = 32 bytes'),
-    'byte_e002_lamb1e2_seq32': (['--masking=byte', '--embed_scale=0.02',
-                                 '--lr=1e-2', '--seq_len=32'],
+    'byte_e002_lamb1e2_seq32': (BYTE_E002 + ['--lr=1e-2', '--seq_len=32'],
                                 'per-byte masking, embedding 0.02, LAMB '
                                 '1e-2, T = 32 bytes'),
     'bert_byte_e002_seq32': (['--arch=bert', '--masking=byte',
