@@ -3,9 +3,10 @@ r"""The release-exact path against the fast path (a script, not a test).
 Shapes: B per-device batch.
 
 Both paths train the same model (benchmarks/cases.py): 'exact' is the
-release's computation (no scan, dense attention, no remat, float32), 'fast'
-the switches the experiments train with (perceiver/tasks/*/recipes.py:
-`hk.layer_stack`, and chunked attention and remat where they pay). Every
+release's computation (no scan, dense attention, no remat, the release's
+kernels, float32), 'fast' the switches the experiments train with
+(perceiver/tasks/*/recipes.py: `hk.layer_stack`, perceiver.kernels, and
+chunked attention and remat where they pay). Every
 number is a ratio measured in one run, so that a loaded machine skews both
 paths alike.
 

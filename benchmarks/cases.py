@@ -5,9 +5,11 @@ K classes, V vocabulary.
 
 A case is one model's training step, built on either path:
   'exact'  the release-exact path: `hk.layer_stack` off, dense attention, no
-           remat, float32 (`perceiver.train.config_lib.release_exact`);
-  'fast'   the path the experiments train on: scanned layers, and chunked
-           attention and remat where bench_paths measured that they pay.
+           remat, the release's kernels, float32
+           (`perceiver.train.config_lib.release_exact`);
+  'fast'   the path the experiments train on: scanned layers, the fast
+           kernels (perceiver.kernels), and chunked attention and remat
+           where bench_paths measured that they pay.
 
 Image and language cases are the experiments themselves: the recipe's
 config (perceiver/tasks/<name>/recipes.py), the task's model and loss
@@ -40,6 +42,7 @@ import ml_collections
 import numpy as np
 import optax
 
+from perceiver import kernels
 from perceiver import mixed_precision
 from perceiver import model_card
 from perceiver.train import config_lib
@@ -61,6 +64,7 @@ class Case:
     loss: (outputs, batch) -> scalar loss.
     tx: the optimiser.
     compute_dtype: 'float32' or 'bfloat16' (perceiver.mixed_precision).
+    fast_kernels: trace inside perceiver.kernels.fast_kernels().
     switches: the fast-path switches in use (for the printout).
   """
   model: hk.TransformedWithState
@@ -69,12 +73,18 @@ class Case:
   loss: Callable[[Any, Mapping[str, jax.Array]], jax.Array]
   tx: optax.GradientTransformation
   compute_dtype: str = 'float32'
+  fast_kernels: bool = False
   switches: str = ''
 
+  @contextlib.contextmanager
   def precision(self):
-    if self.compute_dtype == 'bfloat16':
-      return mixed_precision.bf16_policy()
-    return contextlib.nullcontext()
+    """The trace-time scopes of the path (as trainer.precision_scope)."""
+    with kernels.fast_kernels(self.fast_kernels):
+      if self.compute_dtype == 'bfloat16':
+        with mixed_precision.bf16_policy():
+          yield
+      else:
+        yield
 
 
 # ---------------------------------------------------------------------------
@@ -170,7 +180,8 @@ FAST = {
 
 def describe(config: ml_collections.ConfigDict) -> str:
   """The fast-path switches of an experiment config, for printouts."""
-  parts = [name for name in ('scan_layers', 'remat') if config[name]]
+  parts = [name for name in ('scan_layers', 'remat', 'fast_kernels')
+           if config.get(name)]
   for part in ('encoder', 'decoder'):
     sub = config.model.get(part) or {}
     for key in config_lib.CHUNK_KEYS:
@@ -201,7 +212,9 @@ def _from_config(config: ml_collections.ConfigDict, path: str, batch: int,
       model=task.make_model(config), shapes=shapes, int_ranges=int_ranges,
       loss=lambda out, b: task.loss_and_metrics(out, b, config)[0],
       tx=optim.make_optimizer(config.optimizer, schedule),
-      compute_dtype=config.compute_dtype, switches=describe(config))
+      compute_dtype=config.compute_dtype,
+      fast_kernels=bool(config.get('fast_kernels')),
+      switches=describe(config))
 
 
 def _shape(shape, dtype) -> jax.ShapeDtypeStruct:
@@ -350,12 +363,12 @@ def _from_spec(spec: Mapping[str, Any], fast: Mapping[str, Any], path: str,
 
   switches = [f'encoder.{k}={v}' for k, v in encoder.items()] + [
       f'decoder.{k}={v}' for k, v in (fast.get('decoder') or {}).items()
-      if path == 'fast']
+      if path == 'fast'] + (['fast_kernels'] if path == 'fast' else [])
   dtype = (compute_dtype if path == 'fast' and compute_dtype else 'float32')
   return Case(model=hk.transform_with_state(apply),
               shapes=dict(zip(names, inputs)), int_ranges={},
               loss=_mean_square, tx=optax.lamb(1e-3, weight_decay=0.01),
-              compute_dtype=dtype,
+              compute_dtype=dtype, fast_kernels=path == 'fast',
               switches=', '.join(switches) + (
                   f', {dtype}' if dtype != 'float32' else '') or 'none')
 

@@ -25,6 +25,8 @@ import haiku as hk
 import jax
 import jax.numpy as jnp
 
+from perceiver import kernels
+
 # The release masks with -1e30 rather than -inf, so that fully masked rows stay
 # finite (they are zeroed afterwards). Softmax runs in float32, where it fits.
 _MASK_VALUE = -1e30
@@ -53,8 +55,10 @@ def attend(q, k, v, dropout_prob=0.0, attention_mask=None, *,
     v: [B, S, H, V] values.
     dropout_prob: dropout on the attention weights (unchunked path only).
     attention_mask: optional [B, T, S]; truthy entries may be attended.
-    q_chunk_size: process queries this many at a time (None: all at once).
-    kv_chunk_size: fold in keys/values this many at a time (None: all).
+    q_chunk_size: process queries at most this many at a time (None: all
+      at once); `even_chunk` may take a smaller size that divides T.
+    kv_chunk_size: fold in keys/values at most this many at a time (None:
+      all); likewise for S.
 
   Returns:
     [B, T, H * V]. Rows whose mask is all zero are exactly zero.
@@ -63,7 +67,7 @@ def attend(q, k, v, dropout_prob=0.0, attention_mask=None, *,
   kv_len = k.shape[1]
   check_attention_mask(attention_mask, batch, q_len, kv_len)
   if q_chunk_size is None and kv_chunk_size is None:
-    out = _attend_dense(q, k, v, dropout_prob, attention_mask)
+    out = _dense(q, k, v, dropout_prob, attention_mask)
   else:
     if dropout_prob > 0:
       raise ValueError(
@@ -77,7 +81,7 @@ def attend(q, k, v, dropout_prob=0.0, attention_mask=None, *,
       # One chunk each way (e.g. the encoder's chunk sizes, sized for its
       # cross-attention, on the much shorter latent self-attention): the
       # chunk loops would only add work.
-      out = _attend_dense(q, k, v, 0.0, attention_mask)
+      out = _dense(q, k, v, 0.0, attention_mask)
     else:
       out = _attend_chunked(q, k, v, attention_mask, q_chunk_size,
                             kv_chunk_size)
@@ -96,6 +100,15 @@ def _logits(q, k):
   logits = jnp.einsum('bthd,bshd->bhts', q, k,
                       preferred_element_type=jnp.float32)
   return logits * scale
+
+
+def _dense(q, k, v, dropout_prob, attention_mask):
+  """Dense attention: the fast kernel inside `kernels.fast_kernels()`
+  (without attention dropout, which needs the normalised weights), else
+  the release's."""
+  if kernels.enabled() and not dropout_prob:
+    return kernels.attend_dense(q, k, v, attention_mask, _MASK_VALUE)
+  return _attend_dense(q, k, v, dropout_prob, attention_mask)
 
 
 def _attend_dense(q, k, v, dropout_prob, attention_mask):
@@ -118,39 +131,61 @@ def _pad_axis(x, axis, size, value=0):
   return jnp.pad(x, widths, constant_values=value)
 
 
+def even_chunk(length: int, requested: int) -> int:
+  """A chunk size of at most `requested` that divides `length` into the
+  fewest chunks, when one up to twice that many does; else `requested`
+  (the last chunk is then padded). E.g. 182,528 keys (368 x 496) in chunks
+  of 8192 -> 23 chunks of 7936: no padding, no padded copies of K and V."""
+  if requested >= length:
+    return length
+  fewest = -(-length // requested)
+  for count in range(fewest, 2 * fewest + 1):
+    if length % count == 0:
+      return length // count
+  return requested
+
+
 def _attend_chunked(q, k, v, attention_mask, q_chunk_size, kv_chunk_size):
   """Memory-efficient attention: [B, T, H, V] without a [T, S] matrix."""
   batch, q_len, num_heads, _ = q.shape
   kv_len, v_dim = k.shape[1], v.shape[-1]
-  cq = min(q_chunk_size or q_len, q_len)
-  ckv = min(kv_chunk_size or kv_len, kv_len)
+  cq = even_chunk(q_len, q_chunk_size or q_len)
+  ckv = even_chunk(kv_len, kv_chunk_size or kv_len)
   nq, nkv = -(-q_len // cq), -(-kv_len // ckv)
   q_pad, kv_pad = nq * cq, nkv * ckv
 
   mask = attention_mask
-  if mask is None and kv_pad != kv_len:
-    mask = jnp.ones((batch, q_len, kv_len), dtype=bool)  # hide padded keys
   if mask is not None:
     mask = _pad_axis(_pad_axis(mask.astype(bool), 2, kv_pad, False),
                      1, q_pad, False)
     # [nq, B, cq, nkv, ckv]
     mask = jnp.reshape(mask, [batch, nq, cq, nkv, ckv]).transpose(1, 0, 2, 3, 4)
 
+  # The 1/sqrt(D) scale on the [T, D] queries once, not on every [cq, ckv]
+  # logits chunk.
+  q = q * jnp.asarray(q.shape[-1] ** -0.5, q.dtype)
   q = jnp.reshape(_pad_axis(q, 1, q_pad), [batch, nq, cq, num_heads, -1])
   q = jnp.moveaxis(q, 1, 0)  # [nq, B, cq, H, D]
   k = jnp.moveaxis(jnp.reshape(_pad_axis(k, 1, kv_pad),
                                [batch, nkv, ckv, num_heads, -1]), 1, 0)
   v = jnp.moveaxis(jnp.reshape(_pad_axis(v, 1, kv_pad),
                                [batch, nkv, ckv, num_heads, v_dim]), 1, 0)
+  # Padded keys (only when no chunk size divides S) are hidden by their
+  # position, computed per chunk: no [B, T, S] mask is built for them.
+  padded = kv_pad != kv_len
 
   @jax.checkpoint
   def fold_kv_chunk(carry, chunk):
     """Folds one key/value chunk into the running softmax statistics."""
     running_max, running_sum, acc = carry  # [B,H,cq], [B,H,cq], [B,cq,H,V]
-    q_chunk, k_chunk, v_chunk, m_chunk = chunk
-    logits = _logits(q_chunk, k_chunk)  # [B, H, cq, ckv]
+    q_chunk, k_chunk, v_chunk, m_chunk, index = chunk
+    logits = jnp.einsum('bthd,bshd->bhts', q_chunk, k_chunk,
+                        preferred_element_type=jnp.float32)  # [B,H,cq,ckv]
     if m_chunk is not None:
       logits = jnp.where(m_chunk[:, None, :, :], logits, _MASK_VALUE)
+    if padded:
+      real = index * ckv + jnp.arange(ckv) < kv_len  # [ckv]
+      logits = jnp.where(real, logits, _MASK_VALUE)
     new_max = jnp.maximum(running_max, jnp.max(logits, axis=-1))
     p = jnp.exp(logits - new_max[..., None])
     correction = jnp.exp(running_max - new_max)
@@ -173,9 +208,14 @@ def _attend_chunked(q, k, v, attention_mask, q_chunk_size, kv_chunk_size):
             jnp.broadcast_to(zero, (batch, cq, num_heads, v_dim)))
     (_, total, acc), _ = jax.lax.scan(
         lambda c, x: fold_kv_chunk(c, (q_chunk,) + x), init,
-        (k, v, m_kv))
+        (k, v, m_kv, jnp.arange(nkv)))
     return (acc / jnp.moveaxis(total, 1, 2)[..., None]).astype(v.dtype)
 
-  out = jax.lax.map(one_q_chunk, (q, mask))  # [nq, B, cq, H, V]
+  if nq == 1:
+    # One query chunk (an encoder's N latents): no loop over query chunks,
+    # whose while loop and stacked output cost time and memory.
+    out = one_q_chunk((q[0], None if mask is None else mask[0]))[None]
+  else:
+    out = jax.lax.map(one_q_chunk, (q, mask))  # [nq, B, cq, H, V]
   out = jnp.reshape(jnp.moveaxis(out, 0, 1), [batch, q_pad, num_heads, v_dim])
   return out[:, :q_len]

@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import jmp
 
 from perceiver import io_processors
+from perceiver import kernels
 from perceiver import perceiver
 from perceiver import position_encoding
 
@@ -40,6 +41,7 @@ def bf16_policy(compute_dtype=jnp.bfloat16):
       (hk.Embed, inner),
       (position_encoding.TrainablePositionEncoding, inner),
       (hk.LayerNorm, full),
+      (kernels.LayerNorm, full),
       (hk.BatchNorm, norm_to_stream),
   ]
   with contextlib.ExitStack() as stack:

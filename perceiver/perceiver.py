@@ -22,6 +22,8 @@ Beyond the release (all off by default, so defaults reproduce it exactly):
     leading [L] axis; `to_release_layout` / `from_release_layout` convert.
     Its init is `from_release_layout` of the unrolled init, bit for bit.
   * `remat`: rematerialise each self-attention layer in the backward pass.
+  * `perceiver.kernels.fast_kernels()` (a trace-time scope, not a kwarg):
+    cheaper dense attention and LayerNorm, same function and parameters.
   * `subsampled_points` may be [B, O]: a different set of output queries per
     example (the release takes one [O] set for the whole batch).
 Random keys are drawn as in the release whenever an RNG is available (a
@@ -44,6 +46,7 @@ import numpy as np
 
 from perceiver import checks
 from perceiver import io_processors
+from perceiver import kernels
 from perceiver import position_encoding
 from perceiver.attention import attend  # pylint: disable=unused-import
 
@@ -63,8 +66,13 @@ def conv_1d(output_channels, init_scale=1.0, with_bias=True, name=None):
 
 
 def layer_norm(x, name=None):
-  """LayerNorm over channels, computed in float32 whatever x's dtype."""
-  ln = hk.LayerNorm(axis=-1, create_scale=True, create_offset=True, name=name)
+  """LayerNorm over channels, computed in float32 whatever x's dtype
+  (perceiver.kernels.LayerNorm inside `kernels.fast_kernels()`)."""
+  if kernels.enabled():
+    ln = kernels.LayerNorm(name=name)
+  else:
+    ln = hk.LayerNorm(axis=-1, create_scale=True, create_offset=True,
+                      name=name)
   return ln(x.astype(jnp.float32)).astype(x.dtype)
 
 

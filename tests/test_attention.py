@@ -5,6 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from perceiver import attention
 from perceiver import perceiver
 from tests import golden
 
@@ -133,3 +134,22 @@ def test_attention_module_is_not_mutated_by_calls():
   before, after = snapshots[0]
   assert before['_qk_channels'] is None
   assert before == after
+
+
+@pytest.mark.parametrize('length,requested,want', [
+    (182528, 8192, 7936),  # 368 x 496 flow inputs: 23 even chunks
+    (50176, 2048, 1792),  # 224 x 224 ImageNet inputs: 28 even chunks
+    (48, 10, 8),
+    (53, 7, 7),  # prime: no even split, the last chunk is padded
+    (16, 64, 16)])
+def test_even_chunk(length, requested, want):
+  assert attention.even_chunk(length, requested) == want
+
+
+def test_padded_keys_are_hidden_without_a_mask():
+  """S = 53 keys in chunks of 7 (no even split): the padded keys of the
+  last chunk get no weight, although no mask is given."""
+  q, k, v, _ = _qkv(3)
+  dense = perceiver.attend(q, k, v)
+  chunked = perceiver.attend(q, k, v, kv_chunk_size=7)
+  np.testing.assert_allclose(chunked, dense, rtol=1e-5, atol=1e-6)

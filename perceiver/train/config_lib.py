@@ -52,6 +52,8 @@ def base_config(task_module: str = 'perceiver.tasks.image.task'
   c.model = ConfigDict()
   c.remat = False  # rematerialise self-attention layers (encoder kwarg)
   c.scan_layers = False  # hk.layer_stack over self-attention (encoder kwarg)
+  c.fast_kernels = True  # perceiver.kernels: cheaper attention, LayerNorm
+  #                         and Fourier features; same function, same params
   c.compute_dtype = 'float32'  # 'bfloat16': perceiver.mixed_precision's
   #                               policy; float32 master weights and loss
 
@@ -103,8 +105,8 @@ CHUNK_KEYS = ('q_chunk_size', 'kv_chunk_size')
 
 def release_exact(config: ConfigDict) -> ConfigDict:
   """A copy of `config` on the release-exact path: no scan, no remat, dense
-  attention (every `CHUNK_KEYS` entry under `config.model` removed),
-  float32 compute.
+  attention (every `CHUNK_KEYS` entry under `config.model` removed), the
+  release's kernels (no `perceiver.kernels`), float32 compute.
 
   Experiments train on the fast path (scan_layers, chunked attention, remat
   where they pay); the same parameters, converted with
@@ -115,6 +117,7 @@ def release_exact(config: ConfigDict) -> ConfigDict:
   c = ConfigDict(config.to_dict())
   c.scan_layers = False
   c.remat = False
+  c.fast_kernels = False
   c.compute_dtype = 'float32'
 
   def strip(node):

@@ -46,6 +46,7 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
+from perceiver import kernels
 from perceiver import mixed_precision
 from perceiver.train import checkpoint
 from perceiver.train import config_lib
@@ -70,12 +71,17 @@ def task_module(config: ml_collections.ConfigDict):
   return config_lib.load_task(config)
 
 
+@contextlib.contextmanager
 def precision_scope(config: ml_collections.ConfigDict):
-  """The mixed-precision policy of config.compute_dtype, to hold while a
-  model is traced (perceiver.mixed_precision)."""
-  if config.compute_dtype == 'bfloat16':
-    return mixed_precision.bf16_policy()
-  return contextlib.nullcontext()
+  """What to hold while a model is traced: the mixed-precision policy of
+  config.compute_dtype (perceiver.mixed_precision) and the kernels of
+  config.fast_kernels (perceiver.kernels)."""
+  with kernels.fast_kernels(config.get('fast_kernels', False)):
+    if config.compute_dtype == 'bfloat16':
+      with mixed_precision.bf16_policy():
+        yield
+    else:
+      yield
 
 
 def _pmean_floats(tree: Any) -> Any:

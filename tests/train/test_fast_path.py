@@ -1,5 +1,6 @@
 """The fast path trains the release's model: scanned layers, chunked
-attention and remat change how the step is computed, not what.
+attention, remat and the fast kernels change how the step is computed, not
+what.
 
 One step from the same release-layout pickle on the fast path equals one
 step on the release-exact path (config_lib.release_exact) to float
@@ -29,9 +30,9 @@ EXPERIMENTS = sorted(os.path.basename(p)[:-3] for p in glob.glob(
 def test_every_experiment_trains_on_the_fast_path(name):
   for arg in ('', 'smoke'):
     config = load_experiment(name, arg)
-    assert config.scan_layers, (name, arg)
+    assert config.scan_layers and config.fast_kernels, (name, arg)
     exact = config_lib.release_exact(config)
-    assert not (exact.scan_layers or exact.remat)
+    assert not (exact.scan_layers or exact.remat or exact.fast_kernels)
     assert exact.compute_dtype == 'float32'
     assert not any(k in str(exact.model.to_dict())
                    for k in config_lib.CHUNK_KEYS)
@@ -81,9 +82,11 @@ def test_lamb_takes_its_trust_ratio_per_scanned_layer():
 
 def _fast(config):
   """Every switch of the fast path, sized to bite on the tiny model: 49
-  inputs in 4 kv chunks, 2 scanned layers rematerialised."""
+  inputs in 4 kv chunks, 2 scanned layers rematerialised, the fast
+  kernels (perceiver.kernels)."""
   config.scan_layers = True
   config.remat = True
+  config.fast_kernels = True
   config.model.encoder.kv_chunk_size = 16
   return config
 

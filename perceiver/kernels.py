@@ -1,0 +1,130 @@
+"""Fast kernels: the release's functions computed with less work.
+
+Glossary of shapes: B batch, T query positions, S key positions, H heads,
+D key channels per head, V value channels per head, C channels.
+
+Inside `with fast_kernels():`, while a model is traced, three pieces of the
+release's computation graph are replaced by cheaper equivalents. Each
+computes the same mathematical function; results agree with the release to
+float rounding (tests/test_kernels.py), and the parameter tree is unchanged:
+
+  * dense attention (`perceiver.attention.attend`, no dropout): the
+    1/sqrt(D) scale is applied to the [T, D] queries rather than the
+    [T, S] logits, and the softmax is normalised after the weighted sum,
+    on [T, V] rather than on [T, S] (one pass over the [T, S] array
+    fewer, forward and backward);
+  * LayerNorm (`perceiver.layer_norm`): one module with a hand-written
+    backward that keeps the normalised input and the reciprocal standard
+    deviation, instead of XLA's differentiation of the mean/variance
+    graph;
+  * Fourier position features on the default grid
+    (`position_encoding.FourierPositionEncoding`, no `pos`): computed once
+    for the grid and broadcast over the batch, instead of once per example
+    (bit-identical).
+
+Outside the scope (the default) every module runs the release's graph, so
+the golden tests and `config_lib.release_exact` are untouched. The trainer
+holds the scope for `config.fast_kernels` (perceiver/train/trainer.py);
+benchmarks/bench_paths.py measures it.
+
+The scope is read at trace time, like Haiku's mixed-precision policies: a
+function jitted inside it keeps the fast kernels.
+"""
+import contextlib
+import contextvars
+
+import haiku as hk
+import jax
+import jax.numpy as jnp
+
+_FAST = contextvars.ContextVar('perceiver_fast_kernels', default=False)
+
+
+@contextlib.contextmanager
+def fast_kernels(enabled: bool = True):
+  """Traces the Perceiver modules with the fast kernels (or, with
+  enabled=False, the release's graph) for the duration of the block."""
+  token = _FAST.set(bool(enabled))
+  try:
+    yield
+  finally:
+    _FAST.reset(token)
+
+
+def enabled() -> bool:
+  """Whether a `fast_kernels()` scope is active."""
+  return _FAST.get()
+
+
+# ---------------------------------------------------------------------------
+# LayerNorm.
+# ---------------------------------------------------------------------------
+
+# hk.LayerNorm's default epsilon, which the release uses.
+LAYER_NORM_EPS = 1e-5
+
+
+@jax.custom_vjp
+def _layer_norm(x, scale, offset):
+  """LayerNorm over the last axis of x [..., C] with [C] scale and offset."""
+  return _layer_norm_fwd(x, scale, offset)[0]
+
+
+def _layer_norm_fwd(x, scale, offset):
+  mean = jnp.mean(x, axis=-1, keepdims=True)
+  centred = x - mean
+  rstd = jax.lax.rsqrt(
+      jnp.mean(centred * centred, axis=-1, keepdims=True) + LAYER_NORM_EPS)
+  normed = centred * rstd
+  return normed * scale + offset, (normed, rstd, scale)
+
+
+def _layer_norm_bwd(residuals, dy):
+  normed, rstd, scale = residuals
+  dnormed = dy * scale
+  dx = rstd * (dnormed - jnp.mean(dnormed, axis=-1, keepdims=True)
+               - normed * jnp.mean(dnormed * normed, axis=-1, keepdims=True))
+  batch_axes = tuple(range(dy.ndim - 1))
+  return dx, jnp.sum(dy * normed, axis=batch_axes), jnp.sum(dy, axis=batch_axes)
+
+
+_layer_norm.defvjp(_layer_norm_fwd, _layer_norm_bwd)
+
+
+class LayerNorm(hk.Module):
+  """hk.LayerNorm(axis=-1, create_scale=True, create_offset=True) on
+  float32 inputs, with the same module name ('layer_norm') and parameters
+  ('scale' ones, 'offset' zeros, [C])."""
+
+  def __call__(self, x):
+    channels = x.shape[-1]
+    scale = hk.get_parameter('scale', [channels], jnp.float32, init=jnp.ones)
+    offset = hk.get_parameter('offset', [channels], jnp.float32,
+                              init=jnp.zeros)
+    return _layer_norm(x, scale, offset)
+
+
+# ---------------------------------------------------------------------------
+# Dense attention.
+# ---------------------------------------------------------------------------
+
+
+def attend_dense(q, k, v, attention_mask, mask_value):
+  """softmax(Q K^T / sqrt(D)) V per head: q [B, T, H, D], k [B, S, H, D],
+  v [B, S, H, V], optional mask [B, T, S] -> [B, T, H, V] in v's dtype.
+
+  Logits, softmax statistics and the weighted sum are accumulated in
+  float32 whatever the input dtype.
+  """
+  q = q * jnp.asarray(q.shape[-1] ** -0.5, q.dtype)
+  logits = jnp.einsum('bthd,bshd->bhts', q, k,
+                      preferred_element_type=jnp.float32)
+  if attention_mask is not None:
+    logits = jnp.where(attention_mask[:, None, :, :], logits, mask_value)
+  # The max only keeps exp() in range; it needs no gradient.
+  row_max = jax.lax.stop_gradient(jnp.max(logits, axis=-1, keepdims=True))
+  unnormalised = jnp.exp(logits - row_max)  # [B, H, T, S]
+  total = jnp.sum(unnormalised, axis=-1)  # [B, H, T]
+  out = jnp.einsum('bhts,bshv->bthv', unnormalised.astype(v.dtype), v,
+                   preferred_element_type=jnp.float32)
+  return (out / jnp.moveaxis(total, 1, 2)[..., None]).astype(v.dtype)

@@ -1,0 +1,192 @@
+"""The fast kernels (perceiver.kernels) compute the release's functions.
+
+Each kernel against the release's graph, values and gradients, to float
+tolerance; the whole golden models traced inside the scope: the same
+parameter tree, the same seeded initial weights, the golden outputs and the
+release's gradients.
+"""
+import haiku as hk
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from perceiver import attention
+from perceiver import kernels
+from perceiver import mixed_precision
+from perceiver import position_encoding
+from tests import golden
+
+
+def test_the_scope_is_off_by_default_and_restored():
+  assert not kernels.enabled()
+  with kernels.fast_kernels():
+    assert kernels.enabled()
+    with kernels.fast_kernels(False):
+      assert not kernels.enabled()
+    assert kernels.enabled()
+  assert not kernels.enabled()
+
+
+def _qkv(seed, b=2, t=37, s=53, h=4, d=8, v=5):
+  keys = jax.random.split(jax.random.PRNGKey(seed), 4)
+  q = jax.random.normal(keys[0], (b, t, h, d)) * 2
+  k = jax.random.normal(keys[1], (b, s, h, d)) * 2
+  vv = jax.random.normal(keys[2], (b, s, h, v))
+  mask = jax.random.bernoulli(keys[3], 0.7, (b, t, s))
+  mask = mask.at[0, 3].set(False)  # a fully masked query row
+  return q, k, vv, mask
+
+
+def _attend(fast, **kwargs):
+  def fn(q, k, v):
+    with kernels.fast_kernels(fast):
+      return attention.attend(q, k, v, **kwargs)
+  return fn
+
+
+@pytest.mark.parametrize('masked', [False, True])
+def test_fast_attention_equals_the_release(masked):
+  q, k, v, mask = _qkv(0)
+  mask = mask if masked else None
+  want = _attend(False, attention_mask=mask)(q, k, v)
+  got = _attend(True, attention_mask=mask)(q, k, v)
+  assert not np.array_equal(got, want)  # a different computation ...
+  np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)  # same maths
+  if masked:
+    np.testing.assert_array_equal(got[0, 3], 0.0)
+
+  def loss(fn):
+    return lambda *a: jnp.sum(jnp.sin(3 * fn(*a)))
+  g_want = jax.grad(loss(_attend(False, attention_mask=mask)),
+                    argnums=(0, 1, 2))(q, k, v)
+  g_got = jax.grad(loss(_attend(True, attention_mask=mask)),
+                   argnums=(0, 1, 2))(q, k, v)
+  for a, b in zip(g_got, g_want):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_fast_attention_keeps_float32_statistics_in_bfloat16():
+  q, k, v, mask = _qkv(1)
+  want = _attend(False, attention_mask=mask)(q, k, v)
+  bf16 = [x.astype(jnp.bfloat16) for x in (q, k, v)]
+  got = _attend(True, attention_mask=mask)(*bf16)
+  assert got.dtype == jnp.bfloat16
+  np.testing.assert_allclose(np.asarray(got, np.float32), want, atol=5e-2)
+  jaxpr = str(jax.make_jaxpr(_attend(True, attention_mask=mask))(*bf16))
+  assert 'exp' in jaxpr and 'bf16' in jaxpr
+  for line in jaxpr.splitlines():  # softmax statistics stay float32
+    if ' exp ' in line or 'reduce_max' in line:
+      assert 'f32[' in line and 'bf16[' not in line.split('=')[0], line
+
+
+def test_attention_dropout_keeps_the_release_kernel():
+  """Dropout acts on the normalised weights, which the fast kernel never
+  forms: with dropout the release's kernel runs, same draws, same output."""
+  q, k, v, _ = _qkv(2)
+  def run(fast):
+    def fn(q, k, v):
+      with kernels.fast_kernels(fast):
+        return attention.attend(q, k, v, dropout_prob=0.3)
+    return hk.transform(fn).apply({}, jax.random.PRNGKey(3), q, k, v)
+  np.testing.assert_array_equal(run(True), run(False))
+
+
+def _layer_norm(fast):
+  def fn(x):
+    with kernels.fast_kernels(fast):
+      from perceiver import perceiver  # pylint: disable=g-import-not-at-top
+      return perceiver.layer_norm(perceiver.layer_norm(x) * 3.0)
+  return hk.without_apply_rng(hk.transform(fn))
+
+
+def test_fast_layer_norm_equals_hk_layer_norm():
+  x = jax.random.normal(jax.random.PRNGKey(0), (3, 7, 16)) * 4 + 1
+  release, fast = _layer_norm(False), _layer_norm(True)
+  params = release.init(None, x)
+  assert golden.manifest(fast.init(None, x)) == golden.manifest(params)
+  golden.assert_params_identical(fast.init(None, x), params)
+  # Trained-looking parameters, so scale and offset matter.
+  params = jax.tree.map(
+      lambda p: p + 0.3 * jax.random.normal(jax.random.PRNGKey(p.size),
+                                            p.shape), params)
+  np.testing.assert_allclose(fast.apply(params, x), release.apply(params, x),
+                             rtol=1e-5, atol=1e-5)
+
+  def loss(model):
+    return lambda p, x: jnp.sum(jnp.cos(model.apply(p, x)) * x)
+  g_want = jax.grad(loss(release), argnums=(0, 1))(params, x)
+  g_got = jax.grad(loss(fast), argnums=(0, 1))(params, x)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4,
+                                                       atol=1e-4),
+               g_got, g_want)
+
+
+def test_fourier_features_once_per_grid_are_bit_identical():
+  def fn(fast):
+    def features():
+      with kernels.fast_kernels(fast):
+        return position_encoding.FourierPositionEncoding(
+            index_dims=(6, 9), num_bands=5, max_resolution=(6, 9))(
+                batch_size=3)
+    return hk.transform(features).apply({}, None)
+  want = fn(False)
+  assert want.shape == (3, 54, 2 + 2 * 2 * 5)
+  np.testing.assert_array_equal(jax.jit(lambda: fn(True))(),
+                                jax.jit(lambda: fn(False))())
+
+
+def _golden_model(family, fast):
+  spec = golden.load_json(family + '_tiny')
+  params, state, inputs, outputs = golden.load_npz(family + '_tiny')
+  model, names = golden.build(spec)
+  args = [inputs[n] for n in names]
+
+  def init(rng):
+    with kernels.fast_kernels(fast):
+      return model.init(rng, *args, is_training=True)
+
+  def apply(p, is_training=False, rng=None):
+    with kernels.fast_kernels(fast):
+      return model.apply(p, state, rng, *args, is_training=is_training)[0]
+  return params, outputs, init, apply
+
+
+@pytest.mark.parametrize('family', ['imagenet_fourier', 'language_mlm',
+                                    'optical_flow'])
+def test_golden_models_with_fast_kernels(family):
+  """The same parameter tree and seeded init; the golden outputs and the
+  release's gradients to float tolerance."""
+  params, outputs, init, apply = _golden_model(family, True)
+  _, _, release_init, release_apply = _golden_model(family, False)
+  golden.assert_params_identical(init(jax.random.PRNGKey(0))[0],
+                                 golden.load_init(family))
+  assert golden.manifest(release_init(jax.random.PRNGKey(0))[0]) == (
+      golden.manifest(params))
+  out = apply(params)
+  # Rounding differs op by op: the tolerance is relative to the outputs'
+  # scale (up to about 12 for the MLM logits).
+  size = float(np.abs(outputs['out']).max())
+  np.testing.assert_allclose(out, outputs['out'], rtol=1e-4,
+                             atol=1e-5 * max(size, 1.0))
+
+  def loss(fn):
+    def value(p):
+      tree = fn(p)
+      return sum(jnp.sum(jnp.sin(x)) for x in jax.tree.leaves(tree))
+    return value
+  g_got = jax.grad(loss(apply))(params)
+  g_want = jax.grad(loss(release_apply))(params)
+  scale = max(float(jnp.abs(g).max()) for g in jax.tree.leaves(g_want))
+  assert scale > 0
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(
+      a, b, rtol=1e-3, atol=1e-4 * scale), g_got, g_want)
+
+
+def test_bf16_with_fast_kernels_stays_near_float32():
+  params, outputs, _, apply = _golden_model('imagenet_fourier', True)
+  with mixed_precision.bf16_policy():
+    out = apply(params)
+  assert out.dtype == jnp.float32
+  np.testing.assert_allclose(out, outputs['out'], atol=0.1 * float(
+      np.abs(outputs['out']).max()))
