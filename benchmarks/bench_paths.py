@@ -34,6 +34,7 @@ batch 2 against 54 s for the default compile at batch 8, same load).
   python benchmarks/bench_paths.py                     # everything
   python benchmarks/bench_paths.py --sections=step --pairs=9
   python benchmarks/bench_paths.py --sections=batch --cases=optical_flow
+  python benchmarks/bench_paths.py --sections=batch --paths=fast
 """
 import json
 import os
@@ -81,6 +82,9 @@ def define_flags() -> None:
   flags.DEFINE_integer('compile_batch', 8, 'Batch of the compile section.')
   flags.DEFINE_list('cases', list(BATCH_CASES), 'Cases of the batch section.')
   flags.DEFINE_list('budgets_gib', ['16', '80'], 'Memory budgets per device.')
+  flags.DEFINE_list('paths', list(cases_lib.PATHS),
+                    'Paths of the batch section (e.g. fast alone: the '
+                    'release-exact compiles are the slow ones).')
   flags.DEFINE_integer('max_batch', 8192, 'The batch search stops here.')
   flags.DEFINE_bool('search_compiler_options', False,
                     'Compile the batch search with LLVM optimisation off.')
@@ -303,10 +307,11 @@ def run_batch(results: dict[str, Any]) -> None:
   _log(f'\n## batch: largest batch per device within {budgets} GiB (XLA '
        f'plan of the float32 train step, compile only)')
   rows = []
+  paths = [p for p in cases_lib.PATHS if p in FLAGS.paths]
   for name in FLAGS.cases:
     found = {}
     peaks = {}
-    for path in cases_lib.PATHS:
+    for path in paths:
       peak = _PeakOfBatch(name, path, options)
       for budget in budgets:
         found[(path, budget)] = largest_batch(
@@ -315,20 +320,27 @@ def run_batch(results: dict[str, Any]) -> None:
       peaks[path] = peak
       _check_against_compile_section(results, name, path, peak)
     out = {'per_example_MiB': {p: (peaks[p](2) - peaks[p](1)) / 2 ** 20
-                               for p in cases_lib.PATHS},
-           'peak_at_1_GiB': {p: peaks[p](1) / GiB for p in cases_lib.PATHS},
+                               for p in paths},
+           'peak_at_1_GiB': {p: peaks[p](1) / GiB for p in paths},
            'largest': {f'{p}@{b:g}GiB': found[(p, b)]
-                       for p in cases_lib.PATHS for b in budgets},
-           'compiles': {p: len(peaks[p].cache) for p in cases_lib.PATHS},
-           'search_s': {p: peaks[p].seconds for p in cases_lib.PATHS},
+                       for p in paths for b in budgets},
+           'peaks_GiB': {p: {b: v / GiB for b, v in sorted(peaks[p].cache.items())}
+                         for p in paths},
+           'compiles': {p: len(peaks[p].cache) for p in paths},
+           'search_s': {p: peaks[p].seconds for p in paths},
            'fast_switches': cases_lib.get(name, 'fast', 1).switches}
     results.setdefault('batch', {})[name] = out
     for budget in budgets:
-      e, f = found[('exact', budget)], found[('fast', budget)]
-      ratio = f'{f / e:.1f}x' if e else ('fits only fast' if f else '-')
-      rows.append((name, f'{budget:g}', str(e), str(f), ratio,
-                   f'{out["per_example_MiB"]["exact"]:.0f}',
-                   f'{out["per_example_MiB"]["fast"]:.0f}',
+      e, f = found.get(('exact', budget)), found.get(('fast', budget))
+      if e is None or f is None:
+        ratio = '-'
+      else:
+        ratio = f'{f / e:.1f}x' if e else ('fits only fast' if f else '-')
+      mib = out['per_example_MiB']
+      rows.append((name, f'{budget:g}', str(e if e is not None else '-'),
+                   str(f if f is not None else '-'), ratio,
+                   f'{mib["exact"]:.0f}' if 'exact' in mib else '-',
+                   f'{mib["fast"]:.0f}' if 'fast' in mib else '-',
                    out['fast_switches']))
     _log(f'  {name}: done [load {_load()}]')
   _log(_table(('case', 'budget GiB', 'exact B', 'fast B', 'fast/exact',
@@ -363,6 +375,10 @@ def main(argv):
   unknown = sorted(set(FLAGS.sections) - set(SECTIONS))
   if unknown:
     raise app.UsageError(f'Unknown sections {unknown}; choose from {SECTIONS}.')
+  bad_paths = sorted(set(FLAGS.paths) - set(cases_lib.PATHS))
+  if bad_paths or not FLAGS.paths:
+    raise app.UsageError(f'--paths={FLAGS.paths}: choose from '
+                         f'{cases_lib.PATHS}.')
   for name in FLAGS.step_cases + FLAGS.compile_cases + FLAGS.cases:
     if name not in cases_lib.CASES:
       raise app.UsageError(f'Unknown case {name!r}; known: '

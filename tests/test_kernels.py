@@ -152,8 +152,8 @@ def _golden_model(family, fast):
   return params, outputs, init, apply
 
 
-@pytest.mark.parametrize('family', ['imagenet_fourier', 'language_mlm',
-                                    'optical_flow'])
+# Fourier inputs and a 1-head cross-attention; bytes, masks and 8 heads.
+@pytest.mark.parametrize('family', ['imagenet_fourier', 'language_mlm'])
 def test_golden_models_with_fast_kernels(family):
   """The same parameter tree and seeded init; the golden outputs and the
   release's gradients to float tolerance."""
