@@ -34,7 +34,6 @@ if _REPO not in sys.path:
   sys.path.insert(0, _REPO)
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
-import contextlib
 import haiku as hk
 import jax
 import jax.numpy as jnp
@@ -42,7 +41,6 @@ import ml_collections
 import numpy as np
 import optax
 
-from perceiver import kernels
 from perceiver import mixed_precision
 from perceiver import model_card
 from perceiver.train import config_lib
@@ -76,15 +74,9 @@ class Case:
   fast_kernels: bool = False
   switches: str = ''
 
-  @contextlib.contextmanager
   def precision(self):
     """The trace-time scopes of the path (as trainer.precision_scope)."""
-    with kernels.fast_kernels(self.fast_kernels):
-      if self.compute_dtype == 'bfloat16':
-        with mixed_precision.bf16_policy():
-          yield
-      else:
-        yield
+    return mixed_precision.trace_scope(self.compute_dtype, self.fast_kernels)
 
 
 # ---------------------------------------------------------------------------

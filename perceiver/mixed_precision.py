@@ -48,3 +48,18 @@ def bf16_policy(compute_dtype=jnp.bfloat16):
     for cls, policy in policies:
       stack.enter_context(hk.mixed_precision.push_policy(cls, policy))
     yield
+
+
+@contextlib.contextmanager
+def trace_scope(compute_dtype: str = 'float32', fast_kernels: bool = False):
+  """Everything to hold while a model is traced: the bf16 policy when
+  compute_dtype is 'bfloat16', and perceiver.kernels' fast kernels."""
+  if compute_dtype not in ('float32', 'bfloat16'):
+    raise ValueError(f"compute_dtype={compute_dtype!r}; use 'float32' or "
+                     "'bfloat16'.")
+  with kernels.fast_kernels(fast_kernels):
+    if compute_dtype == 'bfloat16':
+      with bf16_policy():
+        yield
+    else:
+      yield

@@ -31,7 +31,6 @@ Steps: `config.num_train_steps` counts step-function calls (micro-batches of
 the global batch). With `optimizer.grad_accum_steps = k` there are
 num_train_steps / k optimiser updates and schedules are in those units.
 """
-import contextlib
 import json
 import os
 from typing import Any, NamedTuple, Optional, Sequence
@@ -46,7 +45,6 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from perceiver import kernels
 from perceiver import mixed_precision
 from perceiver.train import checkpoint
 from perceiver.train import config_lib
@@ -71,17 +69,12 @@ def task_module(config: ml_collections.ConfigDict):
   return config_lib.load_task(config)
 
 
-@contextlib.contextmanager
 def precision_scope(config: ml_collections.ConfigDict):
   """What to hold while a model is traced: the mixed-precision policy of
-  config.compute_dtype (perceiver.mixed_precision) and the kernels of
-  config.fast_kernels (perceiver.kernels)."""
-  with kernels.fast_kernels(config.get('fast_kernels', False)):
-    if config.compute_dtype == 'bfloat16':
-      with mixed_precision.bf16_policy():
-        yield
-    else:
-      yield
+  config.compute_dtype and the kernels of config.fast_kernels
+  (perceiver.mixed_precision.trace_scope)."""
+  return mixed_precision.trace_scope(config.compute_dtype,
+                                     config.get('fast_kernels', False))
 
 
 def _pmean_floats(tree: Any) -> Any:
