@@ -19,7 +19,7 @@ Mixed precision: logits, softmax and the running statistics are computed in
 float32 whatever the input dtype; the weighted sum runs in the value dtype.
 """
 import math
-from typing import Optional
+from typing import Callable, Optional
 
 import haiku as hk
 import jax
@@ -85,10 +85,16 @@ def attend(q, k, v, dropout_prob=0.0, attention_mask=None, *,
     else:
       out = _attend_chunked(q, k, v, attention_mask, q_chunk_size,
                             kv_chunk_size)
-  out = jnp.reshape(out, [batch, q_len, num_heads * v.shape[-1]])
+  return _merge_heads(out, attention_mask)
+
+
+def _merge_heads(out, attention_mask):
+  """[B, T, H, V] -> [B, T, H * V], with rows that may attend to nothing
+  set to zero: they would otherwise get a uniform average of the values,
+  and the release forces them to zero."""
+  batch, q_len, num_heads, v_dim = out.shape
+  out = jnp.reshape(out, [batch, q_len, num_heads * v_dim])
   if attention_mask is not None:
-    # A query that may attend to nothing would otherwise get a uniform
-    # average of the values; the release forces such rows to zero.
     wipe = jnp.all(attention_mask == 0, axis=2, keepdims=True)  # [B, T, 1]
     out = jnp.where(wipe, jnp.zeros_like(out), out)
   return out
@@ -177,39 +183,21 @@ def _attend_chunked(q, k, v, attention_mask, q_chunk_size, kv_chunk_size):
   @jax.checkpoint
   def fold_kv_chunk(carry, chunk):
     """Folds one key/value chunk into the running softmax statistics."""
-    running_max, running_sum, acc = carry  # [B,H,cq], [B,H,cq], [B,cq,H,V]
     q_chunk, k_chunk, v_chunk, m_chunk, index = chunk
-    logits = jnp.einsum('bthd,bshd->bhts', q_chunk, k_chunk,
-                        preferred_element_type=jnp.float32)  # [B,H,cq,ckv]
-    if m_chunk is not None:
-      logits = jnp.where(m_chunk[:, None, :, :], logits, _MASK_VALUE)
+    keep = None if m_chunk is None else m_chunk[:, None, :, :]
     if padded:
       real = index * ckv + jnp.arange(ckv) < kv_len  # [ckv]
-      logits = jnp.where(real, logits, _MASK_VALUE)
-    new_max = jnp.maximum(running_max, jnp.max(logits, axis=-1))
-    p = jnp.exp(logits - new_max[..., None])
-    correction = jnp.exp(running_max - new_max)
-    running_sum = running_sum * correction + jnp.sum(p, axis=-1)
-    acc = acc * jnp.moveaxis(correction, 1, 2)[..., None] + jnp.einsum(
-        'bhts,bshv->bthv', p.astype(v_chunk.dtype), v_chunk,
-        preferred_element_type=jnp.float32)
-    return (new_max, running_sum, acc), None
+      keep = real if keep is None else keep & real
+    return _fold(carry, q_chunk, k_chunk, v_chunk, keep), None
 
   def one_q_chunk(args):
     q_chunk, m_q = args  # [B, cq, H, D], [B, cq, nkv, ckv] or None
     m_kv = None if m_q is None else jnp.moveaxis(m_q, 2, 0)  # [nkv,B,cq,ckv]
-    # A zero made from every input: inside `jax.shard_map` the initial
-    # carry then varies over the mesh axes the inputs vary over, as the
-    # scan's output carry does (a constant init would not).
-    zero = sum(jnp.zeros_like(jnp.ravel(x)[:1], jnp.float32)
-               for x in (q_chunk, k, v, m_kv) if x is not None)
-    stats = jnp.broadcast_to(zero, (batch, num_heads, cq))
-    init = (stats - jnp.inf, stats,
-            jnp.broadcast_to(zero, (batch, cq, num_heads, v_dim)))
-    (_, total, acc), _ = jax.lax.scan(
+    init = _initial_stats((q_chunk, k, v, m_kv), batch, num_heads, cq, v_dim)
+    carry, _ = jax.lax.scan(
         lambda c, x: fold_kv_chunk(c, (q_chunk,) + x), init,
         (k, v, m_kv, jnp.arange(nkv)))
-    return (acc / jnp.moveaxis(total, 1, 2)[..., None]).astype(v.dtype)
+    return _normalise(carry, v.dtype)
 
   if nq == 1:
     # One query chunk (an encoder's N latents): no loop over query chunks,
@@ -219,3 +207,108 @@ def _attend_chunked(q, k, v, attention_mask, q_chunk_size, kv_chunk_size):
     out = jax.lax.map(one_q_chunk, (q, mask))  # [nq, B, cq, H, V]
   out = jnp.reshape(jnp.moveaxis(out, 0, 1), [batch, q_pad, num_heads, v_dim])
   return out[:, :q_len]
+
+
+def _initial_stats(inputs, batch, num_heads, q_len, v_dim):
+  """The running max (-inf), normaliser (0) and accumulator (0) before any
+  key is folded in: [B, H, T], [B, H, T], [B, T, H, V] in float32.
+
+  The zero is made from every input: inside `jax.shard_map` the initial
+  carry then varies over the mesh axes the inputs vary over, as the scan's
+  output carry does (a constant init would not)."""
+  zero = sum(jnp.zeros_like(jnp.ravel(x)[:1], jnp.float32)
+             for x in inputs if x is not None)
+  stats = jnp.broadcast_to(zero, (batch, num_heads, q_len))
+  return (stats - jnp.inf, stats,
+          jnp.broadcast_to(zero, (batch, q_len, num_heads, v_dim)))
+
+
+def _fold(carry, q, k, v, keep):
+  """Folds keys k [B, c, H, D] and values v [B, c, H, V] into the running
+  softmax statistics of the (already scaled) queries q [B, T, H, D]. keep,
+  if given, broadcasts to [B, H, T, c]: False hides a key."""
+  running_max, running_sum, acc = carry
+  logits = jnp.einsum('bthd,bshd->bhts', q, k,
+                      preferred_element_type=jnp.float32)  # [B, H, T, c]
+  if keep is not None:
+    logits = jnp.where(keep, logits, _MASK_VALUE)
+  new_max = jnp.maximum(running_max, jnp.max(logits, axis=-1))
+  p = jnp.exp(logits - new_max[..., None])
+  correction = jnp.exp(running_max - new_max)
+  running_sum = running_sum * correction + jnp.sum(p, axis=-1)
+  acc = acc * jnp.moveaxis(correction, 1, 2)[..., None] + jnp.einsum(
+      'bhts,bshv->bthv', p.astype(v.dtype), v,
+      preferred_element_type=jnp.float32)
+  return new_max, running_sum, acc
+
+
+def _normalise(carry, dtype):
+  """The attention output [B, T, H, V] from the final statistics."""
+  _, total, acc = carry
+  return (acc / jnp.moveaxis(total, 1, 2)[..., None]).astype(dtype)
+
+
+def kv_chunking(length: int, requested: int) -> tuple[int, int]:
+  """(chunk size, chunk count) covering `length` keys in chunks of at most
+  `requested`, as evenly as possible: an exact divisor when `even_chunk`
+  finds one, else ceil(length / count), the last chunk then overlapping
+  the one before it by less than the chunk count."""
+  size = even_chunk(length, requested)
+  count = -(-length // size)
+  if length % size:
+    size = -(-length // count)
+  return size, count
+
+
+def attend_projected(q, inputs_kv, project_kv: Callable, v_head_channels: int,
+                     kv_chunk_size: int, attention_mask=None):
+  """Attention whose keys and values are computed a chunk at a time.
+
+  Chunked attention (`attend` with kv_chunk_size) still takes K and V
+  whole, so the [B, S, C] normalised inputs, the [B, S, H*D] and
+  [B, S, H*V] projections and their gradients are all held at once. Here
+  `project_kv` (a Haiku function: the key/value LayerNorm and projections)
+  runs on one [B, c, C] slice of the inputs inside the loop over key
+  chunks, and again in the backward pass, so besides the inputs and their
+  gradient only one chunk of S-sized arrays is live at a time. The
+  function is the same as `attend`'s; only rounding differs.
+
+  Args:
+    q: [B, T, H, D] queries, all in one chunk.
+    inputs_kv: [B, S, C] key/value inputs, before `project_kv`.
+    project_kv: [B, c, C] -> (k [B, c, H, D], v [B, c, H, V]).
+    v_head_channels: V.
+    kv_chunk_size: at most this many keys per chunk (see `kv_chunking`).
+    attention_mask: optional [B, T, S]; truthy entries may be attended.
+
+  Returns:
+    [B, T, H * V], as `attend`, in q's dtype.
+  """
+  batch, q_len, num_heads, _ = q.shape
+  kv_len = inputs_kv.shape[1]
+  check_attention_mask(attention_mask, batch, q_len, kv_len)
+  if kv_chunk_size <= 0:
+    raise ValueError(f'kv_chunk_size must be positive; got {kv_chunk_size}.')
+  size, count = kv_chunking(kv_len, kv_chunk_size)
+  overlaps = count * size != kv_len
+  scaled_q = q * jnp.asarray(q.shape[-1] ** -0.5, q.dtype)
+
+  def fold_kv_chunk(carry, index):
+    # The last chunk is moved back to end at S; the keys it shares with
+    # the chunk before are hidden (no padded copy of the inputs).
+    start = jnp.minimum(index * size, kv_len - size)
+    k, v = project_kv(
+        jax.lax.dynamic_slice_in_dim(inputs_kv, start, size, axis=1))
+    keep = None
+    if attention_mask is not None:
+      keep = jax.lax.dynamic_slice_in_dim(
+          attention_mask, start, size, axis=2).astype(bool)[:, None]
+    if overlaps:
+      fresh = start + jnp.arange(size) >= index * size  # [c]
+      keep = fresh if keep is None else keep & fresh
+    return _fold(carry, scaled_q, k, v, keep), None
+
+  init = _initial_stats((scaled_q, inputs_kv, attention_mask), batch,
+                        num_heads, q_len, v_head_channels)
+  carry, _ = hk.scan(hk.remat(fold_kv_chunk), init, jnp.arange(count))
+  return _merge_heads(_normalise(carry, q.dtype), attention_mask)

@@ -48,7 +48,7 @@ from perceiver import checks
 from perceiver import io_processors
 from perceiver import kernels
 from perceiver import position_encoding
-from perceiver.attention import attend  # pylint: disable=unused-import
+from perceiver.attention import attend, attend_projected
 
 
 #  -----------------------------------------------------------
@@ -68,12 +68,17 @@ def conv_1d(output_channels, init_scale=1.0, with_bias=True, name=None):
 def layer_norm(x, name=None):
   """LayerNorm over channels, computed in float32 whatever x's dtype
   (perceiver.kernels.LayerNorm inside `kernels.fast_kernels()`)."""
+  return layer_norm_fn(name)(x)
+
+
+def layer_norm_fn(name=None):
+  """`layer_norm` as a function, its module made now and applied later."""
   if kernels.enabled():
     ln = kernels.LayerNorm(name=name)
   else:
     ln = hk.LayerNorm(axis=-1, create_scale=True, create_offset=True,
                       name=name)
-  return ln(x.astype(jnp.float32)).astype(x.dtype)
+  return lambda x: ln(x.astype(jnp.float32)).astype(x.dtype)
 
 
 def make_cross_attention_mask(query_mask, kv_mask):
@@ -121,8 +126,15 @@ class Attention(hk.Module):
     self._q_chunk_size = q_chunk_size
     self._kv_chunk_size = kv_chunk_size
 
-  def __call__(self, inputs_q, inputs_kv, attention_mask=None):
-    """[B, T, Cq] queries, [B, S, Ckv] keys/values -> [B, T, output]."""
+  def __call__(self, inputs_q, inputs_kv, attention_mask=None, kv_norm=None):
+    """[B, T, Cq] queries, [B, S, Ckv] keys/values -> [B, T, output].
+
+    kv_norm, if given, is applied to inputs_kv first. With kv_chunk_size
+    smaller than S, no attention dropout and the queries in one chunk, it
+    and the key/value projections run a key chunk at a time
+    (`attention.attend_projected`): S-sized intermediates are never held
+    whole.
+    """
     # Resolved per call; the module itself is never modified.
     qk_channels = self._qk_channels or inputs_q.shape[-1]
     v_channels = self._v_channels or qk_channels
@@ -136,17 +148,33 @@ class Attention(hk.Module):
     batch, q_len, _ = inputs_q.shape
     _, kv_len, _ = inputs_kv.shape
 
-    q = conv_1d(qk_channels, init_scale=self._init_scale)(inputs_q)
-    k = conv_1d(qk_channels, init_scale=self._init_scale)(inputs_kv)
-    v = conv_1d(v_channels, init_scale=self._init_scale)(inputs_kv)
     heads = self._num_heads
+    q = conv_1d(qk_channels, init_scale=self._init_scale)(inputs_q)
     q = jnp.reshape(q, [batch, q_len, heads, qk_channels // heads])
-    k = jnp.reshape(k, [batch, kv_len, heads, qk_channels // heads])
-    v = jnp.reshape(v, [batch, kv_len, heads, v_channels // heads])
-    result = attend(q, k, v, dropout_prob=self._dropout_prob,
-                    attention_mask=attention_mask,
-                    q_chunk_size=self._q_chunk_size,
-                    kv_chunk_size=self._kv_chunk_size)
+    k_proj = conv_1d(qk_channels, init_scale=self._init_scale)
+    v_proj = conv_1d(v_channels, init_scale=self._init_scale)
+
+    def project_kv(x):
+      if kv_norm is not None:
+        x = kv_norm(x)
+      length = x.shape[1]
+      # Made in this order (keys, then values), as the release does, so
+      # seeded initialisation draws the same weights.
+      k = jnp.reshape(k_proj(x), [batch, length, heads, qk_channels // heads])
+      v = jnp.reshape(v_proj(x), [batch, length, heads, v_channels // heads])
+      return k, v
+
+    kv_chunk, q_chunk = self._kv_chunk_size, self._q_chunk_size
+    if (kv_chunk and kv_chunk < kv_len and not self._dropout_prob
+        and (q_chunk or q_len) >= q_len):
+      result = attend_projected(
+          q, inputs_kv, project_kv, v_channels // heads, kv_chunk,
+          attention_mask=attention_mask)
+    else:
+      k, v = project_kv(inputs_kv)
+      result = attend(q, k, v, dropout_prob=self._dropout_prob,
+                      attention_mask=attention_mask,
+                      q_chunk_size=q_chunk, kv_chunk_size=kv_chunk)
     return conv_1d(output_channels, with_bias=self._with_final_bias,
                    init_scale=self._final_init_scale)(result)
 
@@ -311,9 +339,12 @@ class CrossAttention(hk.Module):
         v_channels=self._v_channels,
         output_channels=output_channels,
         q_chunk_size=self._q_chunk_size,
-        kv_chunk_size=self._kv_chunk_size)(layer_norm(inputs_q),
-                                           layer_norm(inputs_kv),
-                                           attention_mask=attention_mask)
+        kv_chunk_size=self._kv_chunk_size)
+    normed_q = layer_norm(inputs_q)
+    # The key/value LayerNorm is left to the attention, which may apply it
+    # a chunk of the inputs at a time.
+    attention = attention(normed_q, inputs_kv, attention_mask=attention_mask,
+                          kv_norm=layer_norm_fn())
     attention = _dropout(dropout_prob, attention)
     x = inputs_q + attention if self._use_query_residual else attention
     x += MLP(widening_factor=self._widening_factor,

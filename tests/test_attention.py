@@ -153,3 +153,112 @@ def test_padded_keys_are_hidden_without_a_mask():
   dense = perceiver.attend(q, k, v)
   chunked = perceiver.attend(q, k, v, kv_chunk_size=7)
   np.testing.assert_allclose(chunked, dense, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize('length,requested,want', [
+    (52097, 8192, (7443, 7)),  # video autoencoding: 53 x 983, no even split
+    (182528, 8192, (7936, 23)),
+    (53, 16, (14, 4)),  # 4 x 14 = 56: the last chunk overlaps by 3
+    (16, 64, (16, 1))])
+def test_kv_chunking(length, requested, want):
+  assert attention.kv_chunking(length, requested) == want
+
+
+def _cross_attention(kv_chunk_size, q_chunk_size=None, heads=2):
+  """A cross-attention block whose keys/values come from C = 6 inputs."""
+  def f(x_q, x_kv, mask=None):
+    return perceiver.CrossAttention(
+        num_heads=heads, qk_channels=8, v_channels=10,
+        kv_chunk_size=kv_chunk_size, q_chunk_size=q_chunk_size)(
+            x_q, x_kv, attention_mask=mask, is_training=False)
+  return hk.transform(f)
+
+
+def _cross_inputs(seed, b=2, t=11, s=53):
+  keys = jax.random.split(jax.random.PRNGKey(seed), 3)
+  x_q = jax.random.normal(keys[0], (b, t, 12))
+  x_kv = jax.random.normal(keys[1], (b, s, 6)) * 3 + 1
+  mask = jax.random.bernoulli(keys[2], 0.7, (b, t, s)).at[1, 4].set(False)
+  return x_q, x_kv, mask
+
+
+@pytest.mark.parametrize('kv_chunk', [16, 7, 1, 53])
+@pytest.mark.parametrize('masked', [False, True])
+def test_projected_chunks_equal_the_whole_block(kv_chunk, masked):
+  """Keys/values normalised and projected a chunk at a time (the last
+  chunk overlapping when no size divides S): the same parameters, drawn
+  from the same seed, and the same outputs and gradients."""
+  x_q, x_kv, mask = _cross_inputs(0)
+  mask = mask if masked else None
+  whole, chunked = _cross_attention(None), _cross_attention(kv_chunk)
+  params = whole.init(jax.random.PRNGKey(4), x_q, x_kv, mask)
+  chunked_params = chunked.init(jax.random.PRNGKey(4), x_q, x_kv, mask)
+  jax.tree.map(np.testing.assert_array_equal, chunked_params, params)
+
+  def loss(model, params, x_q, x_kv):
+    return jnp.sum(jnp.sin(model.apply(params, None, x_q, x_kv, mask)))
+  for argnums in (0, 2):  # parameters; the key/value inputs
+    want = jax.grad(lambda *a: loss(whole, *a), argnums)(params, x_q, x_kv)
+    got = jax.grad(lambda *a: loss(chunked, *a), argnums)(params, x_q, x_kv)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(
+        a, b, rtol=1e-4, atol=1e-5), got, want)
+  out = chunked.apply(params, None, x_q, x_kv, mask)
+  np.testing.assert_allclose(out, whole.apply(params, None, x_q, x_kv, mask),
+                             rtol=1e-5, atol=1e-5)
+  if kv_chunk < 53:
+    jaxpr = str(jax.make_jaxpr(lambda p: chunked.apply(
+        p, None, x_q, x_kv, mask))(params))
+    assert 'scan' in jaxpr
+
+
+def test_projected_chunks_hold_no_whole_projection():
+  """The gradient of a block over S = 16384 inputs: with the projections
+  made per chunk, XLA plans a fraction of the temporaries of attention
+  chunked on projections made whole (queries chunked too, which keeps
+  that path)."""
+  x_q, x_kv = jnp.zeros((1, 16, 12)), jnp.zeros((1, 16384, 64))
+  def temp_bytes(model):
+    params = model.init(jax.random.PRNGKey(0), x_q, x_kv)
+    grad = jax.jit(jax.grad(
+        lambda p, x: jnp.sum(model.apply(p, None, x_q, x)), argnums=(0, 1)))
+    return grad.lower(params, x_kv).compile().memory_analysis(
+    ).temp_size_in_bytes
+  projected = temp_bytes(_cross_attention(1024))
+  whole = temp_bytes(_cross_attention(1024, q_chunk_size=8))
+  one_array = 16384 * 64 * 4
+  assert whole >= 4 * one_array, whole
+  assert projected * 2 < whole, (projected, whole)
+
+
+def test_projected_chunks_run_inside_shard_map():
+  """As test_chunked_attention_runs_inside_shard_map, with the chunks'
+  projections inside the loop."""
+  from jax.sharding import Mesh, NamedSharding, PartitionSpec as P  # pylint: disable=g-import-not-at-top,g-multiple-import
+  mesh = Mesh(np.asarray(jax.devices()[:2]), ('batch',))
+  x_q, x_kv, mask = _cross_inputs(5)
+  model = _cross_attention(16)
+  params = model.init(jax.random.PRNGKey(1), x_q, x_kv, mask)
+
+  def grads(x_q, x_kv, mask):
+    return jax.grad(lambda p: jnp.sum(
+        model.apply(p, None, x_q, x_kv, mask) ** 2))(params)
+
+  # The parameters are replicated, so their gradient is summed over the
+  # mesh by shard_map's transpose: the whole batch's gradient.
+  sharded = jax.jit(jax.shard_map(grads, mesh=mesh,
+      in_specs=P('batch'), out_specs=P()))(
+          *[jax.device_put(x, NamedSharding(mesh, P('batch')))
+            for x in (x_q, x_kv, mask)])
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(
+      a, b, rtol=1e-4, atol=1e-5), sharded, grads(x_q, x_kv, mask))
+
+
+def test_model_with_projected_chunks_matches_golden():
+  """Encoder key/value chunks alone (the latents in one query chunk): the
+  per-chunk projections reproduce the released outputs."""
+  spec = golden.load_json('language_mlm_tiny')
+  params, state, inputs, outputs = golden.load_npz('language_mlm_tiny')
+  model, names = golden.build(spec, kv_chunk_size=16)
+  out, _ = model.apply(params, state, None, *[inputs[n] for n in names],
+                       is_training=False)
+  np.testing.assert_allclose(out, outputs['out'], rtol=1e-4, atol=1e-5)
