@@ -3,7 +3,7 @@
 Glossary of shapes: B batch, T query positions, S key positions, H heads,
 D key channels per head, V value channels per head, C channels.
 
-Inside `with fast_kernels():`, while a model is traced, three pieces of the
+Inside `with fast_kernels():`, while a model is traced, four pieces of the
 release's computation graph are replaced by cheaper equivalents. Each
 computes the same mathematical function; results agree with the release to
 float rounding (tests/test_kernels.py), and the parameter tree is unchanged:
@@ -20,7 +20,12 @@ float rounding (tests/test_kernels.py), and the parameter tree is unchanged:
   * Fourier position features on the default grid
     (`position_encoding.FourierPositionEncoding`, no `pos`): computed once
     for the grid and broadcast over the batch, instead of once per example
-    (bit-identical).
+    (bit-identical);
+  * the batch broadcast of a learned table
+    (`position_encoding.TrainablePositionEncoding`): its gradient, a sum
+    over the batch, is taken with a matmul against ones instead of XLA's
+    reduce over the leading axis, which XLA:CPU runs some 80 times slower
+    (benchmarks/README.md).
 
 Outside the scope (the default) every module runs the release's graph, so
 the golden tests and `config_lib.release_exact` are untouched. The trainer
@@ -32,6 +37,7 @@ function jitted inside it keeps the fast kernels.
 """
 import contextlib
 import contextvars
+import functools
 
 import haiku as hk
 import jax
@@ -128,3 +134,32 @@ def attend_dense(q, k, v, attention_mask, mask_value):
   out = jnp.einsum('bhts,bshv->bthv', unnormalised.astype(v.dtype), v,
                    preferred_element_type=jnp.float32)
   return (out / jnp.moveaxis(total, 1, 2)[..., None]).astype(v.dtype)
+
+
+# ---------------------------------------------------------------------------
+# Batch broadcast.
+# ---------------------------------------------------------------------------
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
+def broadcast_batch(x, batch_size: int):
+  """x [...] -> [batch_size, ...], every example a copy of x."""
+  return jnp.broadcast_to(x[None], (batch_size,) + x.shape)
+
+
+def _broadcast_batch_fwd(x, batch_size):
+  return broadcast_batch(x, batch_size), None
+
+
+def _broadcast_batch_bwd(batch_size, _, dy):
+  # The sum over the batch as a [B] x [B, ...] contraction, accumulated in
+  # float32 at full precision (on TPU a default-precision float32 matmul
+  # would round to bfloat16).
+  ones = jnp.ones((batch_size,), dy.dtype)
+  dx = jnp.tensordot(ones, dy, axes=(0, 0),
+                     precision=jax.lax.Precision.HIGHEST,
+                     preferred_element_type=jnp.float32)
+  return (dx.astype(dy.dtype),)
+
+
+broadcast_batch.defvjp(_broadcast_batch_fwd, _broadcast_batch_bwd)

@@ -99,6 +99,8 @@ class TrainablePositionEncoding(AbstractPositionEncoding):
         'pos_embs', [self._index_dim, self._num_channels],
         init=hk.initializers.TruncatedNormal(stddev=self._init_scale))
     if batch_size is not None:
+      if kernels.enabled():
+        return kernels.broadcast_batch(pos_embs, batch_size)
       pos_embs = jnp.broadcast_to(
           pos_embs[None, :, :], (batch_size,) + pos_embs.shape)
     return pos_embs

@@ -136,6 +136,35 @@ def test_fourier_features_once_per_grid_are_bit_identical():
                                 jax.jit(lambda: fn(False))())
 
 
+@pytest.mark.parametrize('dtype', [jnp.float32, jnp.bfloat16])
+def test_batch_broadcast_sums_its_gradient_over_the_batch(dtype):
+  """A learned table broadcast over the batch: the same values, and the
+  gradient of the table is the sum over the batch of the output's."""
+  def fn(fast):
+    def table():
+      with kernels.fast_kernels(fast):
+        return position_encoding.TrainablePositionEncoding(
+            index_dim=5, num_channels=3)(batch_size=4)
+    return hk.without_apply_rng(hk.transform(table))
+  params = fn(False).init(jax.random.PRNGKey(0))
+  params = jax.tree.map(lambda p: p.astype(dtype), params)
+  weights = jax.random.normal(jax.random.PRNGKey(1), (4, 5, 3)).astype(dtype)
+
+  def grad(fast):
+    return jax.grad(lambda p: jnp.sum(
+        fn(fast).apply(p).astype(jnp.float32) * weights))(params)
+  np.testing.assert_array_equal(fn(True).apply(params), fn(False).apply(params))
+  got, want = grad(True), grad(False)
+  assert got['trainable_position_encoding']['pos_embs'].dtype == dtype
+  np.testing.assert_allclose(
+      got['trainable_position_encoding']['pos_embs'].astype(jnp.float32),
+      np.sum(np.asarray(weights, np.float32), axis=0),
+      rtol=1e-2 if dtype == jnp.bfloat16 else 1e-6, atol=1e-6)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(
+      a.astype(jnp.float32), b.astype(jnp.float32), rtol=1e-2, atol=1e-2),
+               got, want)
+
+
 def _golden_model(family, fast):
   spec = golden.load_json(family + '_tiny')
   params, state, inputs, outputs = golden.load_npz(family + '_tiny')
