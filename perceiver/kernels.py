@@ -24,8 +24,8 @@ float rounding (tests/test_kernels.py), and the parameter tree is unchanged:
   * the batch broadcast of a learned table
     (`position_encoding.TrainablePositionEncoding`): its gradient, a sum
     over the batch, is taken with a matmul against ones instead of XLA's
-    reduce over the leading axis, which XLA:CPU runs some 80 times slower
-    (benchmarks/README.md).
+    reduce over the leading axis, which XLA:CPU runs 20 to 50 times slower
+    (benchmarks/bench_batch_sum.py).
 
 Outside the scope (the default) every module runs the release's graph, so
 the golden tests and `config_lib.release_exact` are untouched. The trainer

@@ -1,6 +1,6 @@
 """The benchmark scripts run: bench_accel's CPU tiny mode end to end,
-bench_paths' batch search against a brute-force scan, and every plateau
-ablation arm's flags build its model."""
+bench_paths' batch search against a brute-force scan, bench_batch_sum on a
+small shape, and every plateau ablation arm's flags build its model."""
 import functools
 import math
 
@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from benchmarks import bench_accel
+from benchmarks import bench_batch_sum
 from benchmarks import bench_paths
 from benchmarks import mlm_ablations
 from benchmarks import mlm_plateau
@@ -36,6 +37,14 @@ def test_largest_batch_matches_a_brute_force_scan(per_example, fixed, budget,
   assert got == want
   if guess_error == 0 and 0 < want < limit:
     assert len(set(calls)) <= 3  # B = 1, the guess and the guess + 1
+
+
+def test_batch_sum_benchmark_times_two_equal_sums():
+  r = bench_batch_sum.measure((4, 16, 8), repeats=2)
+  assert set(r) == {'reduce_ms', 'matmul_ms', 'reduce_grad_ms',
+                    'matmul_grad_ms', 'max_abs_difference'}
+  assert all(r[k] > 0 for k in r if k.endswith('_ms'))
+  assert r['max_abs_difference'] < 1e-5
 
 
 def test_accel_benchmark_runs_on_cpu_in_tiny_mode():
