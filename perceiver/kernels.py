@@ -151,15 +151,20 @@ def _broadcast_batch_fwd(x, batch_size):
   return broadcast_batch(x, batch_size), None
 
 
+def sum_batch(x):
+  """x [B, ...] summed over B as a [B] x [B, ...] contraction, accumulated
+  in float32 at full precision (on TPU a default-precision float32 matmul
+  would round to bfloat16); in x's dtype."""
+  ones = jnp.ones((x.shape[0],), x.dtype)
+  total = jnp.tensordot(ones, x, axes=(0, 0),
+                        precision=jax.lax.Precision.HIGHEST,
+                        preferred_element_type=jnp.float32)
+  return total.astype(x.dtype)
+
+
 def _broadcast_batch_bwd(batch_size, _, dy):
-  # The sum over the batch as a [B] x [B, ...] contraction, accumulated in
-  # float32 at full precision (on TPU a default-precision float32 matmul
-  # would round to bfloat16).
-  ones = jnp.ones((batch_size,), dy.dtype)
-  dx = jnp.tensordot(ones, dy, axes=(0, 0),
-                     precision=jax.lax.Precision.HIGHEST,
-                     preferred_element_type=jnp.float32)
-  return (dx.astype(dy.dtype),)
+  del batch_size  # dy's leading axis
+  return (sum_batch(dy),)
 
 
 broadcast_batch.defvjp(_broadcast_batch_fwd, _broadcast_batch_bwd)
