@@ -46,7 +46,8 @@ def check_attention_mask(attention_mask, batch: int, q_len: int, kv_len: int):
 
 def attend(q, k, v, dropout_prob=0.0, attention_mask=None, *,
            q_chunk_size: Optional[int] = None,
-           kv_chunk_size: Optional[int] = None):
+           kv_chunk_size: Optional[int] = None,
+           v_bias=None):
   """Multi-head attention.
 
   Args:
@@ -59,6 +60,9 @@ def attend(q, k, v, dropout_prob=0.0, attention_mask=None, *,
       at once); `even_chunk` may take a smaller size that divides T.
     kv_chunk_size: fold in keys/values at most this many at a time (None:
       all); likewise for S.
+    v_bias: optional [H * V], added to the output of every row that attends
+      to something: the same as adding it to v, since the weights sum to
+      one (not with dropout, whose weights do not).
 
   Returns:
     [B, T, H * V]. Rows whose mask is all zero are exactly zero.
@@ -66,6 +70,9 @@ def attend(q, k, v, dropout_prob=0.0, attention_mask=None, *,
   batch, q_len, num_heads, _ = q.shape
   kv_len = k.shape[1]
   check_attention_mask(attention_mask, batch, q_len, kv_len)
+  if v_bias is not None and dropout_prob > 0:
+    raise ValueError('v_bias cannot be added after attention dropout (the '
+                     'dropped weights do not sum to one); add it to v.')
   if q_chunk_size is None and kv_chunk_size is None:
     out = _dense(q, k, v, dropout_prob, attention_mask)
   else:
@@ -85,15 +92,17 @@ def attend(q, k, v, dropout_prob=0.0, attention_mask=None, *,
     else:
       out = _attend_chunked(q, k, v, attention_mask, q_chunk_size,
                             kv_chunk_size)
-  return _merge_heads(out, attention_mask)
+  return _merge_heads(out, attention_mask, v_bias)
 
 
-def _merge_heads(out, attention_mask):
-  """[B, T, H, V] -> [B, T, H * V], with rows that may attend to nothing
-  set to zero: they would otherwise get a uniform average of the values,
-  and the release forces them to zero."""
+def _merge_heads(out, attention_mask, v_bias=None):
+  """[B, T, H, V] -> [B, T, H * V], plus v_bias [H * V] if given, with
+  rows that may attend to nothing set to zero: they would otherwise get a
+  uniform average of the values, and the release forces them to zero."""
   batch, q_len, num_heads, v_dim = out.shape
   out = jnp.reshape(out, [batch, q_len, num_heads * v_dim])
+  if v_bias is not None:
+    out = out + v_bias.astype(out.dtype)
   if attention_mask is not None:
     wipe = jnp.all(attention_mask == 0, axis=2, keepdims=True)  # [B, T, 1]
     out = jnp.where(wipe, jnp.zeros_like(out), out)
@@ -261,7 +270,7 @@ def kv_chunking(length: int, requested: int) -> tuple[int, int]:
 
 
 def attend_projected(q, inputs_kv, project_kv: Callable, v_head_channels: int,
-                     kv_chunk_size: int, attention_mask=None):
+                     kv_chunk_size: int, attention_mask=None, v_bias=None):
   """Attention whose keys and values are computed a chunk at a time.
 
   Chunked attention (`attend` with kv_chunk_size) still takes K and V
@@ -280,6 +289,7 @@ def attend_projected(q, inputs_kv, project_kv: Callable, v_head_channels: int,
     v_head_channels: V.
     kv_chunk_size: at most this many keys per chunk (see `kv_chunking`).
     attention_mask: optional [B, T, S]; truthy entries may be attended.
+    v_bias: optional [H * V], as `attend`'s.
 
   Returns:
     [B, T, H * V], as `attend`, in q's dtype.
@@ -311,4 +321,4 @@ def attend_projected(q, inputs_kv, project_kv: Callable, v_head_channels: int,
   init = _initial_stats((scaled_q, inputs_kv, attention_mask), batch,
                         num_heads, q_len, v_head_channels)
   carry, _ = hk.scan(hk.remat(fold_kv_chunk), init, jnp.arange(count))
-  return _merge_heads(_normalise(carry, q.dtype), attention_mask)
+  return _merge_heads(_normalise(carry, q.dtype), attention_mask, v_bias)

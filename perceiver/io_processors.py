@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from perceiver import checks
+from perceiver import kernels
 from perceiver import position_encoding
 
 ModalitySizeT = Mapping[str, int]
@@ -232,6 +233,8 @@ def _extra_pos_mlp(num_layers, pos_enc):
 
 def _combine(concat_or_add, inputs, pos_enc):
   if concat_or_add == 'concat':
+    if kernels.enabled():
+      return kernels.concat_channels(inputs, pos_enc)
     return jnp.concatenate([inputs, pos_enc.astype(inputs.dtype)], axis=-1)
   if inputs.shape[-1] != pos_enc.shape[-1]:
     raise ValueError(

@@ -3,7 +3,7 @@
 Glossary of shapes: B batch, T query positions, S key positions, H heads,
 D key channels per head, V value channels per head, C channels.
 
-Inside `with fast_kernels():`, while a model is traced, four pieces of the
+Inside `with fast_kernels():`, while a model is traced, six pieces of the
 release's computation graph are replaced by cheaper equivalents. Each
 computes the same mathematical function; results agree with the release to
 float rounding (tests/test_kernels.py), and the parameter tree is unchanged:
@@ -21,6 +21,13 @@ float rounding (tests/test_kernels.py), and the parameter tree is unchanged:
     (`position_encoding.FourierPositionEncoding`, no `pos`): computed once
     for the grid and broadcast over the batch, instead of once per example
     (bit-identical);
+  * the key and value projections (`perceiver.Attention`, no attention
+    dropout; `KeyValueLinear`): the key bias, which cannot change a
+    softmax, is not applied, and the value bias is added once to the
+    [T, H * V] output rather than to the [S, H * V] values;
+  * the concatenation of inputs with position features
+    (`concat_channels`): one fused pad-and-add instead of a materialised
+    batch broadcast followed by a concatenation;
   * the batch broadcast of a learned table
     (`position_encoding.TrainablePositionEncoding`): its gradient, a sum
     over the batch, is taken with a matmul against ones instead of XLA's
@@ -137,6 +144,45 @@ def attend_dense(q, k, v, attention_mask, mask_value):
 
 
 # ---------------------------------------------------------------------------
+# Key and value projections with their biases deferred.
+# ---------------------------------------------------------------------------
+
+
+class KeyValueLinear(hk.Module):
+  """hk.Linear's parameters ('w' [C, O], drawn by `w_init`, then 'b'
+  zeros [O]) for a key or value projection: it returns x @ w and leaves
+  the bias to the attention. Give it name='linear': Haiku then numbers it
+  with the hk.Linear modules around it ('linear_1', ...), as the release's
+  projection is named.
+
+  Without attention dropout, softmax weights are invariant to a constant
+  added to a query's logits and sum to one over the keys, so:
+    * the key bias b_k adds q . b_k to all of a query's logits: it changes
+      nothing and is not applied (its gradient is zero, as it is
+      mathematically in the release's graph);
+    * the value bias comes out of the weighted sum unchanged: it is added to
+      the [T, H * V] attention output (`bias()`, fused by XLA with the
+      softmax's normalisation) instead of to the [S, H * V] values.
+  This saves a broadcast and an add over every S-sized key and value array
+  and the sums over S of their biases' gradients.
+  """
+
+  def __init__(self, output_size: int, w_init, name=None):
+    super().__init__(name=name)
+    self._output_size = output_size
+    self._w_init = w_init
+
+  def __call__(self, x):
+    w = hk.get_parameter('w', [x.shape[-1], self._output_size], x.dtype,
+                         init=self._w_init)
+    self.bias(x.dtype)  # made with 'w', as hk.Linear does
+    return jnp.dot(x, w)
+
+  def bias(self, dtype=jnp.float32):
+    return hk.get_parameter('b', [self._output_size], dtype, init=jnp.zeros)
+
+
+# ---------------------------------------------------------------------------
 # Batch broadcast.
 # ---------------------------------------------------------------------------
 
@@ -168,3 +214,24 @@ def _broadcast_batch_bwd(batch_size, _, dy):
 
 
 broadcast_batch.defvjp(_broadcast_batch_fwd, _broadcast_batch_bwd)
+
+
+# ---------------------------------------------------------------------------
+# Channel concatenation.
+# ---------------------------------------------------------------------------
+
+
+def concat_channels(x, y):
+  """jnp.concatenate([x, y], axis=-1) for x [..., Cx] and y [..., Cy] as
+  pad(x) + pad(y): XLA:CPU fuses the pads, the add and a broadcast
+  producing y (position features broadcast over the batch) into one loop,
+  where the concatenation would first materialise the broadcast. The
+  values are the concatenation's (adding 0 is exact; a -0.0 becomes 0.0).
+  """
+  if x.shape[:-1] != y.shape[:-1]:
+    raise ValueError(f'concat_channels: leading shapes differ: {x.shape} and '
+                     f'{y.shape}.')
+  keep = [(0, 0)] * (x.ndim - 1)
+  y = y.astype(x.dtype)
+  return (jnp.pad(x, keep + [(0, y.shape[-1])])
+          + jnp.pad(y, keep + [(x.shape[-1], 0)]))

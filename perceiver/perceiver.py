@@ -151,8 +151,17 @@ class Attention(hk.Module):
     heads = self._num_heads
     q = conv_1d(qk_channels, init_scale=self._init_scale)(inputs_q)
     q = jnp.reshape(q, [batch, q_len, heads, qk_channels // heads])
-    k_proj = conv_1d(qk_channels, init_scale=self._init_scale)
-    v_proj = conv_1d(v_channels, init_scale=self._init_scale)
+    # The fast kernels leave out the key bias (no effect on a softmax) and
+    # add the value bias to the output, not the values (the weights sum to
+    # one); attention dropout breaks both, so it keeps hk.Linear.
+    defer_biases = kernels.enabled() and not self._dropout_prob
+    if defer_biases:
+      w_init = hk.initializers.VarianceScaling(self._init_scale)
+      k_proj = kernels.KeyValueLinear(qk_channels, w_init, name='linear')
+      v_proj = kernels.KeyValueLinear(v_channels, w_init, name='linear')
+    else:
+      k_proj = conv_1d(qk_channels, init_scale=self._init_scale)
+      v_proj = conv_1d(v_channels, init_scale=self._init_scale)
 
     def project_kv(x):
       if kv_norm is not None:
@@ -169,12 +178,14 @@ class Attention(hk.Module):
         and (q_chunk or q_len) >= q_len):
       result = attend_projected(
           q, inputs_kv, project_kv, v_channels // heads, kv_chunk,
-          attention_mask=attention_mask)
+          attention_mask=attention_mask,
+          v_bias=v_proj.bias(q.dtype) if defer_biases else None)
     else:
       k, v = project_kv(inputs_kv)
       result = attend(q, k, v, dropout_prob=self._dropout_prob,
                       attention_mask=attention_mask,
-                      q_chunk_size=q_chunk, kv_chunk_size=kv_chunk)
+                      q_chunk_size=q_chunk, kv_chunk_size=kv_chunk,
+                      v_bias=v_proj.bias(v.dtype) if defer_biases else None)
     return conv_1d(output_channels, with_bias=self._with_final_bias,
                    init_scale=self._final_init_scale)(result)
 

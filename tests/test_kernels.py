@@ -219,3 +219,71 @@ def test_bf16_with_fast_kernels_stays_near_float32():
   assert out.dtype == jnp.float32
   np.testing.assert_allclose(out, outputs['out'], atol=0.1 * float(
       np.abs(outputs['out']).max()))
+
+
+def _attention_with_biases(fast, chunk):
+  """A cross-attention whose key/value biases are non-zero (the seeded init
+  makes them zero, which would hide a misplaced bias), with a mask that
+  hides some keys of every query and every key of query 0."""
+  from perceiver import perceiver  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(3)
+  q_in = jnp.asarray(rng.normal(size=(2, 5, 12)), jnp.float32)
+  kv_in = jnp.asarray(rng.normal(size=(2, 23, 10)), jnp.float32)
+  mask = rng.random((2, 5, 23)) > 0.3
+  mask[:, 0] = False
+  mask = jnp.asarray(mask, jnp.int32)
+
+  def forward(q, kv):
+    return perceiver.Attention(num_heads=2, qk_channels=8, v_channels=6,
+                               output_channels=7, kv_chunk_size=chunk)(
+                                   q, kv, attention_mask=mask)
+
+  model = hk.without_apply_rng(hk.transform(forward))
+  params = model.init(jax.random.PRNGKey(0), q_in, kv_in)
+  params = jax.tree.map(
+      lambda p: p + jnp.asarray(rng.normal(size=p.shape), p.dtype), params)
+
+  def apply(p):
+    with kernels.fast_kernels(fast):
+      return model.apply(p, q_in, kv_in)
+  return params, apply
+
+
+@pytest.mark.parametrize('chunk', [None, 8])
+def test_deferred_key_value_biases_equal_the_release(chunk):
+  """Without the key bias and with the value bias added after the softmax,
+  the attention (whole or a key chunk at a time) gives the release's
+  outputs and gradients; the key bias gets a zero gradient, which is its
+  exact gradient."""
+  params, fast = _attention_with_biases(True, chunk)
+  _, release = _attention_with_biases(False, chunk)
+  np.testing.assert_allclose(fast(params), release(params), rtol=1e-5,
+                             atol=1e-5)
+  # Query 0 attends to nothing: its output is the final bias alone.
+  np.testing.assert_allclose(fast(params)[:, 0],
+                             np.broadcast_to(params['attention/linear_3']['b'],
+                                             (2, 7)), rtol=1e-6)
+
+  def loss(fn):
+    return lambda p: jnp.sum(jnp.sin(fn(p)))
+  g_fast = jax.grad(loss(fast))(params)
+  g_release = jax.grad(loss(release))(params)
+  assert float(jnp.abs(g_fast['attention/linear_1']['b']).max()) == 0.0
+  assert float(jnp.abs(g_release['attention/linear_1']['b']).max()) < 1e-4
+  assert float(jnp.abs(g_fast['attention/linear_2']['b']).max()) > 1e-2
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4,
+                                                       atol=1e-4),
+               g_fast, g_release)
+
+
+def test_concat_channels_equals_concatenate():
+  rng = np.random.default_rng(0)
+  x = jnp.asarray(rng.normal(size=(3, 7, 4)), jnp.float32)
+  pos = jnp.broadcast_to(
+      jnp.asarray(rng.normal(size=(7, 5)), jnp.bfloat16)[None], (3, 7, 5))
+  got = kernels.concat_channels(x, pos)
+  want = jnp.concatenate([x, pos.astype(x.dtype)], axis=-1)
+  assert got.dtype == want.dtype
+  np.testing.assert_array_equal(got, want)
+  with pytest.raises(ValueError, match='leading shapes differ'):
+    kernels.concat_channels(x, pos[:, :6])
