@@ -14,6 +14,7 @@ import pytest
 from perceiver import attention
 from perceiver import kernels
 from perceiver import mixed_precision
+from perceiver import perceiver
 from perceiver import position_encoding
 from tests import golden
 
@@ -95,8 +96,7 @@ def test_attention_dropout_keeps_the_release_kernel():
 def _layer_norm(fast):
   def fn(x):
     with kernels.fast_kernels(fast):
-      from perceiver import perceiver  # pylint: disable=g-import-not-at-top
-      return perceiver.layer_norm(perceiver.layer_norm(x) * 3.0)
+          return perceiver.layer_norm(perceiver.layer_norm(x) * 3.0)
   return hk.without_apply_rng(hk.transform(fn))
 
 
