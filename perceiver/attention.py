@@ -95,6 +95,72 @@ def attend(q, k, v, dropout_prob=0.0, attention_mask=None, *,
   return _merge_heads(out, attention_mask, v_bias)
 
 
+def attend_factored(q, inputs_kv, w_k, w_v, v_bias, *, kv_norm=None,
+                    attention_mask=None, q_chunk_size: Optional[int] = None,
+                    kv_chunk_size: Optional[int] = None,
+                    chunk_projections: bool = False):
+  """Single-head attention with the key and value projections moved to
+  the queries' side:
+
+    softmax(q (x W_k)^T / sqrt(D)) (x W_v)
+      = [softmax((q W_k^T) x^T / sqrt(D)) x] W_v,     x = kv_norm(inputs_kv),
+
+  i.e. attention of the queries q W_k^T [T, C] over x as both keys and
+  values, then W_v on the [T, C] result. The only S-sized arrays are x's:
+  no [S, D] keys or [S, V] values, two of the four S-sized matmuls fewer.
+  `kernels.factored_attention_pays` says when that is less work. The key
+  bias is left out and the value bias added to the output, as
+  `kernels.KeyValueLinear` does (exact without attention dropout).
+
+  Args:
+    q: [B, T, 1, D] queries.
+    inputs_kv: [B, S, C] key/value inputs, before kv_norm.
+    w_k: [C, D] key projection.
+    w_v: [C, V] value projection.
+    v_bias: [V] value bias.
+    kv_norm: optional function applied to inputs_kv (its LayerNorm).
+    attention_mask, q_chunk_size, kv_chunk_size: as `attend`'s.
+    chunk_projections: normalise x a key chunk at a time inside the loop
+      over chunks, as `attend_projected` does (needs kv_chunk_size and the
+      queries in one chunk).
+
+  Returns:
+    [B, T, V], as `attend` with v_bias; rows whose mask is all zero are
+    exactly zero.
+  """
+  channels, qk_channels = w_k.shape
+  if q.shape[2] != 1:
+    raise ValueError(f'attend_factored takes one head; q has {q.shape[2]}.')
+  # attend scales logits by 1/sqrt(C) (the queries' channels here); the
+  # factor sqrt(C / D) leaves the release's 1/sqrt(D).
+  q = jnp.einsum('bthd,cd->bthc', q, w_k) * jnp.asarray(
+      (channels / qk_channels) ** 0.5, q.dtype)
+
+  def keys_values(x):
+    if kv_norm is not None:
+      x = kv_norm(x)
+    x = x[:, :, None, :]  # [B, S, 1, C]
+    return x, x
+
+  if chunk_projections:
+    out = attend_projected(q, inputs_kv, keys_values, channels, kv_chunk_size,
+                           attention_mask=attention_mask)
+  else:
+    x, _ = keys_values(inputs_kv)
+    out = attend(q, x, x, attention_mask=attention_mask,
+                 q_chunk_size=q_chunk_size, kv_chunk_size=kv_chunk_size)
+  out = jnp.dot(out, w_v) + v_bias.astype(out.dtype)
+  return _wipe_unattended(out, attention_mask)
+
+
+def _wipe_unattended(out, attention_mask):
+  """out [B, T, ...] with the rows whose mask is all zero set to zero."""
+  if attention_mask is None:
+    return out
+  wipe = jnp.all(attention_mask == 0, axis=2, keepdims=True)  # [B, T, 1]
+  return jnp.where(wipe, jnp.zeros_like(out), out)
+
+
 def _merge_heads(out, attention_mask, v_bias=None):
   """[B, T, H, V] -> [B, T, H * V], plus v_bias [H * V] if given, with
   rows that may attend to nothing set to zero: they would otherwise get a
@@ -103,10 +169,7 @@ def _merge_heads(out, attention_mask, v_bias=None):
   out = jnp.reshape(out, [batch, q_len, num_heads * v_dim])
   if v_bias is not None:
     out = out + v_bias.astype(out.dtype)
-  if attention_mask is not None:
-    wipe = jnp.all(attention_mask == 0, axis=2, keepdims=True)  # [B, T, 1]
-    out = jnp.where(wipe, jnp.zeros_like(out), out)
-  return out
+  return _wipe_unattended(out, attention_mask)
 
 
 def _logits(q, k):

@@ -3,7 +3,7 @@
 Glossary of shapes: B batch, T query positions, S key positions, H heads,
 D key channels per head, V value channels per head, C channels.
 
-Inside `with fast_kernels():`, while a model is traced, six pieces of the
+Inside `with fast_kernels():`, while a model is traced, seven pieces of the
 release's computation graph are replaced by cheaper equivalents. Each
 computes the same mathematical function; results agree with the release to
 float rounding (tests/test_kernels.py), and the parameter tree is unchanged:
@@ -25,6 +25,11 @@ float rounding (tests/test_kernels.py), and the parameter tree is unchanged:
     dropout; `KeyValueLinear`): the key bias, which cannot change a
     softmax, is not applied, and the value bias is added once to the
     [T, H * V] output rather than to the [S, H * V] values;
+  * single-head attention where it costs less (`factored_attention_pays`;
+    e.g. the image, video and flow encoders' cross-attention onto a few
+    hundred latents): the key and value projections are moved to the
+    [T]-sized side, softmax((q W_k^T) x^T) x W_v, so no [S, D] keys or
+    [S, V] values are computed (`perceiver.attention.attend_factored`);
   * the concatenation of inputs with position features
     (`concat_channels`): one fused pad-and-add instead of a materialised
     batch broadcast followed by a concatenation;
@@ -143,6 +148,21 @@ def attend_dense(q, k, v, attention_mask, mask_value):
   return (out / jnp.moveaxis(total, 1, 2)[..., None]).astype(v.dtype)
 
 
+def factored_attention_pays(kv_len: int, q_len: int, kv_channels: int,
+                            qk_channels: int, v_channels: int) -> bool:
+  """Whether single-head attention costs fewer multiply-adds factored
+  (`attention.attend_factored`: 2 S T C on the S side, plus T C (D + V) to
+  move the projections to the queries and the output) than projected
+  (S C (D + V) for the keys and values, S T (D + V) for the logits and the
+  weighted sum). E.g. the ImageNet encoder (T = 512 latents, C = D = V =
+  261): 2 x 512 x 261 per key against 2 x 261 x 773, 0.66x; a decoder with
+  many more queries than channels stays projected."""
+  width = qk_channels + v_channels
+  factored = 2 * kv_len * q_len * kv_channels + q_len * kv_channels * width
+  projected = kv_len * (kv_channels + q_len) * width
+  return factored < projected
+
+
 # ---------------------------------------------------------------------------
 # Key and value projections with their biases deferred.
 # ---------------------------------------------------------------------------
@@ -173,10 +193,14 @@ class KeyValueLinear(hk.Module):
     self._w_init = w_init
 
   def __call__(self, x):
-    w = hk.get_parameter('w', [x.shape[-1], self._output_size], x.dtype,
+    return jnp.dot(x, self.weight(x.shape[-1], x.dtype))
+
+  def weight(self, input_size: int, dtype=jnp.float32):
+    """'w' [input_size, O] (made with 'b', as hk.Linear makes them)."""
+    w = hk.get_parameter('w', [input_size, self._output_size], dtype,
                          init=self._w_init)
-    self.bias(x.dtype)  # made with 'w', as hk.Linear does
-    return jnp.dot(x, w)
+    self.bias(dtype)
+    return w
 
   def bias(self, dtype=jnp.float32):
     return hk.get_parameter('b', [self._output_size], dtype, init=jnp.zeros)

@@ -48,7 +48,7 @@ from perceiver import checks
 from perceiver import io_processors
 from perceiver import kernels
 from perceiver import position_encoding
-from perceiver.attention import attend, attend_projected
+from perceiver.attention import attend, attend_factored, attend_projected
 
 
 #  -----------------------------------------------------------
@@ -133,7 +133,9 @@ class Attention(hk.Module):
     smaller than S, no attention dropout and the queries in one chunk, it
     and the key/value projections run a key chunk at a time
     (`attention.attend_projected`): S-sized intermediates are never held
-    whole.
+    whole. Inside `kernels.fast_kernels()`, one head without attention
+    dropout is factored (`attention.attend_factored`) when
+    `kernels.factored_attention_pays`: no keys or values are projected.
     """
     # Resolved per call; the module itself is never modified.
     qk_channels = self._qk_channels or inputs_q.shape[-1]
@@ -174,8 +176,19 @@ class Attention(hk.Module):
       return k, v
 
     kv_chunk, q_chunk = self._kv_chunk_size, self._q_chunk_size
-    if (kv_chunk and kv_chunk < kv_len and not self._dropout_prob
-        and (q_chunk or q_len) >= q_len):
+    chunk_projections = bool(kv_chunk and kv_chunk < kv_len
+                             and not self._dropout_prob
+                             and (q_chunk or q_len) >= q_len)
+    if defer_biases and heads == 1 and kernels.factored_attention_pays(
+        kv_len, q_len, inputs_kv.shape[-1], qk_channels, v_channels):
+      # Keys made before values, as in project_kv (seeded init).
+      w_k = k_proj.weight(inputs_kv.shape[-1], q.dtype)
+      w_v = v_proj.weight(inputs_kv.shape[-1], q.dtype)
+      result = attend_factored(
+          q, inputs_kv, w_k, w_v, v_proj.bias(q.dtype), kv_norm=kv_norm,
+          attention_mask=attention_mask, q_chunk_size=q_chunk,
+          kv_chunk_size=kv_chunk, chunk_projections=chunk_projections)
+    elif chunk_projections:
       result = attend_projected(
           q, inputs_kv, project_kv, v_channels // heads, kv_chunk,
           attention_mask=attention_mask,

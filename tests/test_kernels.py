@@ -96,7 +96,7 @@ def test_attention_dropout_keeps_the_release_kernel():
 def _layer_norm(fast):
   def fn(x):
     with kernels.fast_kernels(fast):
-          return perceiver.layer_norm(perceiver.layer_norm(x) * 3.0)
+      return perceiver.layer_norm(perceiver.layer_norm(x) * 3.0)
   return hk.without_apply_rng(hk.transform(fn))
 
 
@@ -221,11 +221,10 @@ def test_bf16_with_fast_kernels_stays_near_float32():
       np.abs(outputs['out']).max()))
 
 
-def _attention_with_biases(fast, chunk):
+def _attention_with_biases(fast, chunk, heads=2, q_chunk=None):
   """A cross-attention whose key/value biases are non-zero (the seeded init
   makes them zero, which would hide a misplaced bias), with a mask that
   hides some keys of every query and every key of query 0."""
-  from perceiver import perceiver  # pylint: disable=g-import-not-at-top
   rng = np.random.default_rng(3)
   q_in = jnp.asarray(rng.normal(size=(2, 5, 12)), jnp.float32)
   kv_in = jnp.asarray(rng.normal(size=(2, 23, 10)), jnp.float32)
@@ -234,8 +233,9 @@ def _attention_with_biases(fast, chunk):
   mask = jnp.asarray(mask, jnp.int32)
 
   def forward(q, kv):
-    return perceiver.Attention(num_heads=2, qk_channels=8, v_channels=6,
-                               output_channels=7, kv_chunk_size=chunk)(
+    return perceiver.Attention(num_heads=heads, qk_channels=8, v_channels=6,
+                               output_channels=7, kv_chunk_size=chunk,
+                               q_chunk_size=q_chunk)(
                                    q, kv, attention_mask=mask)
 
   model = hk.without_apply_rng(hk.transform(forward))
@@ -249,14 +249,31 @@ def _attention_with_biases(fast, chunk):
   return params, apply
 
 
-@pytest.mark.parametrize('chunk', [None, 8])
-def test_deferred_key_value_biases_equal_the_release(chunk):
+# 2 heads: keys and values projected (attention.attend or attend_projected
+# with a key chunk); 1 head: factored (attention.attend_factored), whole,
+# normalised a key chunk at a time, or in key and query chunks.
+@pytest.mark.parametrize('heads,chunk,q_chunk', [
+    (2, None, None), (2, 8, None), (1, None, None), (1, 8, None),
+    (1, 8, 2)])
+def test_deferred_key_value_biases_equal_the_release(heads, chunk, q_chunk,
+                                                     monkeypatch):
   """Without the key bias and with the value bias added after the softmax,
-  the attention (whole or a key chunk at a time) gives the release's
-  outputs and gradients; the key bias gets a zero gradient, which is its
-  exact gradient."""
-  params, fast = _attention_with_biases(True, chunk)
-  _, release = _attention_with_biases(False, chunk)
+  the attention (whole or a key chunk at a time; projected, or for one
+  head factored) gives the release's outputs and gradients; the key bias
+  gets a zero gradient, which is its exact gradient."""
+  factored = []
+  real = perceiver.attend_factored
+  monkeypatch.setattr(perceiver, 'attend_factored',
+                      lambda *a, **k: factored.append(k) or real(*a, **k))
+  params, fast = _attention_with_biases(True, chunk, heads, q_chunk)
+  _, release = _attention_with_biases(False, chunk, heads, q_chunk)
+  fast(params)
+  # S = 23 keys, T = 5 queries, C = 10 channels: 3000 multiply-adds
+  # factored against 4830 projected, so one head is factored.
+  assert kernels.factored_attention_pays(23, 5, 10, 8, 6)
+  assert len(factored) == (heads == 1)
+  if factored:
+    assert factored[0]['chunk_projections'] == bool(chunk and not q_chunk)
   np.testing.assert_allclose(fast(params), release(params), rtol=1e-5,
                              atol=1e-5)
   # Query 0 attends to nothing: its output is the final bias alone.
@@ -274,6 +291,18 @@ def test_deferred_key_value_biases_equal_the_release(chunk):
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4,
                                                        atol=1e-4),
                g_fast, g_release)
+
+
+def test_factored_attention_only_where_it_is_less_work():
+  pays = kernels.factored_attention_pays  # (S, T, C, D, V)
+  # ImageNet's encoder: 50,176 pixels onto 512 latents, C = D = V = 261.
+  assert pays(50_176, 512, 261, 261, 261)
+  # Its decoder: one class query over the 512 latents, C = D = V = 1024.
+  assert pays(512, 1, 1024, 1024, 1024)
+  # A flow-like decoder: 182,528 queries over 2,048 latents of 512.
+  assert not pays(2_048, 182_528, 512, 512, 512)
+  # One-head self-attention (T = S, C = D = V): the same work either way.
+  assert not pays(1_024, 1_024, 256, 256, 256)
 
 
 def test_concat_channels_equals_concatenate():
