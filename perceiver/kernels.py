@@ -135,15 +135,19 @@ def attend_dense(q, k, v, attention_mask, mask_value):
   float32 whatever the input dtype.
   """
   q = q * jnp.asarray(q.shape[-1] ** -0.5, q.dtype)
-  logits = jnp.einsum('bthd,bshd->bhts', q, k,
+  # Logits laid out [B, H, S, T], keys first: 1.02x to 1.03x on the
+  # 512-byte MLM's CPU train step against [B, H, T, S] (no change on the
+  # classifier's); benchmarks/README.md.
+  logits = jnp.einsum('bshd,bthd->bhst', k, q,
                       preferred_element_type=jnp.float32)
   if attention_mask is not None:
-    logits = jnp.where(attention_mask[:, None, :, :], logits, mask_value)
+    logits = jnp.where(jnp.swapaxes(attention_mask, 1, 2)[:, None], logits,
+                       mask_value)
   # The max only keeps exp() in range; it needs no gradient.
-  row_max = jax.lax.stop_gradient(jnp.max(logits, axis=-1, keepdims=True))
-  unnormalised = jnp.exp(logits - row_max)  # [B, H, T, S]
-  total = jnp.sum(unnormalised, axis=-1)  # [B, H, T]
-  out = jnp.einsum('bhts,bshv->bthv', unnormalised.astype(v.dtype), v,
+  query_max = jax.lax.stop_gradient(jnp.max(logits, axis=2, keepdims=True))
+  unnormalised = jnp.exp(logits - query_max)  # [B, H, S, T]
+  total = jnp.sum(unnormalised, axis=2)  # [B, H, T]
+  out = jnp.einsum('bhst,bshv->bthv', unnormalised.astype(v.dtype), v,
                    preferred_element_type=jnp.float32)
   return (out / jnp.moveaxis(total, 1, 2)[..., None]).astype(v.dtype)
 
