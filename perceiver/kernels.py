@@ -26,8 +26,8 @@ float rounding (tests/test_kernels.py), and the parameter tree is unchanged:
     softmax, is not applied, and the value bias is added once to the
     [T, H * V] output rather than to the [S, H * V] values;
   * single-head attention where it costs less (`factored_attention_pays`;
-    e.g. the image, video and flow encoders' cross-attention onto a few
-    hundred latents): the key and value projections are moved to the
+    e.g. the image, video and flow encoders' cross-attention onto their
+    latents): the key and value projections are moved to the
     [T]-sized side, softmax((q W_k^T) x^T) x W_v, so no [S, D] keys or
     [S, V] values are computed (`perceiver.attention.attend_factored`);
   * the concatenation of inputs with position features
