@@ -1,6 +1,11 @@
 # Two entry points; each bootstraps .venv on a fresh machine (scripts/env.sh).
-.PHONY: main test
+# `make main` installs the core only; `make test` adds the `hf` extra (torch
+# CPU and transformers), which tests/hf needs. `make quick` is the edit-loop
+# tier: the suite without the tests marked slow (pytest.ini).
+.PHONY: main test quick
 main:
 	bash -c 'source scripts/env.sh && python launch/main.py --workdir=workdirs/main'
 test:
-	bash -c 'source scripts/env.sh && python -m pytest -q tests'
+	bash -c 'source scripts/env.sh hf && python -m pytest -q tests'
+quick:
+	bash -c 'source scripts/env.sh hf && python -m pytest -q -m "not slow" tests'

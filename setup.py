@@ -6,6 +6,10 @@ setuptools.setup(
     version='0.1.0',
     description='Perceiver IO (Jaegle et al., arXiv 2107.14795) in JAX/Haiku.',
     packages=setuptools.find_packages(include=['perceiver', 'perceiver.*']),
+    # The six released architectures (perceiver/release_specs/*.json) are
+    # read at run time by the model card, the recipes and the HF export.
+    package_data={'perceiver': ['release_specs/*.json']},
+    include_package_data=False,
     python_requires='>=3.11',
     install_requires=[
         'jax', 'jaxlib', 'dm-haiku', 'optax', 'chex', 'ml-collections',
