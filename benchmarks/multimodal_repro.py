@@ -141,8 +141,7 @@ def main():
   for latents, run in sorted(results['runs'].items(), key=lambda r: -int(r[0])):
     config = _config(f'cpu,latents={latents}')
     params, state = reconstruct.load_params(
-        config, reconstruct.resolve_checkpoint(
-            config, os.path.join(args.workdir, f'cpu{latents}')))
+        config, os.path.join(args.workdir, f'cpu{latents}'))
     if clip is None:
       clip = reconstruct.read_clips(config, embedded.bigbuckbunny_path(),
                                     start=4.0)

@@ -35,6 +35,7 @@ import numpy as np
 
 from perceiver import model_card
 from perceiver import perceiver
+from perceiver.train import checkpoint
 
 Spec = dict[str, Any]
 Tree = dict[str, dict[str, np.ndarray]]
@@ -209,27 +210,7 @@ def read_checkpoint(path: str, *, step: str = 'latest',
     best_metric, best_mode: the run's config.best_metric and
       config.best_mode (read for step='best').
   """
-  if path.endswith(('.pickle', '.pystate')):
-    from perceiver import checkpoint_io  # pylint: disable=g-import-not-at-top
-    params, state = checkpoint_io.load_params(path)
-    return release_layout(params), _as_numpy(state)
-  from perceiver.train import checkpoint  # pylint: disable=g-import-not-at-top
-  path = os.path.abspath(path).rstrip('/')
-  if not os.path.isdir(path):
-    raise FileNotFoundError(
-        f'{path}: no such checkpoint. Give a .pickle/.pystate file, a '
-        'training workdir, its checkpoints/ directory or a step directory.')
-  base, last = os.path.split(path)
-  if last.isdigit():  # one step directory
-    directory, step = base, last
-  elif os.path.isdir(os.path.join(path, 'checkpoints')):  # a workdir
-    directory = os.path.join(path, 'checkpoints')
-  else:
-    directory = path
-  ckpt = checkpoint.Checkpointer(directory, read_only=True,
-                                best_metric=best_metric, best_mode=best_mode)
-  try:
-    tree = ckpt.restore(checkpoint.resolve_step(ckpt, str(step)))
-  finally:
-    ckpt.close()
-  return release_layout(tree['params']), _as_numpy(tree.get('state'))
+  params, state = checkpoint.read_params(
+      path, step=step, layout='release', best_metric=best_metric,
+      best_mode=best_mode)
+  return _as_numpy(params), _as_numpy(state)

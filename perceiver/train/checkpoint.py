@@ -37,6 +37,9 @@ import numpy as np
 import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers as ocp_managers
 
+from perceiver import checkpoint_io
+from perceiver import perceiver
+
 _ITEM = 'default'  # the item folder of a step (StandardSave's only item)
 DAMAGED_SUFFIX = '_damaged'  # <workdir>/checkpoints_damaged/<step>
 
@@ -413,34 +416,76 @@ def _unflat(flat: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
   return out
 
 
-def load_source(path: str) -> tuple[Mapping, Mapping]:
-  """(params, state) as host arrays from a release file or our checkpoint.
+LAYOUTS = ('release', 'scanned', 'saved')
 
-  Raises a clear error for a missing path and for weights holding NaN or
-  Inf (naming the file and the first such entry)."""
-  from perceiver import checkpoint_io  # pylint: disable=g-import-not-at-top
+
+def _run_directory(path: str) -> tuple[str, Optional[str]]:
+  """(checkpoints directory, the step a step directory names, else None)."""
+  base, last = os.path.split(path)
+  if last.isdigit():  # one step directory: <run>/checkpoints/<step>
+    return base, last
+  if os.path.isdir(os.path.join(path, 'checkpoints')):  # a workdir
+    return os.path.join(path, 'checkpoints'), None
+  return path, None
+
+
+def read_params(path: str, *, step: str = 'latest', layout: str = 'release',
+                expected: Optional[Mapping] = None,
+                best_metric: str = 'eval/accuracy', best_mode: str = 'max'
+                ) -> tuple[dict, dict]:
+  """(params, state) as host arrays from any checkpoint the project reads.
+
+  The one reader behind warm starts, exports, the HF export and the CLIs.
+
+  Args:
+    path: a release-format `.pickle` / `.pystate` file, a training workdir
+      (holding checkpoints/), its checkpoints/ directory, or one step
+      directory in it.
+    step: for a training run: 'latest', 'best' or a step number. A step
+      directory names its own step.
+    layout: 'release' (the release's per-layer tree, as its checkpoints
+      hold it), 'scanned' (self-attention layers stacked [L, ...], as a
+      model with scan_layers=True holds them) or 'saved' (as stored).
+    expected: the model's params (arrays or shape structs, e.g. from
+      jax.eval_shape of its init); when given, the tree must match it
+      (`checkpoint_io.CheckpointMismatchError` names every entry that
+      differs).
+    best_metric, best_mode: the run's config.best_metric / best_mode, read
+      for step='best'.
+
+  Raises a clear error for a missing path, for a step that is not there and
+  for weights holding NaN or Inf (naming the file and the first such entry).
+  """
+  if layout not in LAYOUTS:
+    raise ValueError(f'layout={layout!r}; use one of {LAYOUTS}.')
+  path = os.fspath(path)
   if path.endswith(('.pickle', '.pystate')):
-    return checkpoint_io.load_params(path)
-  path = os.path.abspath(path)
-  if not os.path.isdir(path):
-    raise FileNotFoundError(
-        f'config.init_from.path={path} does not exist. Give a release '
-        '.pickle/.pystate file, a checkpoints directory of a training run, '
-        'or one of its step directories.')
-  base, last = os.path.split(path.rstrip('/'))
-  if last.isdigit():  # a step directory
-    with Checkpointer(base, read_only=True) as ckpt:
-      step = int(last)
-      tree = ckpt.restore(step)
+    params, state = checkpoint_io.load_params(path)
+    source = path
   else:
-    with Checkpointer(path, read_only=True) as ckpt:
-      step = resolve_step(ckpt, 'latest')
-      tree = ckpt.restore(step)
-  params, state = tree['params'], tree.get('state') or {}
-  source = os.path.join(ckpt.directory, str(step))
-  checkpoint_io.check_finite(params, source, 'params')
-  checkpoint_io.check_finite(state, source, 'state')
-  return params, state
+    path = os.path.abspath(path).rstrip('/')
+    if not os.path.isdir(path):
+      raise FileNotFoundError(
+          f'{path}: no such checkpoint. Give a release .pickle/.pystate '
+          'file, a training workdir, its checkpoints/ directory or one of '
+          'its step directories.')
+    directory, named = _run_directory(path)
+    with Checkpointer(directory, read_only=True, best_metric=best_metric,
+                      best_mode=best_mode) as ckpt:
+      which = resolve_step(ckpt, named or str(step))
+      tree = ckpt.restore(which)  # host arrays; no model needed
+    params, state = tree['params'], tree.get('state') or {}
+    source = os.path.join(directory, str(which))
+    checkpoint_io.check_finite(params, source, 'params')
+    checkpoint_io.check_finite(state, source, 'state')
+  scanned = perceiver.is_scanned(params)
+  if layout == 'release' and scanned:
+    params = perceiver.to_release_layout(params)
+  elif layout == 'scanned' and not scanned:
+    params = perceiver.from_release_layout(params)
+  if expected is not None:
+    checkpoint_io.check_tree(params, expected, f'params of {source}')
+  return params, state or {}
 
 
 def warm_start(params: Mapping, state: Mapping, path: str, *,
@@ -462,10 +507,8 @@ def warm_start(params: Mapping, state: Mapping, path: str, *,
     (params, state, message), the message listing what was loaded, newly
     initialised and left unused.
   """
-  from perceiver import checkpoint_io  # pylint: disable=g-import-not-at-top
-  from perceiver import perceiver  # pylint: disable=g-import-not-at-top
   try:
-    src_params, src_state = load_source(path)
+    src_params, src_state = read_params(path, layout='saved')
   except checkpoint_io.NonFiniteCheckpointError as e:
     raise checkpoint_io.NonFiniteCheckpointError(
         f'config.init_from.path: {e}') from None

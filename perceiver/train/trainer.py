@@ -45,6 +45,7 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
+from perceiver import checkpoint_io
 from perceiver import mixed_precision
 from perceiver.train import checkpoint
 from perceiver.train import config_lib
@@ -545,15 +546,10 @@ def export(config: ml_collections.ConfigDict, workdir: str, output: str, *,
            step: str = 'latest') -> str:
   """Writes a checkpoint's params (and Haiku state) in the release's pickle
   format: `.pickle` (params only) or `.pystate` ({'params', 'state'})."""
-  from perceiver import checkpoint_io  # pylint: disable=g-import-not-at-top
   checkpoint_io.check_extension(output)
-  with _checkpointer(config, workdir, read_only=True) as ckpt:
-    which = checkpoint.resolve_step(ckpt, step)
-    tree = ckpt.restore(which)  # host arrays; no model needed
-  params, state = tree['params'], tree.get('state') or {}
-  from perceiver import perceiver  # pylint: disable=g-import-not-at-top
-  if perceiver.is_scanned(params):  # stacked [L, ...] -> per-layer tree
-    params = perceiver.to_release_layout(params)
+  params, state = checkpoint.read_params(
+      os.path.join(workdir, 'checkpoints'), step=step, layout='release',
+      best_metric=config.best_metric, best_mode=config.best_mode)
   if output.endswith('.pickle') and state:
     raise ValueError(
         f'{output}: this model has Haiku state (BatchNorm statistics) that a '

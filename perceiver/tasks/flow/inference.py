@@ -32,10 +32,10 @@ import ml_collections
 import numpy as np
 
 from perceiver import builders
-from perceiver import perceiver as perceiver_lib
 from perceiver.tasks.flow import colorwheel
 from perceiver.tasks.flow import flow_io
 from perceiver.tasks.flow import metrics as flow_metrics
+from perceiver.train import checkpoint as ckpt_lib
 
 ApplyFn = Callable[[np.ndarray], np.ndarray]  # [B, 2, h, w, 3] -> [B, h, w, 2]
 
@@ -51,14 +51,6 @@ def _flow_fn(config: ml_collections.ConfigDict):
       lambda images: forward(images, is_training=False))
 
 
-def _resolve_checkpoint(path: str) -> str:
-  """A training workdir means its checkpoints/ folder."""
-  nested = os.path.join(path, 'checkpoints')
-  if os.path.isdir(path) and os.path.isdir(nested):
-    return nested
-  return path
-
-
 def load(config: ml_collections.ConfigDict, checkpoint: str = '', *,
          seed: Optional[int] = None) -> ApplyFn:
   """A jitted flow function of one network-sized tile batch."""
@@ -66,14 +58,9 @@ def load(config: ml_collections.ConfigDict, checkpoint: str = '', *,
   h, w = network_size(config)
   example = jnp.zeros((1, 2, h, w, 3), jnp.float32)
   if checkpoint:
-    from perceiver.train import checkpoint as ckpt_lib  # pylint: disable=g-import-not-at-top
-    params, state = ckpt_lib.load_source(_resolve_checkpoint(checkpoint))
-    params = perceiver_lib.to_release_layout(params)
     expected = jax.eval_shape(model.init, jax.random.PRNGKey(0), example)[0]
-    from perceiver import checkpoint_io  # pylint: disable=g-import-not-at-top
-    checkpoint_io.check_tree(
-        params, expected, f'params of {checkpoint} (against the model of '
-        'the config)')
+    params, state = ckpt_lib.read_params(checkpoint, layout='release',
+                                         expected=expected)
   elif seed is not None:
     params, state = model.init(jax.random.PRNGKey(seed), example)
   else:

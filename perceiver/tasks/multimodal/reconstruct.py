@@ -30,10 +30,12 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from perceiver import checkpoint_io
 from perceiver.tasks.multimodal import inputs
 from perceiver.tasks.multimodal import media
 from perceiver.tasks.multimodal import metrics
 from perceiver.tasks.multimodal import task
+from perceiver.train import checkpoint as checkpoint_lib
 
 
 @dataclasses.dataclass
@@ -46,57 +48,26 @@ class Result:
   report: dict[str, Any]
 
 
-def resolve_checkpoint(config: ml_collections.ConfigDict, path: str,
-                       step: str = 'latest') -> str:
-  """A release .pickle/.pystate as is; for a training run (its workdir, its
-  checkpoints/ directory) the step directory of `step` ('latest', 'best' or
-  a number); a step directory as is."""
-  from perceiver.train import checkpoint as checkpoint_lib  # pylint: disable=g-import-not-at-top
-  if path.endswith(('.pickle', '.pystate')):
-    return path
-  path = os.path.abspath(path)
-  if os.path.isdir(os.path.join(path, 'checkpoints')):
-    path = os.path.join(path, 'checkpoints')
-  if os.path.basename(path.rstrip('/')).isdigit():
-    return path
-  if not os.path.isdir(path):
-    raise FileNotFoundError(
-        f'No checkpoint at {path}: give a training run\'s workdir, its '
-        'checkpoints/ directory or a step directory, or a release '
-        '.pickle/.pystate file.')
-  ckpt = checkpoint_lib.Checkpointer(path, best_metric=config.best_metric,
-                                     best_mode=config.best_mode,
-                                     read_only=True)
-  which = checkpoint_lib.resolve_step(ckpt, step)
-  ckpt.close()
-  return os.path.join(path, str(which))
-
-
-def load_params(config: ml_collections.ConfigDict, checkpoint: str
-                ) -> tuple[Any, Any]:
-  """(params, state) of our checkpoint (a run's checkpoints/ directory or a
-  step directory in it) or of a release .pickle/.pystate, in the layout
-  config.scan_layers asks for, checked against the model of config."""
-  from perceiver import checkpoint_io  # pylint: disable=g-import-not-at-top
-  from perceiver import perceiver  # pylint: disable=g-import-not-at-top
-  from perceiver.train import checkpoint as checkpoint_lib  # pylint: disable=g-import-not-at-top
-  params, state = checkpoint_lib.load_source(checkpoint)
-  scanned = perceiver.is_scanned(params)
-  if config.scan_layers and not scanned:
-    params = perceiver.from_release_layout(params)
-  elif scanned and not config.scan_layers:
-    params = perceiver.to_release_layout(params)
+def load_params(config: ml_collections.ConfigDict, checkpoint: str, *,
+                step: str = 'latest') -> tuple[Any, Any]:
+  """(params, state) of a training run (its workdir, its checkpoints/
+  directory or a step directory; `step` is 'latest', 'best' or a number) or
+  of a release .pickle/.pystate, in the layout config.scan_layers asks for,
+  checked against the model of config."""
   model = task.make_model(config)
   expected, _ = jax.eval_shape(
       lambda b: model.init(jax.random.PRNGKey(0), b, is_training=True),
       task.example_batch(config, 1))
   try:
-    checkpoint_io.check_tree(params, expected, 'params')
+    return checkpoint_lib.read_params(
+        checkpoint, step=step,
+        layout='scanned' if config.scan_layers else 'release',
+        expected=expected, best_metric=config.best_metric,
+        best_mode=config.best_mode)
   except checkpoint_io.CheckpointMismatchError as e:
     raise ValueError(
         f'{checkpoint} does not fit the model of this config (give the '
         f'--config the checkpoint was trained with): {e}') from e
-  return params, state
 
 
 def read_clips(config: ml_collections.ConfigDict, path: str, *,
@@ -231,8 +202,7 @@ def run(config: ml_collections.ConfigDict, checkpoint: str, video_path: str,
         output_dir: str, *, step: str = 'latest', start: float = 0.0,
         num_clips: int = 1, names_file: str = '') -> Mapping[str, Any]:
   """The whole CLI: load, read, reconstruct, write; returns the report."""
-  params, state = load_params(config,
-                              resolve_checkpoint(config, checkpoint, step))
+  params, state = load_params(config, checkpoint, step=step)
   clip = read_clips(config, video_path, start=start, num_clips=num_clips)
   result = reconstruct(config, params, state, clip,
                        label_names(config, names_file))
