@@ -92,10 +92,12 @@ def _pmean_floats(tree: Any) -> Any:
 
 def make_train_step(model: hk.TransformedWithState,
                     tx: optax.GradientTransformation, schedule,
-                    config: ml_collections.ConfigDict):
-  """Returns train_step(ts, batch) -> (ts, metrics) for ONE device."""
+                    config: ml_collections.ConfigDict, *, task=None):
+  """Returns train_step(ts, batch) -> (ts, metrics) for ONE device.
+
+  `task` is the module of config.task.module, loaded when not given."""
   accum = config.optimizer.grad_accum_steps
-  task = task_module(config)
+  task = task or task_module(config)
 
   def train_step(ts: TrainState, batch: dict[str, jax.Array]):
     step_key = jax.random.fold_in(ts.rng, ts.step)
@@ -134,9 +136,9 @@ def make_train_step(model: hk.TransformedWithState,
 
 
 def make_eval_step(model: hk.TransformedWithState,
-                   config: ml_collections.ConfigDict):
+                   config: ml_collections.ConfigDict, *, task=None):
   """Returns eval_step(params, state, batch) -> summed metrics, ONE device."""
-  task = task_module(config)
+  task = task or task_module(config)
 
   def eval_step(params, state, batch):
     with precision_scope(config):
@@ -249,6 +251,7 @@ class _Runner:
 
 
 class _Setup(NamedTuple):
+  task: Any  # the module of config.task.module, loaded once
   model: hk.TransformedWithState
   tx: optax.GradientTransformation
   schedule: Any
@@ -294,19 +297,21 @@ def _setup(config, workdir, devices) -> _Setup:
                       state=state, opt_state=tx.init(params),
                       rng=jax.random.fold_in(rng, 1))
 
-  runner = _Runner(config, make_train_step(model, tx, schedule, config),
-                   make_eval_step(model, config), runner_devices)
+  runner = _Runner(config,
+                   make_train_step(model, tx, schedule, config, task=task),
+                   make_eval_step(model, config, task=task), runner_devices)
   # Shapes and dtypes before anything is allocated (restore target, init).
   abstract = jax.eval_shape(init_fn, jax.random.PRNGKey(config.seed))
   abstract = jax.tree.map(
       lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype,
                                      sharding=runner.replicated), abstract)
-  return _Setup(model, tx, schedule, init_fn, abstract, runner, data_dir)
+  return _Setup(task, model, tx, schedule, init_fn, abstract, runner,
+                data_dir)
 
 
 def _evaluate_split(setup: _Setup, config, ts_step, split: str
                     ) -> dict[str, float]:
-  batches, num_batches = task_module(config).eval_iterator(
+  batches, _ = setup.task.eval_iterator(
       config, split, data_dir=setup.data_dir,
       process_index=jax.process_index(), process_count=jax.process_count())
   sums = None
@@ -315,8 +320,7 @@ def _evaluate_split(setup: _Setup, config, ts_step, split: str
     sums = out if sums is None else jax.tree.map(jnp.add, sums, out)
     if i % 16 == 15:
       jax.block_until_ready(sums)
-  del num_batches
-  return task_module(config).finalize_eval(jax.device_get(sums), config)
+  return setup.task.finalize_eval(jax.device_get(sums), config)
 
 
 def _checkpointer(config, workdir, read_only=False):
@@ -389,38 +393,9 @@ def _close_quietly(ckpt: checkpoint.Checkpointer,
 def _train(config, workdir, setup: _Setup, ckpt: checkpoint.Checkpointer,
            writer: metric_writer.MetricWriter) -> dict[str, float]:
   """The body of train_and_evaluate; closes ckpt and writer when done."""
-  is_chief = jax.process_index() == 0
   runner = setup.runner
   total_steps = config.num_train_steps
-
-  # ---- Load checkpoint --------------------------------------------------
-  # Resume order:
-  #   1. the newest intact checkpoint in this workdir (a restarted or
-  #      preempted run; damaged newer steps are moved aside, with a warning);
-  #   2. config.init_from (our checkpoint or a release pickle; a parameter
-  #      subset and a rename map for fine-tuning), at step 0;
-  #   3. from scratch, seeded by config.seed.
-  latest, tree = ckpt.restore_latest_intact(
-      _to_checkpoint(setup.abstract),
-      warn=logging.warning if is_chief else lambda message: None)
-  if latest is not None:
-    ts = _from_checkpoint(tree)
-    del tree
-    writer.log(f'Resumed from {ckpt.directory}/{latest}.')
-  else:
-    init = jax.jit(setup.init_fn, out_shardings=runner.replicated)
-    ts = init(jax.random.PRNGKey(config.seed))
-    if config.init_from.path:
-      params, state, message = checkpoint.warm_start(
-          jax.device_get(ts.params), jax.device_get(ts.state),
-          config.init_from.path, include=tuple(config.init_from.include),
-          rename=tuple(tuple(r) for r in config.init_from.rename))
-      writer.log(message)
-      ts = ts._replace(
-          params=jax.device_put(params, runner.replicated),
-          state=jax.device_put(state, runner.replicated),
-          opt_state=jax.jit(setup.tx.init, out_shardings=runner.replicated)(
-              params))
+  ts = _initial_state(config, setup, ckpt, writer)
   start_step = int(jax.device_get(ts.step))
   num_params = hk.data_structures.tree_size(setup.abstract.params)
   writer.log(f'{num_params:,} parameters; training steps {start_step}..'
@@ -428,7 +403,7 @@ def _train(config, workdir, setup: _Setup, ckpt: checkpoint.Checkpointer,
              f'({config.parallelism}), {jax.process_count()} processes.')
 
   # ---- Input pipeline ---------------------------------------------------
-  train_iter = task_module(config).train_iterator(
+  train_iter = setup.task.train_iterator(
       config, data_dir=setup.data_dir, seed=config.seed,
       start_step=start_step, process_index=jax.process_index(),
       process_count=jax.process_count())
@@ -452,31 +427,9 @@ def _train(config, workdir, setup: _Setup, ckpt: checkpoint.Checkpointer,
     # Fetch the metrics of steps pending_from..step in one transfer: every
     # log_every steps, and before a checkpoint so that a non-finite loss is
     # caught before its state could be saved.
-    fetched = jax.device_get(pending)
-    if config.parallelism == 'pmap':
-      fetched = jax.tree.map(lambda x: x[0], fetched)
-    losses = np.asarray([m['loss'] for m in fetched], np.float64)
-    if not np.all(np.isfinite(losses)):
-      bad = pending_from + int(np.argmax(~np.isfinite(losses)))
-      ckpt.wait()
-      good = ckpt.latest_step()
-      where = (f'the last good checkpoint is step {good} in '
-               f'{ckpt.directory}' if good is not None else
-               'no checkpoint was saved before it')
-      raise FloatingPointError(
-          f'Non-finite loss ({losses[bad - pending_from]}) at step {bad}, '
-          f'first bad step in steps {pending_from}-{step}. Training stopped; '
-          f'{where}. Lower config.schedule.base_lr or set '
-          'config.optimizer.clip_global_norm.')
-    scalars = {f'train/{k}': float(np.mean([m[k] for m in fetched]))
-               for k in fetched[0] if k != 'lr'}  # the task's + grad_norm
-    scalars['train/lr'] = float(fetched[-1]['lr'])
-    scalars.update(timer.lap(step, config.input.global_batch_size))
-    writer.log_train(step, scalars)
-    writer.write_scalars(step, {k: v for k, v in scalars.items()
-                                if k != 'eta_seconds'})
+    _log_train_metrics(config, ckpt, writer, timer, pending, pending_from,
+                       step)
     pending, pending_from = [], step + 1
-
     if do_eval and config.input.eval_split:
       result = _evaluate_split(setup, config, ts_step, config.input.eval_split)
       eval_metrics = {f'eval/{k}': v for k, v in result.items()}
@@ -491,21 +444,94 @@ def _train(config, workdir, setup: _Setup, ckpt: checkpoint.Checkpointer,
                 metrics=metrics_for_best)
     timer.lap(step, 0)  # do not count eval/checkpoint time as training
 
-  # ---- Final evals -------------------------------------------------------
   ckpt.wait()
+  final = _final_evals(config, workdir, setup, writer, ts_step, eval_metrics)
+  writer.close()
+  ckpt.close()
+  return final
+
+
+def _initial_state(config, setup: _Setup, ckpt: checkpoint.Checkpointer,
+                   writer: metric_writer.MetricWriter) -> TrainState:
+  """The state the run starts from. Resume order:
+    1. the newest intact checkpoint in this workdir (a restarted or
+       preempted run; damaged newer steps are moved aside, with a warning);
+    2. config.init_from (our checkpoint or a release pickle; a parameter
+       subset and a rename map for fine-tuning), at step 0;
+    3. from scratch, seeded by config.seed.
+  """
+  runner = setup.runner
+  latest, tree = ckpt.restore_latest_intact(
+      _to_checkpoint(setup.abstract),
+      warn=logging.warning if jax.process_index() == 0 else lambda m: None)
+  if latest is not None:
+    writer.log(f'Resumed from {ckpt.directory}/{latest}.')
+    return _from_checkpoint(tree)
+  init = jax.jit(setup.init_fn, out_shardings=runner.replicated)
+  ts = init(jax.random.PRNGKey(config.seed))
+  if not config.init_from.path:
+    return ts
+  params, state, message = checkpoint.warm_start(
+      jax.device_get(ts.params), jax.device_get(ts.state),
+      config.init_from.path, include=tuple(config.init_from.include),
+      rename=tuple(tuple(r) for r in config.init_from.rename))
+  writer.log(message)
+  return ts._replace(
+      params=jax.device_put(params, runner.replicated),
+      state=jax.device_put(state, runner.replicated),
+      opt_state=jax.jit(setup.tx.init, out_shardings=runner.replicated)(
+          params))
+
+
+def _log_train_metrics(config, ckpt: checkpoint.Checkpointer,
+                       writer: metric_writer.MetricWriter,
+                       timer: metric_writer.Timer, pending: list[Any],
+                       first: int, step: int) -> None:
+  """Fetches the metrics of steps first..step in one transfer, stops on a
+  non-finite loss (naming the step and the last good checkpoint), and logs
+  their means."""
+  fetched = jax.device_get(pending)
+  if config.parallelism == 'pmap':
+    fetched = jax.tree.map(lambda x: x[0], fetched)
+  losses = np.asarray([m['loss'] for m in fetched], np.float64)
+  if not np.all(np.isfinite(losses)):
+    bad = first + int(np.argmax(~np.isfinite(losses)))
+    ckpt.wait()
+    good = ckpt.latest_step()
+    where = (f'the last good checkpoint is step {good} in '
+             f'{ckpt.directory}' if good is not None else
+             'no checkpoint was saved before it')
+    raise FloatingPointError(
+        f'Non-finite loss ({losses[bad - first]}) at step {bad}, '
+        f'first bad step in steps {first}-{step}. Training stopped; '
+        f'{where}. Lower config.schedule.base_lr or set '
+        'config.optimizer.clip_global_norm.')
+  scalars = {f'train/{k}': float(np.mean([m[k] for m in fetched]))
+             for k in fetched[0] if k != 'lr'}  # the task's + grad_norm
+  scalars['train/lr'] = float(fetched[-1]['lr'])
+  scalars.update(timer.lap(step, config.input.global_batch_size))
+  writer.log_train(step, scalars)
+  writer.write_scalars(step, {k: v for k, v in scalars.items()
+                              if k != 'eta_seconds'})
+
+
+def _final_evals(config, workdir, setup: _Setup,
+                 writer: metric_writer.MetricWriter, ts_step,
+                 eval_metrics: dict[str, float]) -> dict[str, float]:
+  """The last eval's metrics plus the test split's; written (by process 0)
+  to <workdir>/metrics.json."""
   final = dict(eval_metrics)
   if config.input.test_split:
     result = _evaluate_split(setup, config, ts_step, config.input.test_split)
     final.update({f'test/{k}': v for k, v in result.items()})
     writer.log('test: ' + ', '.join(f'{k} {v:.4f}' for k, v in
                                      final.items() if k.startswith('test/')))
-    writer.write_scalars(total_steps, {k: v for k, v in final.items()
-                                       if k.startswith('test/')})
-  if is_chief:
+    writer.write_scalars(config.num_train_steps,
+                         {k: v for k, v in final.items()
+                          if k.startswith('test/')})
+  if jax.process_index() == 0:
     with open(os.path.join(workdir, 'metrics.json'), 'w') as f:
       json.dump(final, f, indent=2, sort_keys=True)
-  writer.close()
-  ckpt.close()
   return final
 
 
