@@ -74,10 +74,8 @@ spec = json.loads(spec_file.read_text())
 params, state = model_card.init_shapes(model_card.build(spec),
                                        model_card.example_inputs(spec))
 count = sum(x.size for x in jax.tree.leaves(params))
-experiment = importlib.util.spec_from_file_location('exp', sys.argv[2])
-module = importlib.util.module_from_spec(experiment)
-experiment.loader.exec_module(module)
-config = module.get_config('smoke')
+from perceiver.train import config_lib
+config = config_lib.load_experiment(sys.argv[2], 'smoke')
 print(json.dumps({'modules': names, 'params': count,
                   'spec_total': spec['total_params'],
                   'task': config.task.module}))

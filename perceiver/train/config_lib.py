@@ -15,7 +15,9 @@ perceiver/builders.py, which rejects unknown keyword arguments itself.
 """
 import difflib
 import importlib
+import importlib.util
 import numbers
+import os
 from typing import Any, Optional
 
 import ml_collections
@@ -128,6 +130,20 @@ def release_exact(config: ConfigDict) -> ConfigDict:
         strip(node[key])
   strip(c.model)
   return c
+
+
+def load_experiment(path: str, arg: Optional[str] = None) -> ConfigDict:
+  """`get_config(arg)` of an experiment file (experiments/<name>.py), as
+  ml_collections' config_flags loads `--config=PATH[:ARG]`."""
+  if not os.path.isfile(path):
+    raise FileNotFoundError(
+        f'No experiment file {path}; experiments are the files of '
+        'experiments/ in the repository, e.g. experiments/mnist.py.')
+  name = 'experiment_' + os.path.splitext(os.path.basename(path))[0]
+  spec = importlib.util.spec_from_file_location(name, path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config(arg or None)
 
 
 def load_task(config: ConfigDict):

@@ -7,34 +7,26 @@ Steps (each skipped part is logged):
      read the file back with perceiver.checkpoint_io.load_params;
   4. write <workdir>/summary.json (accuracy, wall times) and print it.
 """
-import importlib.util
 import json
 import os
 import time
 
+from perceiver import checkpoint_io
+from perceiver.train import config_lib
 from perceiver.train import trainer
-
-
-def load_config(path: str, arg: str = ''):
-  """get_config(arg) of an experiment file (what config_flags does)."""
-  spec = importlib.util.spec_from_file_location('experiment_config', path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config(arg or None)
 
 
 def run(config_path: str, workdir: str, *, variant: str = '',
         progress: bool = False) -> dict:
   start = time.time()
   os.makedirs(workdir, exist_ok=True)
-  config = load_config(config_path, variant)
+  config = config_lib.load_experiment(config_path, variant)
   final = trainer.train_and_evaluate(config, workdir, progress=progress)
   train_seconds = time.time() - start
   test = trainer.evaluate(config, workdir, step='best', split='test')
   # .pystate: the conv input has BatchNorm state ({'params', 'state'}).
   output = os.path.join(workdir, 'mnist_params.pystate')
   trainer.export(config, workdir, output, step='best')
-  from perceiver import checkpoint_io  # pylint: disable=g-import-not-at-top
   params, _ = checkpoint_io.load_params(output)
   summary = {
       'best_step': test['step'],

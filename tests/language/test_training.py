@@ -11,7 +11,6 @@ GLUE itself cannot be downloaded here, so the GLUE runs read
 and the real packing); the embedded corpora are real.
 """
 import functools
-import importlib.util
 import logging
 import os
 
@@ -28,6 +27,7 @@ from perceiver.tasks.language import metrics as metrics_lib
 from perceiver.tasks.language import models
 from perceiver.tasks.language import tfds_builders
 from perceiver.train import checkpoint
+from perceiver.train import config_lib
 from perceiver.tasks.language import data
 from perceiver.tasks.language import glue as glue_task
 from perceiver.train import trainer
@@ -38,27 +38,8 @@ DEVICES = 2
 
 
 def load_experiment(name: str, arg: str = ''):
-  path = os.path.join(REPO, 'experiments', f'{name}.py')
-  spec = importlib.util.spec_from_file_location(f'lang_exp_{name}', path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config(arg or None)
-
-
-@pytest.fixture(scope='module', autouse=True)
-def compilation_cache(tmp_path_factory):
-  """A persistent XLA cache: the smoke runs share one tiny model, so they
-  compile once."""
-  keys = ('jax_compilation_cache_dir',
-          'jax_persistent_cache_min_compile_time_secs',
-          'jax_persistent_cache_min_entry_size_bytes')
-  old = {k: getattr(jax.config, k) for k in keys}
-  jax.config.update(keys[0], str(tmp_path_factory.mktemp('xla_cache')))
-  jax.config.update(keys[1], 0.0)
-  jax.config.update(keys[2], 0)
-  yield
-  for k, v in old.items():
-    jax.config.update(k, v)
+  return config_lib.load_experiment(
+      os.path.join(REPO, 'experiments', f'{name}.py'), arg)
 
 
 @pytest.fixture(scope='module')

@@ -160,3 +160,14 @@ def test_numeric_variants_must_be_positive(name, arg, experiment):
   with pytest.raises(ValueError, match=rf'Variant "{key}={value}": {key} must '
                      rf'be a positive integer \(e\.g\. "{key}=\d+"\)'):
     experiment(name, arg)
+
+
+def test_load_experiment_reads_a_file_and_names_a_missing_one(tmp_path):
+  path = tmp_path / 'tiny_experiment.py'
+  path.write_text('def get_config(arg=None):\n'
+                  '  import ml_collections\n'
+                  '  return ml_collections.ConfigDict({"arg": arg})\n')
+  assert config_lib.load_experiment(str(path), 'smoke').arg == 'smoke'
+  assert config_lib.load_experiment(str(path)).arg is None
+  with pytest.raises(FileNotFoundError, match='nowhere.py'):
+    config_lib.load_experiment(str(tmp_path / 'nowhere.py'))

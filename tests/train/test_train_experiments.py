@@ -6,7 +6,6 @@ builder and the real pipeline: crop, RandAugment, MixUp/CutMix). That is
 the only mock: nothing real can run without the 150 GB of tars.
 """
 import glob
-import importlib.util
 import os
 
 import jax
@@ -33,12 +32,9 @@ EXPERIMENTS = sorted(
     if _uses_this_trainer(p))
 
 
-def _load(name, arg=''):
-  path = os.path.join(REPO, 'experiments', f'{name}.py')
-  spec = importlib.util.spec_from_file_location(f'x_{name}', path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config(arg or None)
+def _load(name: str, arg: str = ''):
+  return config_lib.load_experiment(
+      os.path.join(REPO, 'experiments', f'{name}.py'), arg)
 
 
 def test_all_paper_experiments_exist():
