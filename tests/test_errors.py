@@ -194,7 +194,7 @@ def test_dropout_and_random_masking_without_rng():
     model.apply(params, None, x, 0.5)
 
 
-# --- Sizes, widths and empty inputs (issue 16) --------------------------------
+# --- Sizes, widths and empty inputs -----------------------------------------
 
 ENCODER = dict(num_self_attends_per_block=1, num_blocks=1, z_index_dim=2,
                num_z_channels=8, num_self_attend_heads=1)

@@ -61,7 +61,7 @@ def test_eval_reports_test_accuracy(reference_run, mnist_data_dir, tiny_flags):
   assert info and all('trainer.py' in l for l in info), out.stderr[-3000:]
 
 
-# --- Bad input (issue 16) ----------------------------------------------------
+# --- Bad input ---------------------------------------------------------------
 
 
 def test_bad_step_flag_stops_at_flag_parsing(tmp_path):

@@ -189,7 +189,7 @@ def test_bfloat16_compute_with_remat_keeps_float32_master_weights(
   assert all(x.dtype == np.float32 and np.all(np.isfinite(x)) for x in leaves)
 
 
-# --- Damaged and foreign checkpoints (issue 16) -------------------------------
+# --- Damaged and foreign checkpoints ----------------------------------------
 
 
 def _damage(step_dir, kind):

@@ -17,7 +17,7 @@ Decisions where the paper is silent (all are fields of `MlmConfig`):
   decided per word (all tokens of a word get the same treatment; a random
   replacement draws an independent ordinary id for each token).
 * `loss_on_masked_only=True` (default): `loss_weights` is 1 on masked
-  positions only, as in BERT and as the issue asks for loss and accuracy on
+  positions only, as in BERT (Devlin et al. 2019), for loss and accuracy on
   masked positions. The paper decodes all M positions (O = M) and does not
   say which enter the loss. With False, the loss
   covers every non-padding position. `target_mask` always marks the masked
@@ -67,7 +67,7 @@ class MlmConfig:
   bert_replacement: bool = False
   bert_mask_fraction: float = 0.8
   bert_random_fraction: float = 0.1
-  # Loss on masked positions only (paper silent; the issue asks for it).
+  # Loss on masked positions only (the paper is silent; BERT does so).
   loss_on_masked_only: bool = True
   # Join documents with EOS (paper silent).
   separate_documents_with_eos: bool = True
