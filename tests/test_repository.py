@@ -43,3 +43,20 @@ def test_golden_data_is_in_the_repository():
   for family in golden.FULL_FAMILIES:
     assert os.path.exists(os.path.join(golden.RELEASE_SPECS_DIR,
                                        f'full_{family}.json'))
+
+
+TRACKER = re.compile(r'\bissues? #?\d+|\(issue\b|\bthe issue (asks|says)|'
+                     r'\bas the issue\b', re.I)
+
+
+def test_docs_cite_the_paper_or_the_release_not_a_tracker():
+  """The issue tracker is not part of the repository: nothing may cite it."""
+  offenders = []
+  for name in _tracked_files():
+    if name == 'tests/test_repository.py':
+      continue
+    with open(os.path.join(REPO, name), encoding='utf-8') as f:
+      for number, line in enumerate(f, 1):
+        if TRACKER.search(line):
+          offenders.append(f'{name}:{number}: {line.strip()}')
+  assert not offenders, '\n'.join(offenders)
