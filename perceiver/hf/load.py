@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from perceiver import checkpoint_io
 from perceiver.hf import export
 from perceiver.hf import mapping
 from perceiver.hf import specs
@@ -93,7 +94,6 @@ def import_to_file(directory: str, output: str) -> dict[str, Any]:
   """Writes `directory`'s weights to a release-format `output` (.pickle or
   .pystate) and its spec to `output`.spec.json; returns a summary
   (launch/import_hf.py)."""
-  from perceiver import checkpoint_io  # pylint: disable=g-import-not-at-top
   imported = load(directory)
   checkpoint_io.save_params(output, imported.params, imported.state or None)
   spec_path = output + '.spec.json'

@@ -22,6 +22,8 @@ from typing import Any, Optional
 
 import ml_collections
 
+from perceiver.train import task as task_lib
+
 ConfigDict = ml_collections.ConfigDict
 
 
@@ -149,7 +151,6 @@ def load_experiment(path: str, arg: Optional[str] = None) -> ConfigDict:
 def load_task(config: ConfigDict):
   """The task module of `config.task.module`, checked against the interface
   of perceiver/train/task.py."""
-  from perceiver.train import task as task_lib  # pylint: disable=g-import-not-at-top
   module = config.task.module if isinstance(config.task, ConfigDict) else None
   if not isinstance(module, str) or not module:
     raise ValueError(

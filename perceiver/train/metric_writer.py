@@ -27,6 +27,8 @@ class MetricWriter:
     self._stream = stream or sys.stderr
     self._summary = None
     if enabled and logdir:
+      # Imported here: TensorFlow takes seconds to import, and only process
+      # 0 of a run with a logdir writes events.
       import tensorflow as tf  # pylint: disable=g-import-not-at-top
       self._tf = tf
       from tensorflow.core.framework import summary_pb2  # pylint: disable=g-import-not-at-top
