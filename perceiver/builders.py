@@ -16,6 +16,7 @@ colabs, and the parameter trees match the six released checkpoints
   video_autoencoder  Kinetics audio+video+label ([P] §4.3); `full_outputs=True`
                      decodes all 802,816 + 1,920 + 1 outputs in one call.
 """
+import dataclasses
 import functools
 import itertools
 from typing import Any, Callable, Mapping, Optional, Sequence
@@ -277,6 +278,190 @@ def tiled_flow(apply_fn: Callable[[jax.Array], jax.Array], images,
 #  ------------------------------------------------------------
 
 
+@dataclasses.dataclass(frozen=True)
+class _VideoAutoencoder:
+  """The video autoencoder's architecture (the kwargs of video_autoencoder)
+  and the sizes derived from it."""
+  num_frames: int
+  image_size: int
+  fourier_image_resolution: int
+  audio_samples_per_frame: int
+  samples_per_patch: int
+  num_classes: int
+  z_index_dim: int
+  num_z_channels: int
+  num_self_attends_per_block: int
+  decoder_channels: int
+  audio_num_bands: int
+  image_num_bands: int
+  spatial_downsample: int
+  label_mask_prob: float
+  encoder_kwargs: Mapping[str, Any]
+  decoder_kwargs: Mapping[str, Any]
+
+  @property
+  def n_audio(self) -> int:  # N_a, audio samples per clip
+    return self.num_frames * self.audio_samples_per_frame
+
+  @property
+  def n_audio_patches(self) -> int:
+    return self.n_audio // self.samples_per_patch
+
+  @property
+  def image_grid(self) -> tuple[int, int, int]:  # (T, H, W)
+    return (self.num_frames, self.image_size, self.image_size)
+
+  def image_ff(self) -> dict[str, Any]:
+    res = self.fourier_image_resolution
+    return dict(num_bands=self.image_num_bands,
+                max_resolution=(self.num_frames, res, res),
+                sine_only=False, concat_pos=True)
+
+  def audio_ff(self) -> dict[str, Any]:
+    return dict(num_bands=self.audio_num_bands,
+                max_resolution=(self.n_audio,), sine_only=False,
+                concat_pos=True)
+
+  def modules(self, subsampled_index_dims):
+    """(preprocessor, encoder, decoder, postprocessor), created in the
+    release's order (the parameter tree and seeded init depend on it)."""
+    image_ff, audio_ff = self.image_ff(), self.audio_ff()
+    prep = io_processors.MultimodalPreprocessor(
+        min_padding_size=4,
+        modalities={
+            'audio': io_processors.AudioPreprocessor(
+                position_encoding_type='fourier',
+                fourier_position_encoding_kwargs=audio_ff,
+                n_extra_pos_mlp=0, prep_type='patches',
+                samples_per_patch=self.samples_per_patch),
+            'image': io_processors.ImagePreprocessor(
+                position_encoding_type='fourier',
+                fourier_position_encoding_kwargs=image_ff,
+                n_extra_pos_mlp=0, prep_type='patches',
+                spatial_downsample=self.spatial_downsample,
+                temporal_downsample=1),
+            'label': io_processors.OneHotPreprocessor(),
+        },
+        mask_probs={'image': 0.0, 'audio': 0.0,
+                    'label': self.label_mask_prob})
+    post = io_processors.MultimodalPostprocessor(modalities={
+        'audio': io_processors.AudioPostprocessor(
+            samples_per_patch=self.samples_per_patch),
+        'image': io_processors.ProjectionPostprocessor(num_outputs=3),
+        'label': io_processors.ClassificationPostprocessor(
+            num_classes=self.num_classes),
+    })
+    enc = perceiver.PerceiverEncoder(
+        num_self_attends_per_block=self.num_self_attends_per_block,
+        num_blocks=1, z_index_dim=self.z_index_dim,
+        num_z_channels=self.num_z_channels, num_cross_attend_heads=1,
+        num_self_attend_heads=8, cross_attend_widening_factor=1,
+        self_attend_widening_factor=1, dropout_prob=0.0,
+        z_pos_enc_init_scale=0.02, cross_attention_shape_for_attn='kv',
+        name='encoder', **dict(self.encoder_kwargs))
+    common = dict(concat_preprocessed_input=False,
+                  num_z_channels=self.decoder_channels,
+                  output_num_channels=self.num_z_channels,
+                  use_query_residual=False)
+    dec = perceiver.MultimodalDecoder(
+        subsampled_index_dims=subsampled_index_dims,
+        modalities={
+            'audio': perceiver.BasicDecoder(
+                output_index_dims=(self.n_audio_patches,),
+                position_encoding_type='fourier',
+                fourier_position_encoding_kwargs=audio_ff, **common),
+            'image': perceiver.BasicVideoAutoencodingDecoder(
+                output_shape=(1,) + self.image_grid,
+                position_encoding_type='fourier',
+                fourier_position_encoding_kwargs=image_ff, **common),
+            'label': perceiver.ClassificationDecoder(
+                num_classes=self.num_classes,
+                concat_preprocessed_input=False,
+                num_z_channels=self.decoder_channels,
+                use_query_residual=False, position_encoding_type='trainable',
+                trainable_position_encoding_kwargs=dict(
+                    num_channels=self.decoder_channels, init_scale=0.02)),
+        },
+        num_outputs=None, output_num_channels=self.num_z_channels,
+        use_query_residual=False, concat_preprocessed_input=False,
+        **dict(self.decoder_kwargs))
+    return prep, enc, dec, post
+
+  def check_inputs(self, images, audio) -> None:
+    want_images = self.image_grid + (3,)
+    if images.ndim != 5 or tuple(images.shape[1:]) != want_images:
+      raise ValueError(f'video_autoencoder expects images [B, '
+                       f'{", ".join(map(str, want_images))}]; got '
+                       f'{tuple(images.shape)}.')
+    if audio.ndim != 3 or tuple(audio.shape[1:]) != (self.n_audio, 1):
+      raise ValueError(f'video_autoencoder expects mono audio [B, '
+                       f'{self.n_audio}, 1]; got {tuple(audio.shape)}.')
+
+
+def _with_label_mask(prep, label_mask, batch: int):
+  """The preprocessor with the label input masked where label_mask ([B]
+  bool) says, instead of by its own random draw."""
+  if label_mask is None:
+    return prep
+  if tuple(np.shape(label_mask)) != (batch,):
+    raise ValueError(f'label_mask must be [B] = [{batch}] bool; got shape '
+                     f'{tuple(np.shape(label_mask))}.')
+  return functools.partial(prep, masks={'label': label_mask[:, None]})
+
+
+def _decode_subsampled(arch: _VideoAutoencoder, inputs, subsampling, batch,
+                       is_training, label_mask):
+  """The outputs at `subsampling`'s points (the release's training path)."""
+  if subsampling is None or set(subsampling) - {'label'} != {'image', 'audio'}:
+    raise ValueError("video_autoencoder needs subsampling={'image': "
+                     "indices, 'audio': indices} or full_outputs=True.")
+  points = {'image': subsampling['image'], 'audio': subsampling['audio']}
+  sizes = {'audio': np.shape(points['audio'])[-1],
+           'image': np.shape(points['image'])[-1], 'label': 1}
+  prep, enc, dec, post = arch.modules(sizes)
+  prep = _with_label_mask(prep, label_mask, batch)
+  model = perceiver.Perceiver(input_preprocessor=prep, encoder=enc,
+                              decoder=dec, output_postprocessor=post)
+  return model(inputs, is_training=is_training,
+               subsampled_output_points=points)
+
+
+def _decode_all(arch: _VideoAutoencoder, inputs, batch, is_training, chunks,
+                label_mask):
+  """Every output: the encoder runs once, the decoder maps over `chunks`
+  slices of the queries with hk.map."""
+  num_pixels = int(np.prod(arch.image_grid))
+  n_patches = arch.n_audio_patches
+  if num_pixels % chunks or n_patches % chunks:
+    raise ValueError(f'chunks={chunks} must divide both {num_pixels} pixels '
+                     f'and {n_patches} audio patches.')
+  pix, aud = num_pixels // chunks, n_patches // chunks
+  prep, enc, dec, post = arch.modules({'audio': aud, 'image': pix,
+                                       'label': 1})
+  prep = _with_label_mask(prep, label_mask, batch)
+  # Encode once (the same modules Perceiver.__call__ would run).
+  x, modality_sizes, without_pos = prep(inputs, is_training=is_training,
+                                        network_input_is_1d=True)
+  z = enc(x, enc.latents(x), is_training=is_training)
+
+  def decode_chunk(chunk_index):
+    points = {'image': chunk_index * pix + jnp.arange(pix),
+              'audio': chunk_index * aud + jnp.arange(aud)}
+    query = dec.decoder_query(x, modality_sizes, without_pos,
+                              subsampled_points=points)
+    out = dec(query, z, is_training=is_training)
+    return post(out, is_training=is_training,
+                modality_sizes={'audio': aud, 'image': pix, 'label': 1})
+
+  # Decoder queries never interact, so decoding chunk by chunk gives the
+  # same values as decoding all queries at once.
+  outs = hk.map(decode_chunk, jnp.arange(chunks))
+  image = jnp.moveaxis(outs['image'], 0, 1).reshape(
+      (batch,) + arch.image_grid + (3,))
+  audio = jnp.moveaxis(outs['audio'], 0, 1).reshape(batch, arch.n_audio)
+  return {'image': image, 'audio': audio, 'label': outs['label'][0]}
+
+
 def video_autoencoder(*, num_frames: int = 16, image_size: int = 224,
                       fourier_image_resolution: int = 56,
                       audio_samples_per_frame: int = 1920,
@@ -310,142 +495,29 @@ def video_autoencoder(*, num_frames: int = 16, image_size: int = 224,
   bool) instead says which examples' label input is masked, so that a
   training loop can draw the masks with its data.
   """
-  n_audio = num_frames * audio_samples_per_frame
-  n_audio_patches = n_audio // samples_per_patch
-  image_grid = (num_frames, image_size, image_size)
-  image_ff = dict(num_bands=image_num_bands,
-                  max_resolution=(num_frames, fourier_image_resolution,
-                                  fourier_image_resolution),
-                  sine_only=False, concat_pos=True)
-  audio_ff = dict(num_bands=audio_num_bands, max_resolution=(n_audio,),
-                  sine_only=False, concat_pos=True)
-
-  def build(subsampled_index_dims):
-    prep = io_processors.MultimodalPreprocessor(
-        min_padding_size=4,
-        modalities={
-            'audio': io_processors.AudioPreprocessor(
-                position_encoding_type='fourier',
-                fourier_position_encoding_kwargs=audio_ff,
-                n_extra_pos_mlp=0, prep_type='patches',
-                samples_per_patch=samples_per_patch),
-            'image': io_processors.ImagePreprocessor(
-                position_encoding_type='fourier',
-                fourier_position_encoding_kwargs=image_ff,
-                n_extra_pos_mlp=0, prep_type='patches',
-                spatial_downsample=spatial_downsample, temporal_downsample=1),
-            'label': io_processors.OneHotPreprocessor(),
-        },
-        mask_probs={'image': 0.0, 'audio': 0.0, 'label': label_mask_prob})
-    post = io_processors.MultimodalPostprocessor(modalities={
-        'audio': io_processors.AudioPostprocessor(
-            samples_per_patch=samples_per_patch),
-        'image': io_processors.ProjectionPostprocessor(num_outputs=3),
-        'label': io_processors.ClassificationPostprocessor(
-            num_classes=num_classes),
-    })
-    enc = perceiver.PerceiverEncoder(
-        num_self_attends_per_block=num_self_attends_per_block, num_blocks=1,
-        z_index_dim=z_index_dim, num_z_channels=num_z_channels,
-        num_cross_attend_heads=1, num_self_attend_heads=8,
-        cross_attend_widening_factor=1, self_attend_widening_factor=1,
-        dropout_prob=0.0, z_pos_enc_init_scale=0.02,
-        cross_attention_shape_for_attn='kv', name='encoder',
-        **dict(encoder_kwargs or {}))
-    common = dict(concat_preprocessed_input=False,
-                  num_z_channels=decoder_channels,
-                  output_num_channels=num_z_channels, use_query_residual=False)
-    dec = perceiver.MultimodalDecoder(
-        subsampled_index_dims=subsampled_index_dims,
-        modalities={
-            'audio': perceiver.BasicDecoder(
-                output_index_dims=(n_audio_patches,),
-                position_encoding_type='fourier',
-                fourier_position_encoding_kwargs=audio_ff, **common),
-            'image': perceiver.BasicVideoAutoencodingDecoder(
-                output_shape=(1,) + image_grid,
-                position_encoding_type='fourier',
-                fourier_position_encoding_kwargs=image_ff, **common),
-            'label': perceiver.ClassificationDecoder(
-                num_classes=num_classes, concat_preprocessed_input=False,
-                num_z_channels=decoder_channels, use_query_residual=False,
-                position_encoding_type='trainable',
-                trainable_position_encoding_kwargs=dict(
-                    num_channels=decoder_channels, init_scale=0.02)),
-        },
-        num_outputs=None, output_num_channels=num_z_channels,
-        use_query_residual=False, concat_preprocessed_input=False,
-        **dict(decoder_kwargs or {}))
-    return prep, enc, dec, post
-
-  def check(images, audio):
-    want_images = image_grid + (3,)
-    if images.ndim != 5 or tuple(images.shape[1:]) != want_images:
-      raise ValueError(f'video_autoencoder expects images [B, '
-                       f'{", ".join(map(str, want_images))}]; got '
-                       f'{tuple(images.shape)}.')
-    if audio.ndim != 3 or tuple(audio.shape[1:]) != (n_audio, 1):
-      raise ValueError(f'video_autoencoder expects mono audio [B, {n_audio}, '
-                       f'1]; got {tuple(audio.shape)}.')
-
-  def with_label_mask(prep, label_mask, batch):
-    if label_mask is None:
-      return prep
-    if tuple(np.shape(label_mask)) != (batch,):
-      raise ValueError(f'label_mask must be [B] = [{batch}] bool; got shape '
-                       f'{tuple(np.shape(label_mask))}.')
-    return functools.partial(prep, masks={'label': label_mask[:, None]})
+  arch = _VideoAutoencoder(
+      num_frames=num_frames, image_size=image_size,
+      fourier_image_resolution=fourier_image_resolution,
+      audio_samples_per_frame=audio_samples_per_frame,
+      samples_per_patch=samples_per_patch, num_classes=num_classes,
+      z_index_dim=z_index_dim, num_z_channels=num_z_channels,
+      num_self_attends_per_block=num_self_attends_per_block,
+      decoder_channels=decoder_channels, audio_num_bands=audio_num_bands,
+      image_num_bands=image_num_bands, spatial_downsample=spatial_downsample,
+      label_mask_prob=label_mask_prob,
+      encoder_kwargs=dict(encoder_kwargs or {}),
+      decoder_kwargs=dict(decoder_kwargs or {}))
 
   def forward(images, audio, subsampling=None, *, is_training, label=None,
               label_mask=None, full_outputs=False, chunks=128):
-    check(images, audio)
+    arch.check_inputs(images, audio)
     batch = images.shape[0]
     if label is None:
       label = jnp.zeros((batch, num_classes), images.dtype)
     inputs = {'image': images, 'audio': audio, 'label': label}
     if full_outputs:
-      return _decode_all(build, inputs, batch, is_training, chunks, label_mask)
-    if subsampling is None or set(subsampling) - {'label'} != {'image', 'audio'}:
-      raise ValueError("video_autoencoder needs subsampling={'image': "
-                       "indices, 'audio': indices} or full_outputs=True.")
-    points = {'image': subsampling['image'], 'audio': subsampling['audio']}
-    sizes = {'audio': np.shape(points['audio'])[-1],
-             'image': np.shape(points['image'])[-1], 'label': 1}
-    prep, enc, dec, post = build(sizes)
-    prep = with_label_mask(prep, label_mask, batch)
-    model = perceiver.Perceiver(input_preprocessor=prep, encoder=enc,
-                                decoder=dec, output_postprocessor=post)
-    return model(inputs, is_training=is_training,
-                 subsampled_output_points=points)
-
-  def _decode_all(build, inputs, batch, is_training, chunks, label_mask):
-    num_pixels = int(np.prod(image_grid))
-    if num_pixels % chunks or n_audio_patches % chunks:
-      raise ValueError(f'chunks={chunks} must divide both {num_pixels} pixels '
-                       f'and {n_audio_patches} audio patches.')
-    pix, aud = num_pixels // chunks, n_audio_patches // chunks
-    prep, enc, dec, post = build({'audio': aud, 'image': pix, 'label': 1})
-    prep = with_label_mask(prep, label_mask, batch)
-    # Encode once (the same modules Perceiver.__call__ would run).
-    x, modality_sizes, without_pos = prep(inputs, is_training=is_training,
-                                          network_input_is_1d=True)
-    z = enc(x, enc.latents(x), is_training=is_training)
-
-    def decode_chunk(chunk_index):
-      points = {'image': chunk_index * pix + jnp.arange(pix),
-                'audio': chunk_index * aud + jnp.arange(aud)}
-      query = dec.decoder_query(x, modality_sizes, without_pos,
-                                subsampled_points=points)
-      out = dec(query, z, is_training=is_training)
-      return post(out, is_training=is_training,
-                  modality_sizes={'audio': aud, 'image': pix, 'label': 1})
-
-    # Decoder queries never interact, so decoding chunk by chunk gives the
-    # same values as decoding all queries at once.
-    outs = hk.map(decode_chunk, jnp.arange(chunks))
-    image = jnp.moveaxis(outs['image'], 0, 1).reshape(
-        (batch,) + image_grid + (3,))
-    audio = jnp.moveaxis(outs['audio'], 0, 1).reshape(batch, n_audio)
-    return {'image': image, 'audio': audio, 'label': outs['label'][0]}
+      return _decode_all(arch, inputs, batch, is_training, chunks, label_mask)
+    return _decode_subsampled(arch, inputs, subsampling, batch, is_training,
+                              label_mask)
 
   return forward
