@@ -72,12 +72,7 @@ def _tiny_config(data_dir: str, **overrides):
   c = load_experiment('mnist', 'smoke')
   c.input.data_dir = data_dir
   overrides = {**TINY, **overrides}
-  for key, value in overrides.items():
-    target = c
-    *parents, leaf = key.split('.')
-    for p in parents:
-      target = target[p]
-    target[leaf] = value
+  c.update_from_flattened_dict(overrides)
   return c
 
 

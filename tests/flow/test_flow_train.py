@@ -29,12 +29,7 @@ OVERRIDES = {'num_train_steps': STEPS, 'checkpoint_every': 4, 'log_every': 4,
 
 def _config():
   config = load_experiment('optical_flow', 'smoke')
-  for key, value in OVERRIDES.items():
-    node = config
-    *path, leaf = key.split('.')
-    for part in path:
-      node = node[part]
-    node[leaf] = value
+  config.update_from_flattened_dict(OVERRIDES)
   return config
 
 

@@ -34,12 +34,7 @@ def mlm_run(tmp_path_factory):
   from perceiver.train import trainer  # pylint: disable=g-import-not-at-top
   from tests.training_fixtures import load_experiment  # pylint: disable=g-import-not-at-top
   config = load_experiment('mlm_bytes', 'smoke')
-  for key, value in OVERRIDES.items():
-    *path, leaf = key.split('.')
-    node = config
-    for part in path:
-      node = node[part]
-    node[leaf] = value
+  config.update_from_flattened_dict(OVERRIDES)
   workdir = str(tmp_path_factory.mktemp('mlm_run'))
   trainer.train_and_evaluate(config, workdir, devices=jax.devices()[:1])
   return workdir

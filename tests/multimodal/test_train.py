@@ -37,12 +37,7 @@ OVERRIDES = {'num_train_steps': 4, 'checkpoint_every': 2, 'log_every': 2,
 def _smoke(data_dir):
   c = load_experiment(EXPERIMENT, 'smoke')
   c.input.data_dir = data_dir
-  for key, value in OVERRIDES.items():
-    target = c
-    *parents, leaf = key.split('.')
-    for p in parents:
-      target = target[p]
-    target[leaf] = value
+  c.update_from_flattened_dict(OVERRIDES)
   return c
 
 

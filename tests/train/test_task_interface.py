@@ -156,12 +156,7 @@ def _config(**overrides):
   c.schedule.base_lr = 0.5
   c.schedule.boundaries = (8,)
   c.schedule.decay_factor = 20.0
-  for key, value in overrides.items():
-    target = c
-    *parents, leaf = key.split('.')
-    for p in parents:
-      target = target[p]
-    target[leaf] = value
+  c.update_from_flattened_dict(overrides)
   return c
 
 
