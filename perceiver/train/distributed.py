@@ -18,8 +18,10 @@ calls `report_stopped`, which names the processes that did not answer and
 the last checkpoint on disk; the relaunched job resumes from it. A process
 that is waiting in one of Orbax's checkpoint barriers (coordination service,
 not gloo) when a peer dies learns of it only from the heartbeat timeout and
-is ended at once; its last words are then the service's line naming the
-lost task, after the trainer's "last checkpoint" line of its latest save.
+is ended at once; so are the others when process 0, which runs the
+service, is lost (measured: within 3 s). Their last words are then the
+service's line naming the lost task (or "the leader task"), after the
+trainer's "last checkpoint" line of its latest save.
 """
 import os
 import threading
