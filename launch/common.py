@@ -19,6 +19,11 @@ _PROCESS_ID = flags.DEFINE_integer('process_id', -1, 'This process, 0-based.')
 _AUTO = flags.DEFINE_bool(
     'distributed_auto', False,
     'jax.distributed.initialize() with no arguments (TPU pods).')
+_HEARTBEAT = flags.DEFINE_integer(
+    'heartbeat_timeout_seconds', 30,
+    'Multi-process: a process silent for this long is declared lost and '
+    'the others stop (non-zero exit, naming it and the last checkpoint).',
+    lower_bound=1)
 _LIBRARY_LOGS = flags.DEFINE_bool(
     'show_library_logs', False,
     "Also print the libraries' INFO lines (Orbax, TFDS, JAX); by default "
@@ -45,4 +50,5 @@ def setup() -> None:
   logs.configure(show_library_logs=_LIBRARY_LOGS.value)
   distributed.initialize(coordinator_address=_COORDINATOR.value,
                          num_processes=_NUM_PROCESSES.value,
-                         process_id=_PROCESS_ID.value, auto=_AUTO.value)
+                         process_id=_PROCESS_ID.value, auto=_AUTO.value,
+                         heartbeat_timeout_seconds=_HEARTBEAT.value)

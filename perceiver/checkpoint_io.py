@@ -61,6 +61,17 @@ jax 0.2.x's ``DeviceArray`` forwarded ``__reduce__`` to its numpy value, so
 A current ``jax.Array`` pickles through ``jax._src.array._reconstruct_array``,
 which is refused; :func:`save_params` converts to numpy first.
 
+Checksums
+---------
+:func:`save_params` (and so ``launch/export.py``) writes ``<file>.sha256``
+beside the file, one line ``<hex digest>  <file name>`` in the format of
+``sha256sum``, so ``sha256sum -c params.pystate.sha256`` checks it in a
+shell. :func:`load_params` checks the file against it when it is present
+and refuses a damaged file with :class:`CorruptCheckpointError`; pickle has
+no checksum of its own, and a flipped bit in array data would otherwise load
+as a silently different weight. The release files come without one: they
+load as before, with a warning (once per file) that they were not checked.
+
 Glossary
 --------
 params
@@ -84,6 +95,8 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import hashlib
+import logging
 import os
 import pickle
 import secrets
@@ -104,6 +117,7 @@ __all__ = [
     'CheckpointError',
     'CheckpointFormatError',
     'CheckpointMismatchError',
+    'CorruptCheckpointError',
     'NonFiniteCheckpointError',
     'RestrictedUnpickler',
     'UnsafeCheckpointError',
@@ -111,15 +125,24 @@ __all__ = [
     'check_extension',
     'check_finite',
     'check_tree',
+    'checksum_path',
     'load_params',
     'restricted_load',
     'save_params',
+    'verify_checksum',
+    'write_checksum',
 ]
 
 PICKLE_PROTOCOL = 4  # Readable by Python 3.4+, which covers 3.8+.
 EXTENSIONS = ('.pickle', '.pystate')
 
 Tree = dict[str, dict[str, np.ndarray]]
+
+CHECKSUM_SUFFIX = '.sha256'
+_CHUNK = 1 << 22  # bytes read at a time while hashing
+
+_log = logging.getLogger(__name__)
+_unchecked_reported: set[str] = set()  # files already reported unchecked
 
 
 # ---------------------------------------------------------------------------
@@ -129,6 +152,10 @@ Tree = dict[str, dict[str, np.ndarray]]
 
 class CheckpointError(Exception):
     """Base class of the errors raised by this module."""
+
+
+class CorruptCheckpointError(CheckpointError, ValueError):
+    """The file's bytes do not match the checksum recorded beside it."""
 
 
 class UnsafeCheckpointError(CheckpointError, pickle.UnpicklingError):
@@ -477,6 +504,82 @@ def check_extension(path: str) -> None:
             'format)')
 
 
+def checksum_path(path: str | os.PathLike) -> str:
+    """``<path>.sha256``: where the checksum of ``path`` is kept."""
+    return os.fspath(path) + CHECKSUM_SUFFIX
+
+
+def _sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, 'rb') as f:
+        while chunk := f.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def write_checksum(path: str | os.PathLike) -> str:
+    """Writes ``<path>.sha256`` (``sha256sum`` format: ``<hex>  <name>``,
+    the name relative to the checksum file's directory) atomically; returns
+    the checksum file's path."""
+    path = os.fspath(path)
+    line = f'{_sha256(path)}  {os.path.basename(path)}\n'
+    target = checksum_path(path)
+    tmp = os.path.join(os.path.dirname(os.path.abspath(target)),
+                       f'.{os.path.basename(target)}.{secrets.token_hex(6)}'
+                       '.tmp')
+    try:
+        with open(tmp, 'w') as f:
+            f.write(line)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return target
+
+
+def verify_checksum(path: str | os.PathLike) -> bool:
+    """Checks ``path`` against ``<path>.sha256``.
+
+    Returns:
+      True when the checksum file exists and matches; False when there is
+      none (reported once per file with a warning: release files have none).
+
+    Raises:
+      CorruptCheckpointError: the file does not match, or the checksum file
+        is not a ``sha256sum`` line for it; the message names both files.
+    """
+    path = os.fspath(path)
+    record = checksum_path(path)
+    if not os.path.exists(record):
+        key = os.path.abspath(path)
+        if key not in _unchecked_reported:
+            _unchecked_reported.add(key)
+            _log.warning('%s has no checksum file (%s); it is read without '
+                         'an integrity check (files this project did not '
+                         'write, such as the release files, have none).',
+                         path, os.path.basename(record))
+        return False
+    with open(record, 'rb') as f:
+        fields = f.read(4096).split()
+    expected = fields[0].decode('ascii', 'replace').lower() if fields else ''
+    if (len(fields) != 2 or len(expected) != 64 or
+            fields[1].lstrip(b'*') != os.path.basename(path).encode()):
+        raise CorruptCheckpointError(
+            f'{path}: its checksum file {record} is not a sha256sum line '
+            f'"<64 hex digits>  {os.path.basename(path)}"; the file cannot '
+            'be checked. Restore both files from a good copy.')
+    actual = _sha256(path)
+    if actual != expected:
+        raise CorruptCheckpointError(
+            f'{path} is damaged: its SHA-256 is {actual}, but {record} '
+            f'records {expected} (written when the file was saved). It was '
+            'not loaded; restore it from a good copy or export it again.')
+    return True
+
+
 def _is_bundle(obj: Mapping) -> bool:
     """``{'params': ..., 'state': ...}`` rather than a bare params mapping."""
     return 'params' in obj and set(obj) <= {'params', 'state'}
@@ -508,6 +611,9 @@ def load_params(path: str | os.PathLike, expected: Mapping | None = None,
     Raises:
       FileNotFoundError: no file at ``path``.
       UnsafeCheckpointError: the pickle names a global outside the allowlist.
+      CorruptCheckpointError: the file does not match the checksum recorded
+        beside it (``<path>.sha256``); a file without one is read unchecked,
+        with a warning.
       CheckpointFormatError: wrong extension, a corrupted or truncated pickle,
         or content of the wrong type (strings, objects).
       CheckpointMismatchError: ``expected``/``expected_state`` disagree on
@@ -519,6 +625,7 @@ def load_params(path: str | os.PathLike, expected: Mapping | None = None,
     check_extension(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f'no checkpoint at {path}')
+    verify_checksum(path)
     with open(path, 'rb') as f:
         try:
             obj = restricted_load(f)
@@ -564,7 +671,8 @@ def load_params(path: str | os.PathLike, expected: Mapping | None = None,
 
 
 def _atomic_write(path: str, payload: Any) -> None:
-    """Pickles ``payload`` to a temporary file, then renames it onto ``path``.
+    """Pickles ``payload`` to a temporary file, then renames it onto ``path``
+    and writes ``<path>.sha256``.
 
     A reader never sees a partial file, and a failed write leaves an existing
     checkpoint untouched. The temporary file lives in the same directory (a
@@ -582,6 +690,11 @@ def _atomic_write(path: str, payload: Any) -> None:
             pickle.Pickler(f, protocol=PICKLE_PROTOCOL).dump(payload)
             f.flush()
             os.fsync(f.fileno())
+        # An old checksum goes first: a crash between the two renames leaves
+        # a file without a checksum (read with a warning), never a new file
+        # beside the old file's checksum (refused as damaged).
+        if os.path.exists(checksum_path(path)):
+            os.unlink(checksum_path(path))
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -589,6 +702,7 @@ def _atomic_write(path: str, payload: Any) -> None:
         except FileNotFoundError:
             pass
         raise
+    write_checksum(path)
 
 
 def save_params(path: str | os.PathLike, params: Mapping,
@@ -600,7 +714,8 @@ def save_params(path: str | os.PathLike, params: Mapping,
     are converted with ``np.asarray`` (jax arrays included) and mappings
     (Haiku's FlatMap included) to plain dicts; the pickle uses protocol 4 and
     names only numpy and builtin types, so plain ``pickle.load`` and
-    :func:`load_params` both read it.
+    :func:`load_params` both read it. ``<path>.sha256`` is written beside it
+    (``sha256sum -c`` format), which :func:`load_params` checks.
     """
     path = os.fspath(path)
     check_extension(path)

@@ -494,16 +494,87 @@ def test_failed_save_keeps_the_old_file_and_leaves_no_temp(tmp_path,
     with pytest.raises(OSError, match='disk full'):
         save_params(path, {'m': {'w': np.zeros(1)}})
     assert path.read_bytes() == before
-    assert os.listdir(tmp_path) == ['ckpt.pystate']
+    assert sorted(os.listdir(tmp_path)) == ['ckpt.pystate',
+                                            'ckpt.pystate.sha256']
+    checkpoint_io.verify_checksum(path)  # the old checksum: the old file
 
 
 def test_save_leaves_no_temp_and_overwrites(tmp_path):
     path = tmp_path / 'ckpt.pickle'
     save_params(path, {'m': {'w': np.zeros(1)}})
     save_params(str(path), sample_params())
-    assert os.listdir(tmp_path) == ['ckpt.pickle']
+    assert sorted(os.listdir(tmp_path)) == ['ckpt.pickle',
+                                            'ckpt.pickle.sha256']
     assert_bit_identical(load_params(str(path), allow_non_finite=True)[0],
                          sample_params())
+
+
+# ---------------------------------------------------------------------------
+# Checksums: <file>.sha256 beside what save_params writes
+# ---------------------------------------------------------------------------
+
+
+def _big_params():
+    rng = np.random.default_rng(0)
+    return {'m': {'w': rng.standard_normal((64, 64)).astype(np.float32)}}
+
+
+def test_save_writes_a_sha256sum_checksum(tmp_path):
+    import hashlib  # pylint: disable=g-import-not-at-top
+    import shutil  # pylint: disable=g-import-not-at-top
+    import subprocess  # pylint: disable=g-import-not-at-top
+    path = tmp_path / 'params.pystate'
+    save_params(path, sample_params(), sample_state())
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    assert (tmp_path / 'params.pystate.sha256').read_text() == (
+        f'{digest}  params.pystate\n')
+    if shutil.which('sha256sum'):
+        subprocess.run(['sha256sum', '-c', 'params.pystate.sha256'],
+                       cwd=tmp_path, check=True, capture_output=True)
+    assert checkpoint_io.verify_checksum(path)
+
+
+def test_flipped_bytes_in_array_data_are_refused_naming_the_file(tmp_path):
+    path = tmp_path / 'params.pystate'
+    params = _big_params()
+    save_params(path, params)
+    data = bytearray(path.read_bytes())
+    start = data.find(params['m']['w'].tobytes()[:64]) + 1000
+    assert start > 1000  # inside the array's bytes
+    data[start:start + 20] = bytes(b ^ 0x5A for b in data[start:start + 20])
+    path.write_bytes(bytes(data))
+    with pytest.raises(checkpoint_io.CorruptCheckpointError,
+                       match=f'{path} is damaged: its SHA-256 is'):
+        load_params(path)
+    # Without the checksum the same bytes load as different weights.
+    os.remove(tmp_path / 'params.pystate.sha256')
+    loaded, _ = load_params(path)
+    assert not np.array_equal(loaded['m']['w'], params['m']['w'])
+
+
+def test_garbled_checksum_file_is_refused_naming_both(tmp_path):
+    path = tmp_path / 'params.pickle'
+    save_params(path, sample_params())
+    (tmp_path / 'params.pickle.sha256').write_text('not a checksum\n')
+    with pytest.raises(checkpoint_io.CorruptCheckpointError,
+                       match=f'{path}: its checksum file {path}.sha256 is not'):
+        load_params(path, allow_non_finite=True)
+
+
+def test_file_without_checksum_loads_and_says_so_once(tmp_path, caplog):
+    """Release files have no checksum: they load, with one warning."""
+    path = tmp_path / 'release.pickle'
+    path.write_bytes(pickle.dumps(_big_params(), protocol=4))
+    with caplog.at_level('WARNING', logger='perceiver.checkpoint_io'):
+        for _ in range(2):
+            params, _ = load_params(path)
+            assert_bit_identical(params, _big_params())
+    notes = [r.getMessage() for r in caplog.records
+             if 'has no checksum file' in r.getMessage()]
+    assert notes == [
+        f'{path} has no checksum file (release.pickle.sha256); it is read '
+        'without an integrity check (files this project did not write, such '
+        'as the release files, have none).']
 
 
 # ---------------------------------------------------------------------------

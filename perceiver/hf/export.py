@@ -9,6 +9,8 @@ Glossary of shapes: B batch, N latents, D latent channels.
 The directory holds what `PerceiverFor*.from_pretrained(output_dir)` reads:
   config.json                 PerceiverConfig, `architectures` naming the class
   model.safetensors           the weights, float32, transformers' names
+  model.safetensors.sha256    its SHA-256 (`sha256sum -c` format), checked by
+                              perceiver.hf.load (transformers ignores it)
   tokenizer_config.json ...   PerceiverTokenizer (MLM on bytes)
 and, for the way back (perceiver.hf.load), files transformers ignores:
   perceiver_io.json           our spec, the source, the parity measured
@@ -151,6 +153,9 @@ def export(spec: Mapping[str, Any], params, state, output_dir: str, *,
   from safetensors import numpy as st  # pylint: disable=g-import-not-at-top
   config.save_pretrained(tmp)
   st.save_file(tensors, os.path.join(tmp, WEIGHTS), metadata={'format': 'pt'})
+  # <WEIGHTS>.sha256 (sha256sum format), checked by perceiver.hf.load.
+  from perceiver import checkpoint_io  # pylint: disable=g-import-not-at-top
+  checkpoint_io.write_checksum(os.path.join(tmp, WEIGHTS))
   if plan.tokenizer:
     transformers.PerceiverTokenizer(
         model_max_length=spec['max_seq_len']).save_pretrained(tmp)

@@ -47,6 +47,10 @@ def read_weights(directory: str) -> dict[str, np.ndarray]:
   single = os.path.join(directory, export.WEIGHTS)
   index = single + '.index.json'
   if os.path.exists(single):
+    # Ours come with model.safetensors.sha256: a damaged file is refused
+    # (checkpoint_io.CorruptCheckpointError); others load unchecked.
+    from perceiver import checkpoint_io  # pylint: disable=g-import-not-at-top
+    checkpoint_io.verify_checksum(single)
     return st.load_file(single)
   if os.path.exists(index):
     with open(index) as f:

@@ -19,11 +19,21 @@ step folder, ...) is logged with its reason and moved to
 `<workdir>/checkpoints_damaged/<step>` (never deleted), and the next older
 step is tried; only when no step is intact does it fail, with one message.
 
+Orbax and TensorStore do not notice changed bytes in an array's data files
+(a flipped bit in a compressed chunk restores as different numbers, with no
+error), so each save also records a SHA-256 of every array (its dtype, shape
+and bytes), computed from the values being saved: process 0 writes
+`<step>/perceiver_checksums.json` once Orbax has committed the step. A
+restore recomputes them and treats a difference as damage
+(DamagedCheckpointError: resuming falls back to the previous intact step).
+Steps written without the file (older runs) restore unchecked.
+
 `init_from` loads parameters (and Haiku state) from our own checkpoint or a
 release `.pickle`/`.pystate` file into a freshly initialised model, with an
 optional subset (regexes over 'module/param') and rename map, for
 fine-tuning. It never restores the optimiser or the step.
 """
+import hashlib
 import json
 import os
 import re
@@ -41,6 +51,7 @@ from perceiver import checkpoint_io
 from perceiver import perceiver
 
 _ITEM = 'default'  # the item folder of a step (StandardSave's only item)
+CHECKSUMS = 'perceiver_checksums.json'  # <step>/CHECKSUMS: array digests
 DAMAGED_SUFFIX = '_damaged'  # <workdir>/checkpoints_damaged/<step>
 
 
@@ -105,6 +116,8 @@ class Checkpointer:
           '(launch/train.py --workdir=...) or point --workdir at a training '
           'run.')
     self._closed = False
+    # step -> array digests of a save not yet written beside it (process 0).
+    self._pending: dict[int, dict[str, str]] = {}
     self.manager = ocp.CheckpointManager(self.directory, options=options)
 
   def latest_step(self) -> Optional[int]:
@@ -121,8 +134,28 @@ class Checkpointer:
 
   def save(self, step: int, tree: Any,
            metrics: Optional[Mapping[str, float]] = None) -> None:
+    """Starts saving `tree` as `step` (in the background when async); the
+    array digests are written beside it once the step is committed (at the
+    next save, wait or close)."""
+    self._write_checksums()
+    if jax.process_index() == 0:
+      # Before Orbax returns: the caller may donate the arrays right after.
+      self._pending[step] = array_digests(tree)
     self.manager.save(step, args=ocp.args.StandardSave(tree),
                       metrics=dict(metrics) if metrics else None)
+
+  def _write_checksums(self, final: bool = False) -> None:
+    """Writes the digests of every pending step that Orbax has committed
+    (its folder has its final name); `final`: forgets the others (removed
+    by the keep policy before they committed, or never committed)."""
+    for step in sorted(self._pending):
+      step_dir = self.step_dir(step)
+      if os.path.isdir(step_dir):
+        _write_json_atomically(
+            os.path.join(step_dir, CHECKSUMS),
+            {'format': 1, 'step': step, 'sha256': self._pending.pop(step)})
+      elif final:
+        del self._pending[step]
 
   def restore(self, step: int, abstract_tree: Any = None) -> Any:
     """Restores `step`; `abstract_tree` (jax.ShapeDtypeStruct leaves with
@@ -150,11 +183,39 @@ class Checkpointer:
       _check_shapes(meta, abstract_tree, self.directory, step)
     args = ocp.args.StandardRestore(abstract_tree)
     try:
-      return self.manager.restore(step, args=args)
+      tree = self.manager.restore(step, args=args)
     except Exception as e:  # pylint: disable=broad-exception-caught
       if _is_resource_error(e):
         raise  # out of memory: not the checkpoint's fault
       raise DamagedCheckpointError(self.directory, step, _reason(e)) from e
+    self._verify(step, tree)
+    return tree
+
+  def _verify(self, step: int, tree: Any) -> None:
+    """Raises DamagedCheckpointError when a restored array differs from
+    the digest recorded when `step` was saved (none recorded: unchecked)."""
+    path = os.path.join(self.step_dir(step), CHECKSUMS)
+    if not os.path.exists(path):
+      logging.info('%s has no %s; restored without an integrity check.',
+                   self.step_dir(step), CHECKSUMS)
+      return
+    try:
+      with open(path) as f:
+        recorded = json.load(f)['sha256']
+    except (ValueError, KeyError, TypeError) as e:
+      raise DamagedCheckpointError(
+          self.directory, step, f'its checksum file {path} is truncated or '
+          f'garbled ({type(e).__name__}: {e})') from e
+    restored = array_digests(tree)
+    changed = sorted(name for name, digest in restored.items()
+                     if name in recorded and recorded[name] != digest)
+    if changed:
+      listed = ', '.join(changed[:5]) + (
+          f' and {len(changed) - 5} more' if len(changed) > 5 else '')
+      raise DamagedCheckpointError(
+          self.directory, step, f'{len(changed)} array(s) differ from the '
+          f'SHA-256 recorded at save time in {path}: {listed} (their data '
+          'files were changed after the save)')
 
   def _item_metadata(self, step: int) -> Any:
     """The stored tree of ArrayMetadata (shape, dtype) of `step`."""
@@ -243,6 +304,7 @@ class Checkpointer:
 
   def wait(self) -> None:
     self.manager.wait_until_finished()
+    self._write_checksums(final=True)
 
   def close(self) -> None:
     """Waits for a save in flight, then stops Orbax's background threads.
@@ -250,12 +312,40 @@ class Checkpointer:
     if not self._closed:
       self._closed = True
       self.manager.close()
+      self._write_checksums(final=True)
 
   def __enter__(self) -> 'Checkpointer':
     return self
 
   def __exit__(self, *exc_info) -> None:
     self.close()
+
+
+def array_digests(tree: Any) -> dict[str, str]:
+  """{'params/module/name': SHA-256 of dtype, shape and bytes} of the
+  arrays of `tree` that this process holds whole (replicated or local);
+  others are left out."""
+  digests = {}
+  for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+    if isinstance(leaf, jax.Array):
+      if not (leaf.is_fully_replicated or leaf.is_fully_addressable):
+        continue
+      value = np.asarray(leaf.addressable_data(0))
+    else:
+      value = np.asarray(leaf)
+    digest = hashlib.sha256(f'{value.dtype.name}{value.shape}'.encode())
+    digest.update(np.ascontiguousarray(value).tobytes())
+    digests[_path_name(path)] = digest.hexdigest()
+  return digests
+
+
+def _write_json_atomically(path: str, payload: Any) -> None:
+  tmp = f'{path}.tmp-{os.getpid()}'
+  with open(tmp, 'w') as f:
+    json.dump(payload, f, indent=1, sort_keys=True)
+    f.flush()
+    os.fsync(f.fileno())
+  os.replace(tmp, path)
 
 
 def check_step_name(which: str) -> str:

@@ -49,6 +49,7 @@ from perceiver import checkpoint_io
 from perceiver import mixed_precision
 from perceiver.train import checkpoint
 from perceiver.train import config_lib
+from perceiver.train import distributed
 from perceiver.train import metric_writer
 from perceiver.train import optim
 from perceiver.train import task as task_lib
@@ -362,7 +363,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   (perceiver.train.checkpoint.Checkpointer.restore_latest_intact). A config
   whose model differs from the checkpoint's fails, naming every entry.
   On any error, a save in flight is finished and Orbax is shut down before
-  the error propagates, so that it is the last thing printed.
+  the error propagates, so that it is the last thing printed. In a
+  multi-process run each process first logs which processes are lost and
+  the last checkpoint (perceiver.train.distributed.report_stopped); a lost
+  process ends the job within the heartbeat timeout of jax.distributed.
   """
   setup = _setup(config, workdir, devices)
   ckpt = _checkpointer(config, workdir)
@@ -372,11 +376,22 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
       progress=progress)
   try:
     return _train(config, workdir, setup, ckpt, writer)
-  except BaseException:
+  except BaseException as e:
+    if jax.process_count() > 1:
+      # First, while nothing waits on the other processes: which of them
+      # are lost, and the last checkpoint (the job ends; see distributed).
+      _report_quietly(e, ckpt.directory)
     # Left running, Orbax's background save fails at interpreter exit with
     # dozens of "Event loop is closed" tracebacks after the real error.
     _close_quietly(ckpt, writer)
     raise
+
+
+def _report_quietly(error: BaseException, directory: str) -> None:
+  try:
+    distributed.report_stopped(error, directory)
+  except Exception as e:  # pylint: disable=broad-exception-caught
+    logging.warning('While reporting the stop: %s: %s', type(e).__name__, e)
 
 
 def _close_quietly(ckpt: checkpoint.Checkpointer,
@@ -437,6 +452,13 @@ def _train(config, workdir, setup: _Setup, ckpt: checkpoint.Checkpointer,
           f'{k} {v:.4f}' for k, v in eval_metrics.items()))
       writer.write_scalars(step, eval_metrics)
     if do_ckpt:
+      if jax.process_count() > 1:
+        # Every process says where a relaunch would resume: a process that
+        # the coordination service ends (a lost peer while it waits in a
+        # checkpoint barrier) may not reach report_stopped.
+        last = distributed.last_checkpoint(ckpt.directory)
+        logging.info('Saving step %d; last checkpoint: %s.', step,
+                     f'step {last[0]} at {last[1]}' if last else 'none yet')
       metrics_for_best = (
           {config.best_metric: eval_metrics[config.best_metric]}
           if do_eval and config.best_metric in eval_metrics else None)

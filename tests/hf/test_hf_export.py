@@ -52,7 +52,8 @@ def _assert_trees_identical(a, b):
 def test_transformers_computes_what_we_compute(hf_case, family):
   case = hf_case(family)
   assert sorted(os.listdir(case.directory)) == sorted(
-      ['config.json', 'model.safetensors', export.SIDECAR]
+      ['config.json', 'model.safetensors', 'model.safetensors.sha256',
+       export.SIDECAR]
       + (['tokenizer_config.json'] if family == 'language_mlm' else []))
   result = _parity(case, _hf_model(case))
   assert result.ok, str(result)
@@ -131,6 +132,40 @@ def test_round_trip_reproduces_our_tree_bit_for_bit(hf_case, family):
   _assert_trees_identical(back.params, case.params)
   _assert_trees_identical(back.state, case.state)
   assert back.spec == specs.clean(case.spec)
+
+
+def test_weights_carry_a_checksum_that_refuses_damaged_files(
+    hf_case, tmp_path):
+  """model.safetensors.sha256 is a sha256sum line for the weights; the way
+  back refuses a copy with 20 flipped bytes in the tensor data, naming it."""
+  import hashlib  # pylint: disable=g-import-not-at-top
+  import shutil  # pylint: disable=g-import-not-at-top
+  import subprocess  # pylint: disable=g-import-not-at-top
+  from perceiver import checkpoint_io  # pylint: disable=g-import-not-at-top
+  case = hf_case('language_mlm')
+  weights = os.path.join(case.directory, 'model.safetensors')
+  with open(weights, 'rb') as f:
+    data = f.read()
+  with open(weights + '.sha256') as f:
+    line = f.read()
+  assert line == f'{hashlib.sha256(data).hexdigest()}  model.safetensors\n'
+  if shutil.which('sha256sum'):
+    subprocess.run(['sha256sum', '-c', 'model.safetensors.sha256'],
+                   cwd=case.directory, check=True, capture_output=True)
+  damaged = tmp_path / 'damaged'
+  shutil.copytree(case.directory, damaged)
+  middle = len(data) - len(data) // 3  # in the tensor data, past the header
+  flipped = bytearray(data)
+  flipped[middle:middle + 20] = bytes(b ^ 0xFF for b in data[middle:
+                                                             middle + 20])
+  (damaged / 'model.safetensors').write_bytes(bytes(flipped))
+  with pytest.raises(checkpoint_io.CorruptCheckpointError,
+                     match=f'{damaged}/model.safetensors is damaged'):
+    load.load(str(damaged))
+  os.remove(damaged / 'model.safetensors.sha256')  # what it guards against:
+  back = load.load(str(damaged))  # unchecked, the damage loads silently
+  assert any(not np.array_equal(back.params[m][n], v)
+             for m, leaves in case.params.items() for n, v in leaves.items())
 
 
 @pytest.mark.parametrize('family', FAMILIES)

@@ -32,6 +32,7 @@ def test_export_writes_the_checkpoint_in_release_format(
   out = _run('export.py', reference_run, tiny_flags(mnist_data_dir),
              [f'--output={out_path}'])
   assert out.returncode == 0, out.stderr[-3000:]
+  assert checkpoint_io.verify_checksum(out_path)  # <output>.sha256, matching
   params, _ = checkpoint_io.load_params(out_path)
   # The run was saved on 2 devices; export restores it on one.
   ckpt = checkpoint.Checkpointer(os.path.join(reference_run, 'checkpoints'),

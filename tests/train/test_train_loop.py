@@ -248,6 +248,56 @@ def test_resume_falls_back_past_each_kind_of_damaged_step(
                 _params(str(tmp_path / 'run'), config), atol=0)
 
 
+def _flip_array_bytes(step_dir, count=20):
+  """Inverts `count` bytes in the middle of the step's largest array data
+  file (zstd-compressed chunks: Orbax restores them as other numbers)."""
+  files = glob.glob(os.path.join(step_dir, 'default', '**', 'd', '*'),
+                    recursive=True)
+  path = max(files, key=os.path.getsize)
+  with open(path, 'r+b') as f:
+    f.seek(os.path.getsize(path) // 2)
+    data = f.read(count)
+    f.seek(os.path.getsize(path) // 2)
+    f.write(bytes(b ^ 0xFF for b in data))
+
+
+def test_flipped_array_bytes_are_caught_and_resume_falls_back(tmp_path):
+  """Orbax restores a step with flipped bytes in its array data without
+  complaint; the digests recorded at save time catch it, and resuming moves
+  the step aside and takes the previous one."""
+  rng = np.random.default_rng(0)
+  tree = {'params': {'w': rng.standard_normal(50000).astype(np.float32),
+                     'b': np.ones(7, np.float32)}}
+  directory = str(tmp_path / 'checkpoints')
+  with checkpoint.Checkpointer(directory, keep=5) as ckpt:
+    ckpt.save(1, tree)
+    ckpt.save(2, tree)
+  record = os.path.join(directory, '2', checkpoint.CHECKSUMS)
+  assert os.path.exists(record)
+  _flip_array_bytes(os.path.join(directory, '2'))
+  # What Orbax alone does with it: no error, other numbers.
+  unchecked = str(tmp_path / 'unchecked')
+  shutil.copytree(directory, unchecked)
+  os.remove(os.path.join(unchecked, '2', checkpoint.CHECKSUMS))
+  with checkpoint.Checkpointer(unchecked, read_only=True) as reader:
+    silent = reader.restore(2)
+  assert not np.array_equal(silent['params']['w'], tree['params']['w'])
+
+  abstract = jax.tree.map(
+      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=(
+          jax.sharding.SingleDeviceSharding(jax.devices()[0]))), tree)
+  messages = []
+  with checkpoint.Checkpointer(directory, keep=5) as ckpt:
+    step, restored = ckpt.restore_latest_intact(abstract, warn=messages.append)
+  assert step == 1
+  np.testing.assert_array_equal(restored['params']['w'], tree['params']['w'])
+  assert len(messages) == 1, messages
+  assert (f'Checkpoint step 2 in {directory} cannot be restored: 1 array(s) '
+          f'differ from the SHA-256 recorded at save time in {record}: '
+          'params/w') in messages[0]
+  assert f'Moved it to {directory}_damaged/2' in messages[0]
+
+
 def test_resume_fails_once_and_clearly_when_no_step_is_intact(
     tmp_path, mnist_data_dir, tiny_config, reference_run):
   config = tiny_config(mnist_data_dir)

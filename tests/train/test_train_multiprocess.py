@@ -1,6 +1,7 @@
 """Real processes: SIGKILL mid-run, a save killed mid-write, and two JAX
 processes on localhost (jax.distributed + gloo) against one process."""
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -121,31 +122,114 @@ def _free_port():
     return s.getsockname()[1]
 
 
-def test_two_processes_train_like_one(tmp_path, mnist_data_dir, tiny_config,
-                                     tiny_flags, reference_run):
-  """2 processes x 1 CPU device through jax.distributed (gloo) == 1 process
-  with 2 devices (the reference run). input.num_shards=2 makes the global
-  batch the same: each process reads only its own shard."""
-  workdir = str(tmp_path / 'multi')
+def _launch_two(workdir, flags, extra=()):
+  """Both processes of a 2-process localhost job (one CPU device each)."""
   port = _free_port()
-  procs = [subprocess.Popen(
+  return [subprocess.Popen(
       [PY, os.path.join(REPO, 'launch', 'train.py'),
        '--config=' + os.path.join(REPO, 'experiments', 'mnist.py:smoke'),
        f'--workdir={workdir}', f'--coordinator_address=localhost:{port}',
-       '--num_processes=2', f'--process_id={i}'] + tiny_flags(mnist_data_dir),
+       '--num_processes=2', f'--process_id={i}', *extra] + flags,
       env=_env(devices=1), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-           for i in range(2)]
+          for i in range(2)]
+
+
+def _finish(procs, timeout):
+  """Waits for every process; fails (killing them) past `timeout` s."""
   try:
-    for p in procs:
-      _, err = p.communicate(timeout=240)  # bound the test in time
-      assert p.returncode == 0, err.decode()[-4000:]
+    errs = [p.communicate(timeout=timeout)[1].decode() for p in procs]
   except subprocess.TimeoutExpired:
     for p in procs:
       p.kill()
-    pytest.fail('two-process training did not finish within 240 s')
+      p.wait()
+    pytest.fail(f'a two-process run did not finish within {timeout} s')
+  for p, err in zip(procs, errs):
+    assert p.returncode == 0, err[-4000:]
+
+
+@pytest.fixture(scope='module')
+def two_process_run(tmp_path_factory, mnist_data_dir):
+  """The tiny config trained by 2 processes x 1 CPU device through
+  jax.distributed (gloo), uninterrupted: the workdir."""
+  from tests.training_fixtures import TINY  # pylint: disable=g-import-not-at-top
+  workdir = str(tmp_path_factory.mktemp('two_processes'))
+  flags = [f'--config.{k}={v}' for k, v in
+           {**TINY, 'input.data_dir': mnist_data_dir}.items()]
+  _finish(_launch_two(workdir, flags), timeout=240)
+  return workdir
+
+
+def test_two_processes_train_like_one(two_process_run, mnist_data_dir,
+                                      tiny_config, reference_run):
+  """2 processes x 1 CPU device through jax.distributed (gloo) == 1 process
+  with 2 devices (the reference run). input.num_shards=2 makes the global
+  batch the same: each process reads only its own shard."""
   config = tiny_config(mnist_data_dir)
-  step_a, a = _final_params(workdir, config)
+  step_a, a = _final_params(two_process_run, config)
   step_b, b = _final_params(reference_run, config)
   assert step_a == step_b == 8
   for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
     np.testing.assert_allclose(x, y, atol=1e-5, rtol=0)
+
+
+@pytest.mark.slow
+def test_lost_process_ends_the_job_and_a_relaunch_resumes(
+    tmp_path, mnist_data_dir, tiny_config, tiny_flags, two_process_run):
+  """SIGKILL process 1 mid-run: process 0 exits non-zero within the
+  heartbeat timeout (+ a 3 s roll call), naming process 1 and the last
+  checkpoint; relaunching both ends bit-identical to the uninterrupted
+  two-process run. A checkpoint every step (the same training: saving does
+  not touch the numbers) keeps the run busy long enough to be killed in."""
+  heartbeat, bound = 10, 60
+  flags = tiny_flags(mnist_data_dir, checkpoint_every=1)
+  extra = [f'--heartbeat_timeout_seconds={heartbeat}']
+  workdir = str(tmp_path / 'broken')
+  ckpt_dir = os.path.join(workdir, 'checkpoints')
+  procs = _launch_two(workdir, flags, extra)
+  deadline = time.time() + 240
+  try:
+    while not [n for n in (os.listdir(ckpt_dir) if os.path.isdir(ckpt_dir)
+                           else []) if n.isdigit() and int(n) >= 2]:
+      for p in procs:
+        assert p.poll() is None, p.stderr.read().decode()[-3000:]
+      assert time.time() < deadline, 'no checkpoint within 240 s'
+      time.sleep(0.01)
+    procs[1].send_signal(signal.SIGKILL)
+    killed = time.time()
+    try:
+      _, err = procs[0].communicate(timeout=bound + 30)
+    except subprocess.TimeoutExpired:
+      pytest.fail(f'process 0 still runs {bound + 30} s after process 1 was '
+                  'killed')
+    waited = time.time() - killed
+  finally:
+    for p in procs:
+      if p.poll() is None:
+        p.kill()
+      p.wait()
+  err = err.decode()
+  assert procs[1].returncode == -signal.SIGKILL
+  assert procs[0].returncode != 0, err[-4000:]
+  assert waited < bound, f'process 0 took {waited:.1f} s to stop'
+  done = checkpoint.Checkpointer(ckpt_dir, read_only=True).all_steps()
+  assert 8 not in done, f'the run ended before the kill: {done}'
+  # Killed in a collective (gloo fails at once), process 0 reports itself;
+  # waiting in an Orbax barrier, it is ended by the coordination service,
+  # whose line names the task, after our line of its latest save.
+  ours = 'Lost process 1 of 2' in err
+  assert ours or re.search(r'Task 1 heartbeat timeout|stopped sending '
+                           r'heartbeats\):\s+1\b', err), err[-4000:]
+  named = re.findall(r'[Ll]ast checkpoint: step (\d+) at (\S+?)\.?\s', err)
+  assert named, err[-4000:]
+  step, path = named[-1]
+  assert int(step) in done and path == os.path.join(ckpt_dir, step), named
+  print(f'process 0 exited {waited:.1f} s after the SIGKILL of process 1 '
+        f'({"its own report" if ours else "the coordination service"})')
+
+  _finish(_launch_two(workdir, flags, extra), timeout=240)  # the same command
+  config = tiny_config(mnist_data_dir)
+  step_a, a = _final_params(workdir, config)
+  step_b, b = _final_params(two_process_run, config)
+  assert step_a == step_b == 8
+  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+    np.testing.assert_array_equal(x, y)
