@@ -19,8 +19,3 @@ from tests.training_fixtures import experiment  # noqa: E402,F401
 from tests.training_fixtures import mnist_data_dir  # noqa: E402,F401
 from tests.training_fixtures import tiny_config  # noqa: E402,F401
 
-
-def pytest_configure(config):
-  config.addinivalue_line(
-      'markers', 'slow: takes more than ~30 s (real multi-process runs); '
-      "deselect with -m 'not slow'")
