@@ -106,11 +106,11 @@ from typing import Any, BinaryIO, Callable, Mapping
 import numpy as np
 
 try:  # numpy >= 2 moved numpy.core to numpy._core (numpy.core warns).
-    from numpy._core import multiarray as _np_multiarray
-    from numpy._core import numeric as _np_numeric
+  from numpy._core import multiarray as _np_multiarray
+  from numpy._core import numeric as _np_numeric
 except ImportError:  # pragma: no cover - numpy 1.x
-    from numpy.core import multiarray as _np_multiarray
-    from numpy.core import numeric as _np_numeric
+  from numpy.core import multiarray as _np_multiarray
+  from numpy.core import numeric as _np_numeric
 
 __all__ = [
     'CheckpointDtypeError',
@@ -144,63 +144,61 @@ _CHUNK = 1 << 22  # bytes read at a time while hashing
 _log = logging.getLogger(__name__)
 _unchecked_reported: set[str] = set()  # files already reported unchecked
 
-
 # ---------------------------------------------------------------------------
 # Errors
 # ---------------------------------------------------------------------------
 
 
 class CheckpointError(Exception):
-    """Base class of the errors raised by this module."""
+  """Base class of the errors raised by this module."""
 
 
 class CorruptCheckpointError(CheckpointError, ValueError):
-    """The file's bytes do not match the checksum recorded beside it."""
+  """The file's bytes do not match the checksum recorded beside it."""
 
 
 class UnsafeCheckpointError(CheckpointError, pickle.UnpicklingError):
-    """The pickle names a global that is not on the allowlist."""
+  """The pickle names a global that is not on the allowlist."""
 
 
 class CheckpointFormatError(CheckpointError, ValueError):
-    """The file is not a checkpoint this module can read or write."""
+  """The file is not a checkpoint this module can read or write."""
 
 
 class CheckpointDtypeError(CheckpointError, ValueError):
-    """Entries whose dtype is not the one the model expects.
+  """Entries whose dtype is not the one the model expects.
 
-    Attributes:
-      entries: ``[(name, checkpoint_dtype, expected_dtype)]``.
-    """
+  Attributes:
+    entries: ``[(name, checkpoint_dtype, expected_dtype)]``.
+  """
 
-    def __init__(self, message, entries):
-        self.entries = entries
-        super().__init__(message)
+  def __init__(self, message, entries):
+    self.entries = entries
+    super().__init__(message)
 
 
 class NonFiniteCheckpointError(CheckpointError, ValueError):
-    """The weights hold NaN or Inf (a damaged file or a diverged run)."""
+  """The weights hold NaN or Inf (a damaged file or a diverged run)."""
 
 
 class CheckpointMismatchError(CheckpointError, ValueError):
-    """A checkpoint's entries do not match those the model expects.
+  """A checkpoint's entries do not match those the model expects.
 
-    Attributes:
-      what: ``'params'`` or ``'state'``.
-      missing: ``[(name, expected_shape)]`` the model needs but the checkpoint
-        lacks.
-      unexpected: ``[(name, checkpoint_shape)]`` the checkpoint has but the
-        model does not use.
-      mismatched: ``[(name, checkpoint_shape, expected_shape)]``.
-    """
+  Attributes:
+    what: ``'params'`` or ``'state'``.
+    missing: ``[(name, expected_shape)]`` the model needs but the checkpoint
+      lacks.
+    unexpected: ``[(name, checkpoint_shape)]`` the checkpoint has but the
+      model does not use.
+    mismatched: ``[(name, checkpoint_shape, expected_shape)]``.
+  """
 
-    def __init__(self, what, missing, unexpected, mismatched):
-        self.what = what
-        self.missing = missing
-        self.unexpected = unexpected
-        self.mismatched = mismatched
-        super().__init__(_mismatch_message(what, missing, unexpected,
-                                           mismatched))
+  def __init__(self, what, missing, unexpected, mismatched):
+    self.what = what
+    self.missing = missing
+    self.unexpected = unexpected
+    self.mismatched = mismatched
+    super().__init__(_mismatch_message(what, missing, unexpected, mismatched))
 
 
 # ---------------------------------------------------------------------------
@@ -209,88 +207,87 @@ class CheckpointMismatchError(CheckpointError, ValueError):
 
 
 def _plain_dict(mapping: Any) -> dict:
-    """Stands in for Haiku's FlatMapping/frozendict: (dict,) -> dict."""
-    if not isinstance(mapping, Mapping):
-        raise pickle.UnpicklingError(
-            'Haiku FlatMapping was pickled with a '
-            f'{type(mapping).__name__}, expected a dict')
-    return dict(mapping)
+  """Stands in for Haiku's FlatMapping/frozendict: (dict,) -> dict."""
+  if not isinstance(mapping, Mapping):
+    raise pickle.UnpicklingError('Haiku FlatMapping was pickled with a '
+                                 f'{type(mapping).__name__}, expected a dict')
+  return dict(mapping)
 
 
 def _latin1_encode(text: Any, encoding: str = 'latin1') -> bytes:
-    """Stands in for ``_codecs.encode`` as protocol-2 pickles use it."""
-    if not isinstance(text, str) or encoding not in ('latin1', 'latin-1'):
-        raise UnsafeCheckpointError(
-            f'_codecs.encode is only accepted as encode(str, "latin1"), got '
-            f'encode({type(text).__name__}, {encoding!r})')
-    return text.encode('latin1')
+  """Stands in for ``_codecs.encode`` as protocol-2 pickles use it."""
+  if not isinstance(text, str) or encoding not in ('latin1', 'latin-1'):
+    raise UnsafeCheckpointError(
+        f'_codecs.encode is only accepted as encode(str, "latin1"), got '
+        f'encode({type(text).__name__}, {encoding!r})')
+  return text.encode('latin1')
 
 
 def _build_allowlist() -> dict[tuple[str, str], Any]:
-    numpy_globals = {
-        'multiarray._reconstruct': _np_multiarray._reconstruct,
-        'multiarray.scalar': _np_multiarray.scalar,
-        'numeric._frombuffer': _np_numeric._frombuffer,
-    }
-    allowed: dict[tuple[str, str], Any] = {
-        ('numpy', 'ndarray'): np.ndarray,
-        ('numpy', 'dtype'): np.dtype,
-        ('collections', 'OrderedDict'): collections.OrderedDict,
-        ('_codecs', 'encode'): _latin1_encode,
-        ('haiku._src.data_structures', 'FlatMapping'): _plain_dict,
-        ('haiku._src.data_structures', 'frozendict'): _plain_dict,
-    }
-    # Files name the numpy module that wrote them: numpy.core before 2.0,
-    # numpy._core since. Both resolve to the installed functions.
-    for package in ('numpy.core', 'numpy._core'):
-        for dotted, fn in numpy_globals.items():
-            submodule, name = dotted.split('.')
-            allowed[(f'{package}.{submodule}', name)] = fn
-    try:
-        import ml_dtypes  # Ships with jaxlib; holds bfloat16 and float8s.
-    except ImportError:  # pragma: no cover
-        pass
-    else:
-        for name in dir(ml_dtypes):
-            value = getattr(ml_dtypes, name)
-            if isinstance(value, type) and issubclass(value, np.generic):
-                allowed[('ml_dtypes', name)] = value
-    return allowed
+  numpy_globals = {
+      'multiarray._reconstruct': _np_multiarray._reconstruct,
+      'multiarray.scalar': _np_multiarray.scalar,
+      'numeric._frombuffer': _np_numeric._frombuffer,
+  }
+  allowed: dict[tuple[str, str], Any] = {
+      ('numpy', 'ndarray'): np.ndarray,
+      ('numpy', 'dtype'): np.dtype,
+      ('collections', 'OrderedDict'): collections.OrderedDict,
+      ('_codecs', 'encode'): _latin1_encode,
+      ('haiku._src.data_structures', 'FlatMapping'): _plain_dict,
+      ('haiku._src.data_structures', 'frozendict'): _plain_dict,
+  }
+  # Files name the numpy module that wrote them: numpy.core before 2.0,
+  # numpy._core since. Both resolve to the installed functions.
+  for package in ('numpy.core', 'numpy._core'):
+    for dotted, fn in numpy_globals.items():
+      submodule, name = dotted.split('.')
+      allowed[(f'{package}.{submodule}', name)] = fn
+  try:
+    import ml_dtypes  # Ships with jaxlib; holds bfloat16 and float8s.
+  except ImportError:  # pragma: no cover
+    pass
+  else:
+    for name in dir(ml_dtypes):
+      value = getattr(ml_dtypes, name)
+      if isinstance(value, type) and issubclass(value, np.generic):
+        allowed[('ml_dtypes', name)] = value
+  return allowed
 
 
 _ALLOWED_GLOBALS = _build_allowlist()
 
 
 class RestrictedUnpickler(pickle.Unpickler):
-    """Unpickler that resolves only the allowlisted globals (module docstring).
+  """Unpickler that resolves only the allowlisted globals (module docstring).
 
-    Everything else raises :class:`UnsafeCheckpointError` naming the global;
-    the refusal happens while the name is looked up, before any call, so a
-    hostile ``__reduce__`` never runs. Lookups are exact ``(module, name)``
-    pairs, so dotted names such as ``ndarray.__init__`` are refused too.
-    """
+  Everything else raises :class:`UnsafeCheckpointError` naming the global;
+  the refusal happens while the name is looked up, before any call, so a
+  hostile ``__reduce__`` never runs. Lookups are exact ``(module, name)``
+  pairs, so dotted names such as ``ndarray.__init__`` are refused too.
+  """
 
-    def find_class(self, module: str, name: str) -> Any:
-        try:
-            return _ALLOWED_GLOBALS[(module, name)]
-        except KeyError:
-            pass
-        hint = ''
-        if module.startswith('jax'):
-            hint = (' (a jax array pickled directly; re-save the tree with '
-                    'numpy leaves, e.g. via save_params)')
-        raise UnsafeCheckpointError(
-            f'refusing to load global {module}.{name}{hint}: a checkpoint may '
-            'only contain numpy arrays, dicts and Haiku FlatMappings')
+  def find_class(self, module: str, name: str) -> Any:
+    try:
+      return _ALLOWED_GLOBALS[(module, name)]
+    except KeyError:
+      pass
+    hint = ''
+    if module.startswith('jax'):
+      hint = (' (a jax array pickled directly; re-save the tree with '
+              'numpy leaves, e.g. via save_params)')
+    raise UnsafeCheckpointError(
+        f'refusing to load global {module}.{name}{hint}: a checkpoint may '
+        'only contain numpy arrays, dicts and Haiku FlatMappings')
 
-    def persistent_load(self, pid: Any) -> Any:
-        raise UnsafeCheckpointError(
-            f'refusing persistent id {pid!r}: checkpoints have none')
+  def persistent_load(self, pid: Any) -> Any:
+    raise UnsafeCheckpointError(
+        f'refusing persistent id {pid!r}: checkpoints have none')
 
 
 def restricted_load(file: BinaryIO) -> Any:
-    """``pickle.load`` through :class:`RestrictedUnpickler`."""
-    return RestrictedUnpickler(file).load()
+  """``pickle.load`` through :class:`RestrictedUnpickler`."""
+  return RestrictedUnpickler(file).load()
 
 
 # ---------------------------------------------------------------------------
@@ -300,194 +297,194 @@ def restricted_load(file: BinaryIO) -> Any:
 
 def _as_tree(obj: Any, what: str, source: str, *,
              convert: Callable[[Any], np.ndarray]) -> Tree:
-    """Checks the ``{module: {name: array}}`` layout; returns plain dicts."""
-    if not isinstance(obj, Mapping):
+  """Checks the ``{module: {name: array}}`` layout; returns plain dicts."""
+  if not isinstance(obj, Mapping):
+    raise CheckpointFormatError(
+        f'{source}: {what} must be a mapping {{module: {{name: array}}}}, '
+        f'got {type(obj).__name__}')
+  tree: Tree = {}
+  for module, entries in obj.items():
+    if not isinstance(module, str):
+      raise CheckpointFormatError(
+          f'{source}: {what} has a non-string module name {module!r}')
+    if not isinstance(entries, Mapping):
+      raise CheckpointFormatError(
+          f'{source}: {what}[{module!r}] must be a mapping '
+          f'{{name: array}}, got {type(entries).__name__}')
+    tree[module] = {}
+    for name, leaf in entries.items():
+      if not isinstance(name, str):
         raise CheckpointFormatError(
-            f'{source}: {what} must be a mapping {{module: {{name: array}}}}, '
-            f'got {type(obj).__name__}')
-    tree: Tree = {}
-    for module, entries in obj.items():
-        if not isinstance(module, str):
-            raise CheckpointFormatError(
-                f'{source}: {what} has a non-string module name {module!r}')
-        if not isinstance(entries, Mapping):
-            raise CheckpointFormatError(
-                f'{source}: {what}[{module!r}] must be a mapping '
-                f'{{name: array}}, got {type(entries).__name__}')
-        tree[module] = {}
-        for name, leaf in entries.items():
-            if not isinstance(name, str):
-                raise CheckpointFormatError(
-                    f'{source}: {what}[{module!r}] has a non-string name '
-                    f'{name!r}')
-            array = convert(leaf)
-            if (not isinstance(array, np.ndarray)
-                    or not _is_numeric(array.dtype)):
-                raise CheckpointFormatError(
-                    f'{source}: {what} entry {module}/{name} must be a numeric '
-                    f'array, got {type(leaf).__name__}'
-                    + (f' of dtype {array.dtype}'
-                       if isinstance(array, np.ndarray) else ''))
-            tree[module][name] = array
-    return tree
+            f'{source}: {what}[{module!r}] has a non-string name '
+            f'{name!r}')
+      array = convert(leaf)
+      if (not isinstance(array, np.ndarray) or not _is_numeric(array.dtype)):
+        raise CheckpointFormatError(
+            f'{source}: {what} entry {module}/{name} must be a numeric '
+            f'array, got {type(leaf).__name__}' +
+            (f' of dtype {array.dtype}' if isinstance(array, np.ndarray) else ''
+            ))
+      tree[module][name] = array
+  return tree
 
 
 def _is_numeric(dtype: np.dtype) -> bool:
-    """bool, integers, floats, complex, and ml_dtypes' bfloat16/float8/int4;
-    not strings, bytes, records or objects."""
-    if dtype.kind in 'biufc':
-        return True
-    return dtype.type.__module__.startswith('ml_dtypes') and not dtype.fields
+  """bool, integers, floats, complex, and ml_dtypes' bfloat16/float8/int4;
+  not strings, bytes, records or objects."""
+  if dtype.kind in 'biufc':
+    return True
+  return dtype.type.__module__.startswith('ml_dtypes') and not dtype.fields
 
 
 def _is_float(dtype: np.dtype) -> bool:
-    return dtype.kind == 'f' or (dtype.type.__module__.startswith('ml_dtypes')
-                                 and 'float' in dtype.name)
+  return dtype.kind == 'f' or (dtype.type.__module__.startswith('ml_dtypes') and
+                               'float' in dtype.name)
 
 
 def _loaded_leaf(leaf: Any) -> Any:
-    # numpy scalars (np.generic) become 0-d arrays; anything else stays as
-    # it is and is rejected by _as_tree.
-    return np.asarray(leaf) if isinstance(leaf, np.generic) else leaf
+  # numpy scalars (np.generic) become 0-d arrays; anything else stays as
+  # it is and is rejected by _as_tree.
+  return np.asarray(leaf) if isinstance(leaf, np.generic) else leaf
 
 
 def _flatten(tree: Mapping, prefix: tuple = ()) -> dict[tuple, Any]:
-    flat = {}
-    for key, value in tree.items():
-        if isinstance(value, Mapping):
-            flat.update(_flatten(value, prefix + (key,)))
-        else:
-            flat[prefix + (key,)] = value
-    return flat
+  flat = {}
+  for key, value in tree.items():
+    if isinstance(value, Mapping):
+      flat.update(_flatten(value, prefix + (key,)))
+    else:
+      flat[prefix + (key,)] = value
+  return flat
 
 
 def _shape(leaf: Any) -> tuple:
-    shape = getattr(leaf, 'shape', None)
-    return tuple(shape) if shape is not None else np.shape(leaf)
+  shape = getattr(leaf, 'shape', None)
+  return tuple(shape) if shape is not None else np.shape(leaf)
 
 
 def _name(path: tuple) -> str:
-    return '/'.join(str(part) for part in path)
+  return '/'.join(str(part) for part in path)
 
 
 def _mismatch_message(what, missing, unexpected, mismatched) -> str:
-    lines = [
-        f'{what} do not match the model: {len(missing)} missing, '
-        f'{len(unexpected)} unexpected, {len(mismatched)} with the wrong '
-        'shape.']
-    if missing:
-        lines.append('  missing from the checkpoint (the model needs them):')
-        lines += [f'    {n}  model shape {s}' for n, s in missing]
-    if unexpected:
-        lines.append('  unexpected in the checkpoint (the model has no such '
-                     'entry):')
-        lines += [f'    {n}  checkpoint shape {s}' for n, s in unexpected]
-    if mismatched:
-        lines.append('  wrong shape:')
-        lines += [f'    {n}  checkpoint {c} vs model {e}'
-                  for n, c, e in mismatched]
-    hints = []
-    if missing or unexpected:
-        hints.append(
-            'names differ when the checkpoint belongs to another model or '
-            'config, or a module was renamed (Haiku names come from the '
-            'module class or its name= argument and the nesting of calls)')
-    if mismatched:
-        hints.append(
-            'shapes differ when the model config (widths, heads, latent '
-            'count, vocabulary, input size) differs from the checkpoint\'s')
-    lines.append('Hint: ' + '; '.join(hints) + '. Build the model with the '
-                 'config the checkpoint was trained with.')
-    return '\n'.join(lines)
+  lines = [
+      f'{what} do not match the model: {len(missing)} missing, '
+      f'{len(unexpected)} unexpected, {len(mismatched)} with the wrong '
+      'shape.'
+  ]
+  if missing:
+    lines.append('  missing from the checkpoint (the model needs them):')
+    lines += [f'    {n}  model shape {s}' for n, s in missing]
+  if unexpected:
+    lines.append('  unexpected in the checkpoint (the model has no such '
+                 'entry):')
+    lines += [f'    {n}  checkpoint shape {s}' for n, s in unexpected]
+  if mismatched:
+    lines.append('  wrong shape:')
+    lines += [f'    {n}  checkpoint {c} vs model {e}' for n, c, e in mismatched]
+  hints = []
+  if missing or unexpected:
+    hints.append('names differ when the checkpoint belongs to another model or '
+                 'config, or a module was renamed (Haiku names come from the '
+                 'module class or its name= argument and the nesting of calls)')
+  if mismatched:
+    hints.append(
+        'shapes differ when the model config (widths, heads, latent '
+        'count, vocabulary, input size) differs from the checkpoint\'s')
+  lines.append('Hint: ' + '; '.join(hints) + '. Build the model with the '
+               'config the checkpoint was trained with.')
+  return '\n'.join(lines)
 
 
-def check_tree(actual: Mapping, expected: Mapping, what: str = 'params'
-               ) -> None:
-    """Raises :class:`CheckpointMismatchError` unless names and shapes agree.
+def check_tree(actual: Mapping,
+               expected: Mapping,
+               what: str = 'params') -> None:
+  """Raises :class:`CheckpointMismatchError` unless names and shapes agree.
 
-    Args:
-      actual: the loaded tree, ``{module: {name: array}}``.
-      expected: a tree of the same layout whose leaves have ``.shape``, e.g.
-        ``jax.eval_shape(model.init, rng, *inputs)``; dtypes are not compared.
-      what: the word used in the message, e.g. ``'params'`` or ``'state'``.
+  Args:
+    actual: the loaded tree, ``{module: {name: array}}``.
+    expected: a tree of the same layout whose leaves have ``.shape``, e.g.
+      ``jax.eval_shape(model.init, rng, *inputs)``; dtypes are not compared.
+    what: the word used in the message, e.g. ``'params'`` or ``'state'``.
 
-    The error lists every missing, unexpected and mis-shaped entry, in sorted
-    order, as ``module_path/name``.
-    """
-    got = {path: _shape(leaf) for path, leaf in _flatten(actual).items()}
-    want = {path: _shape(leaf) for path, leaf in _flatten(expected).items()}
-    missing = [(_name(p), want[p]) for p in sorted(want.keys() - got.keys())]
-    unexpected = [(_name(p), got[p])
-                  for p in sorted(got.keys() - want.keys())]
-    mismatched = [(_name(p), got[p], want[p])
-                  for p in sorted(got.keys() & want.keys())
-                  if got[p] != want[p]]
-    if missing or unexpected or mismatched:
-        raise CheckpointMismatchError(what, missing, unexpected, mismatched)
+  The error lists every missing, unexpected and mis-shaped entry, in sorted
+  order, as ``module_path/name``.
+  """
+  got = {path: _shape(leaf) for path, leaf in _flatten(actual).items()}
+  want = {path: _shape(leaf) for path, leaf in _flatten(expected).items()}
+  missing = [(_name(p), want[p]) for p in sorted(want.keys() - got.keys())]
+  unexpected = [(_name(p), got[p]) for p in sorted(got.keys() - want.keys())]
+  mismatched = [(_name(p), got[p], want[p])
+                for p in sorted(got.keys() & want.keys())
+                if got[p] != want[p]]
+  if missing or unexpected or mismatched:
+    raise CheckpointMismatchError(what, missing, unexpected, mismatched)
 
 
-def check_dtypes(actual: Tree, expected: Mapping, source: str,
-                 what: str = 'params', allow_cast: bool = False) -> Tree:
-    """Compares each entry's dtype with the model's; returns ``actual``, with
-    float entries cast to the model's float dtype when ``allow_cast``.
+def check_dtypes(actual: Tree,
+                 expected: Mapping,
+                 source: str,
+                 what: str = 'params',
+                 allow_cast: bool = False) -> Tree:
+  """Compares each entry's dtype with the model's; returns ``actual``, with
+  float entries cast to the model's float dtype when ``allow_cast``.
 
-    Entries absent from either tree, and expected leaves without a
-    ``.dtype``, are not compared (:func:`check_tree` checks names and
-    shapes).
+  Entries absent from either tree, and expected leaves without a
+  ``.dtype``, are not compared (:func:`check_tree` checks names and
+  shapes).
 
-    Raises:
-      CheckpointDtypeError: naming every entry whose dtype differs, e.g. int32
-        or bool weights for a float32 model, or bfloat16 weights without
-        ``allow_cast``.
-    """
-    want = _flatten(expected)
-    bad, out = [], {}
-    for module, entries in actual.items():
-        out[module] = {}
-        for name, array in entries.items():
-            target = getattr(want.get((module, name)), 'dtype', None)
-            if target is not None and array.dtype != np.dtype(target):
-                target = np.dtype(target)
-                if allow_cast and _is_float(array.dtype) and _is_float(target):
-                    array = array.astype(target)
-                else:
-                    bad.append((f'{module}/{name}', array.dtype, target))
-            out[module][name] = array
-    if bad:
-        bad.sort(key=lambda entry: entry[0])
-        lines = [f'    {n}  checkpoint {d} vs model {e}'
-                 for n, d, e in bad[:30]]
-        if len(bad) > 30:
-            lines.append(f'    ... and {len(bad) - 30} more')
-        all_float = all(_is_float(d) and _is_float(e) for _, d, e in bad)
-        hint = ('Pass allow_cast=True to cast these float weights to the '
-                "model's dtype." if all_float else
-                'Integer, bool or complex weights cannot stand for float '
-                'parameters: this file belongs to another model, or is '
-                'damaged.')
-        raise CheckpointDtypeError(
-            f'{source}: {len(bad)} {what} entries have a dtype the model does '
-            'not expect:\n' + '\n'.join(lines) + '\n' + hint, bad)
-    return out
+  Raises:
+    CheckpointDtypeError: naming every entry whose dtype differs, e.g. int32
+      or bool weights for a float32 model, or bfloat16 weights without
+      ``allow_cast``.
+  """
+  want = _flatten(expected)
+  bad, out = [], {}
+  for module, entries in actual.items():
+    out[module] = {}
+    for name, array in entries.items():
+      target = getattr(want.get((module, name)), 'dtype', None)
+      if target is not None and array.dtype != np.dtype(target):
+        target = np.dtype(target)
+        if allow_cast and _is_float(array.dtype) and _is_float(target):
+          array = array.astype(target)
+        else:
+          bad.append((f'{module}/{name}', array.dtype, target))
+      out[module][name] = array
+  if bad:
+    bad.sort(key=lambda entry: entry[0])
+    lines = [f'    {n}  checkpoint {d} vs model {e}' for n, d, e in bad[:30]]
+    if len(bad) > 30:
+      lines.append(f'    ... and {len(bad) - 30} more')
+    all_float = all(_is_float(d) and _is_float(e) for _, d, e in bad)
+    hint = ('Pass allow_cast=True to cast these float weights to the '
+            "model's dtype." if all_float else
+            'Integer, bool or complex weights cannot stand for float '
+            'parameters: this file belongs to another model, or is '
+            'damaged.')
+    raise CheckpointDtypeError(
+        f'{source}: {len(bad)} {what} entries have a dtype the model does '
+        'not expect:\n' + '\n'.join(lines) + '\n' + hint, bad)
+  return out
 
 
 def check_finite(tree: Mapping, source: str, what: str = 'params') -> None:
-    """Raises :class:`NonFiniteCheckpointError` naming ``source`` and the
-    first entry (in sorted order) that holds NaN or Inf."""
-    for path, leaf in sorted(_flatten(tree).items()):
-        array = np.asarray(leaf)
-        if not _is_float(array.dtype) and array.dtype.kind != 'c':
-            continue
-        if array.dtype.kind not in 'fc':  # ml_dtypes: bfloat16, float8s
-            array = array.astype(np.float32)
-        bad = ~np.isfinite(array)
-        if bad.any():
-            raise NonFiniteCheckpointError(
-                f'{source}: {what} entry {_name(path)} holds '
-                f'{int(bad.sum())} NaN/Inf values of {array.size} (the first '
-                'such entry). The file is damaged or was saved from a '
-                'diverged run; use another checkpoint (an earlier step, or '
-                'the original release file).')
+  """Raises :class:`NonFiniteCheckpointError` naming ``source`` and the
+  first entry (in sorted order) that holds NaN or Inf."""
+  for path, leaf in sorted(_flatten(tree).items()):
+    array = np.asarray(leaf)
+    if not _is_float(array.dtype) and array.dtype.kind != 'c':
+      continue
+    if array.dtype.kind not in 'fc':  # ml_dtypes: bfloat16, float8s
+      array = array.astype(np.float32)
+    bad = ~np.isfinite(array)
+    if bad.any():
+      raise NonFiniteCheckpointError(
+          f'{source}: {what} entry {_name(path)} holds '
+          f'{int(bad.sum())} NaN/Inf values of {array.size} (the first '
+          'such entry). The file is damaged or was saved from a '
+          'diverged run; use another checkpoint (an earlier step, or '
+          'the original release file).')
 
 
 # ---------------------------------------------------------------------------
@@ -496,173 +493,176 @@ def check_finite(tree: Mapping, source: str, what: str = 'params') -> None:
 
 
 def check_extension(path: str) -> None:
-    """Raises :class:`CheckpointFormatError` unless ``path`` ends in .pickle
-    or .pystate."""
-    if os.path.splitext(path)[1] not in EXTENSIONS:
-        raise CheckpointFormatError(
-            f'{path}: expected a {" or ".join(EXTENSIONS)} file (the release '
-            'format)')
+  """Raises :class:`CheckpointFormatError` unless ``path`` ends in .pickle
+  or .pystate."""
+  if os.path.splitext(path)[1] not in EXTENSIONS:
+    raise CheckpointFormatError(
+        f'{path}: expected a {" or ".join(EXTENSIONS)} file (the release '
+        'format)')
 
 
 def checksum_path(path: str | os.PathLike) -> str:
-    """``<path>.sha256``: where the checksum of ``path`` is kept."""
-    return os.fspath(path) + CHECKSUM_SUFFIX
+  """``<path>.sha256``: where the checksum of ``path`` is kept."""
+  return os.fspath(path) + CHECKSUM_SUFFIX
 
 
 def _sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, 'rb') as f:
-        while chunk := f.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+  digest = hashlib.sha256()
+  with open(path, 'rb') as f:
+    while chunk := f.read(_CHUNK):
+      digest.update(chunk)
+  return digest.hexdigest()
 
 
 def write_checksum(path: str | os.PathLike) -> str:
-    """Writes ``<path>.sha256`` (``sha256sum`` format: ``<hex>  <name>``,
-    the name relative to the checksum file's directory) atomically; returns
-    the checksum file's path."""
-    path = os.fspath(path)
-    line = f'{_sha256(path)}  {os.path.basename(path)}\n'
-    target = checksum_path(path)
-    tmp = os.path.join(os.path.dirname(os.path.abspath(target)),
-                       f'.{os.path.basename(target)}.{secrets.token_hex(6)}'
-                       '.tmp')
-    try:
-        with open(tmp, 'w') as f:
-            f.write(line)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return target
+  """Writes ``<path>.sha256`` (``sha256sum`` format: ``<hex>  <name>``,
+  the name relative to the checksum file's directory) atomically; returns
+  the checksum file's path."""
+  path = os.fspath(path)
+  line = f'{_sha256(path)}  {os.path.basename(path)}\n'
+  target = checksum_path(path)
+  tmp = os.path.join(
+      os.path.dirname(os.path.abspath(target)),
+      f'.{os.path.basename(target)}.{secrets.token_hex(6)}'
+      '.tmp')
+  try:
+    with open(tmp, 'w') as f:
+      f.write(line)
+      f.flush()
+      os.fsync(f.fileno())
+    os.replace(tmp, target)
+  except BaseException:
+    if os.path.exists(tmp):
+      os.unlink(tmp)
+    raise
+  return target
 
 
 def verify_checksum(path: str | os.PathLike) -> bool:
-    """Checks ``path`` against ``<path>.sha256``.
+  """Checks ``path`` against ``<path>.sha256``.
 
-    Returns:
-      True when the checksum file exists and matches; False when there is
-      none (reported once per file with a warning: release files have none).
+  Returns:
+    True when the checksum file exists and matches; False when there is
+    none (reported once per file with a warning: release files have none).
 
-    Raises:
-      CorruptCheckpointError: the file does not match, or the checksum file
-        is not a ``sha256sum`` line for it; the message names both files.
-    """
-    path = os.fspath(path)
-    record = checksum_path(path)
-    if not os.path.exists(record):
-        key = os.path.abspath(path)
-        if key not in _unchecked_reported:
-            _unchecked_reported.add(key)
-            _log.warning('%s has no checksum file (%s); it is read without '
-                         'an integrity check (files this project did not '
-                         'write, such as the release files, have none).',
-                         path, os.path.basename(record))
-        return False
-    with open(record, 'rb') as f:
-        fields = f.read(4096).split()
-    expected = fields[0].decode('ascii', 'replace').lower() if fields else ''
-    if (len(fields) != 2 or len(expected) != 64 or
-            fields[1].lstrip(b'*') != os.path.basename(path).encode()):
-        raise CorruptCheckpointError(
-            f'{path}: its checksum file {record} is not a sha256sum line '
-            f'"<64 hex digits>  {os.path.basename(path)}"; the file cannot '
-            'be checked. Restore both files from a good copy.')
-    actual = _sha256(path)
-    if actual != expected:
-        raise CorruptCheckpointError(
-            f'{path} is damaged: its SHA-256 is {actual}, but {record} '
-            f'records {expected} (written when the file was saved). It was '
-            'not loaded; restore it from a good copy or export it again.')
-    return True
+  Raises:
+    CorruptCheckpointError: the file does not match, or the checksum file
+      is not a ``sha256sum`` line for it; the message names both files.
+  """
+  path = os.fspath(path)
+  record = checksum_path(path)
+  if not os.path.exists(record):
+    key = os.path.abspath(path)
+    if key not in _unchecked_reported:
+      _unchecked_reported.add(key)
+      _log.warning(
+          '%s has no checksum file (%s); it is read without '
+          'an integrity check (files this project did not '
+          'write, such as the release files, have none).', path,
+          os.path.basename(record))
+    return False
+  with open(record, 'rb') as f:
+    fields = f.read(4096).split()
+  expected = fields[0].decode('ascii', 'replace').lower() if fields else ''
+  if (len(fields) != 2 or len(expected) != 64 or
+      fields[1].lstrip(b'*') != os.path.basename(path).encode()):
+    raise CorruptCheckpointError(
+        f'{path}: its checksum file {record} is not a sha256sum line '
+        f'"<64 hex digits>  {os.path.basename(path)}"; the file cannot '
+        'be checked. Restore both files from a good copy.')
+  actual = _sha256(path)
+  if actual != expected:
+    raise CorruptCheckpointError(
+        f'{path} is damaged: its SHA-256 is {actual}, but {record} '
+        f'records {expected} (written when the file was saved). It was '
+        'not loaded; restore it from a good copy or export it again.')
+  return True
 
 
 def _is_bundle(obj: Mapping) -> bool:
-    """``{'params': ..., 'state': ...}`` rather than a bare params mapping."""
-    return 'params' in obj and set(obj) <= {'params', 'state'}
+  """``{'params': ..., 'state': ...}`` rather than a bare params mapping."""
+  return 'params' in obj and set(obj) <= {'params', 'state'}
 
 
-def load_params(path: str | os.PathLike, expected: Mapping | None = None,
-                expected_state: Mapping | None = None, *,
-                allow_cast: bool = False, allow_non_finite: bool = False
-                ) -> tuple[Tree, Tree]:
-    """Reads a release checkpoint safely; returns ``(params, state)``.
+def load_params(path: str | os.PathLike,
+                expected: Mapping | None = None,
+                expected_state: Mapping | None = None,
+                *,
+                allow_cast: bool = False,
+                allow_non_finite: bool = False) -> tuple[Tree, Tree]:
+  """Reads a release checkpoint safely; returns ``(params, state)``.
 
-    Args:
-      path: a ``.pickle`` or ``.pystate`` file holding either a params mapping
-        or ``{'params': ..., 'state': ...}``.
-      expected: optional params tree with ``.shape`` leaves (e.g. from
-        ``jax.eval_shape`` of the model's ``init``) to check against.
-      expected_state: the same for the state.
-      allow_cast: with ``expected``, cast float entries (e.g. bfloat16 or
-        float16 weights) to the expected float dtype instead of refusing
-        them. Integer/bool entries are never cast to floats.
-      allow_non_finite: accept float entries holding NaN or Inf (refused by
-        default, naming the first such entry).
+  Args:
+    path: a ``.pickle`` or ``.pystate`` file holding either a params mapping
+      or ``{'params': ..., 'state': ...}``.
+    expected: optional params tree with ``.shape`` leaves (e.g. from
+      ``jax.eval_shape`` of the model's ``init``) to check against.
+    expected_state: the same for the state.
+    allow_cast: with ``expected``, cast float entries (e.g. bfloat16 or
+      float16 weights) to the expected float dtype instead of refusing
+      them. Integer/bool entries are never cast to floats.
+    allow_non_finite: accept float entries holding NaN or Inf (refused by
+      default, naming the first such entry).
 
-    Returns:
-      Plain nested dicts of numpy arrays; ``state`` is ``{}`` when the file has
-      none. Every leaf is numeric (bool, integer, float, complex); with
-      ``expected``, of the expected dtypes.
+  Returns:
+    Plain nested dicts of numpy arrays; ``state`` is ``{}`` when the file has
+    none. Every leaf is numeric (bool, integer, float, complex); with
+    ``expected``, of the expected dtypes.
 
-    Raises:
-      FileNotFoundError: no file at ``path``.
-      UnsafeCheckpointError: the pickle names a global outside the allowlist.
-      CorruptCheckpointError: the file does not match the checksum recorded
-        beside it (``<path>.sha256``); a file without one is read unchecked,
-        with a warning.
-      CheckpointFormatError: wrong extension, a corrupted or truncated pickle,
-        or content of the wrong type (strings, objects).
-      CheckpointMismatchError: ``expected``/``expected_state`` disagree on
-        names or shapes.
-      CheckpointDtypeError: they disagree on dtypes.
-      NonFiniteCheckpointError: a float entry holds NaN or Inf.
-    """
-    path = os.fspath(path)
-    check_extension(path)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f'no checkpoint at {path}')
-    verify_checksum(path)
-    with open(path, 'rb') as f:
-        try:
-            obj = restricted_load(f)
-        except UnsafeCheckpointError as e:
-            raise UnsafeCheckpointError(f'{path}: {e}') from None
-        except (pickle.UnpicklingError, EOFError, ValueError, TypeError,
-                AttributeError, IndexError, KeyError, struct.error,
-                OverflowError, UnicodeDecodeError, MemoryError,
-                RecursionError) as e:
-            # A garbled length field makes pickle allocate absurd sizes
-            # (MemoryError) or nest without end (RecursionError).
-            raise CheckpointFormatError(
-                f'{path}: not a readable pickle (corrupted or truncated?): '
-                f'{type(e).__name__}: {e}') from e
+  Raises:
+    FileNotFoundError: no file at ``path``.
+    UnsafeCheckpointError: the pickle names a global outside the allowlist.
+    CorruptCheckpointError: the file does not match the checksum recorded
+      beside it (``<path>.sha256``); a file without one is read unchecked,
+      with a warning.
+    CheckpointFormatError: wrong extension, a corrupted or truncated pickle,
+      or content of the wrong type (strings, objects).
+    CheckpointMismatchError: ``expected``/``expected_state`` disagree on
+      names or shapes.
+    CheckpointDtypeError: they disagree on dtypes.
+    NonFiniteCheckpointError: a float entry holds NaN or Inf.
+  """
+  path = os.fspath(path)
+  check_extension(path)
+  if not os.path.exists(path):
+    raise FileNotFoundError(f'no checkpoint at {path}')
+  verify_checksum(path)
+  with open(path, 'rb') as f:
+    try:
+      obj = restricted_load(f)
+    except UnsafeCheckpointError as e:
+      raise UnsafeCheckpointError(f'{path}: {e}') from None
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError,
+            AttributeError, IndexError, KeyError, struct.error, OverflowError,
+            UnicodeDecodeError, MemoryError, RecursionError) as e:
+      # A garbled length field makes pickle allocate absurd sizes
+      # (MemoryError) or nest without end (RecursionError).
+      raise CheckpointFormatError(
+          f'{path}: not a readable pickle (corrupted or truncated?): '
+          f'{type(e).__name__}: {e}') from e
 
-    if not isinstance(obj, Mapping):
-        raise CheckpointFormatError(
-            f'{path}: expected a params mapping {{module: {{name: array}}}} or '
-            f"{{'params': ..., 'state': ...}}, got {type(obj).__name__}")
-    if _is_bundle(obj):
-        raw_params, raw_state = obj['params'], obj.get('state')
-    else:
-        raw_params, raw_state = obj, None
-    params = _as_tree(raw_params, 'params', path, convert=_loaded_leaf)
-    state = ({} if raw_state is None else
-             _as_tree(raw_state, 'state', path, convert=_loaded_leaf))
+  if not isinstance(obj, Mapping):
+    raise CheckpointFormatError(
+        f'{path}: expected a params mapping {{module: {{name: array}}}} or '
+        f"{{'params': ..., 'state': ...}}, got {type(obj).__name__}")
+  if _is_bundle(obj):
+    raw_params, raw_state = obj['params'], obj.get('state')
+  else:
+    raw_params, raw_state = obj, None
+  params = _as_tree(raw_params, 'params', path, convert=_loaded_leaf)
+  state = ({} if raw_state is None else _as_tree(
+      raw_state, 'state', path, convert=_loaded_leaf))
 
-    if expected is not None:
-        check_tree(params, expected, 'params')
-        params = check_dtypes(params, expected, path, 'params', allow_cast)
-    if expected_state is not None:
-        check_tree(state, expected_state, 'state')
-        state = check_dtypes(state, expected_state, path, 'state', allow_cast)
-    if not allow_non_finite:
-        check_finite(params, path, 'params')
-        check_finite(state, path, 'state')
-    return params, state
+  if expected is not None:
+    check_tree(params, expected, 'params')
+    params = check_dtypes(params, expected, path, 'params', allow_cast)
+  if expected_state is not None:
+    check_tree(state, expected_state, 'state')
+    state = check_dtypes(state, expected_state, path, 'state', allow_cast)
+  if not allow_non_finite:
+    check_finite(params, path, 'params')
+    check_finite(state, path, 'state')
+  return params, state
 
 
 # ---------------------------------------------------------------------------
@@ -671,65 +671,66 @@ def load_params(path: str | os.PathLike, expected: Mapping | None = None,
 
 
 def _atomic_write(path: str, payload: Any) -> None:
-    """Pickles ``payload`` to a temporary file, then renames it onto ``path``
-    and writes ``<path>.sha256``.
+  """Pickles ``payload`` to a temporary file, then renames it onto ``path``
+  and writes ``<path>.sha256``.
 
-    A reader never sees a partial file, and a failed write leaves an existing
-    checkpoint untouched. The temporary file lives in the same directory (a
-    rename is only atomic within one file system) and is created with the
-    usual umask-derived permissions.
-    """
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise FileNotFoundError(f'no directory {directory} to write {path}')
-    tmp = os.path.join(
-        directory, f'.{os.path.basename(path)}.{secrets.token_hex(6)}.tmp')
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+  A reader never sees a partial file, and a failed write leaves an existing
+  checkpoint untouched. The temporary file lives in the same directory (a
+  rename is only atomic within one file system) and is created with the
+  usual umask-derived permissions.
+  """
+  directory = os.path.dirname(os.path.abspath(path))
+  if not os.path.isdir(directory):
+    raise FileNotFoundError(f'no directory {directory} to write {path}')
+  tmp = os.path.join(directory,
+                     f'.{os.path.basename(path)}.{secrets.token_hex(6)}.tmp')
+  fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+  try:
+    with os.fdopen(fd, 'wb') as f:
+      pickle.Pickler(f, protocol=PICKLE_PROTOCOL).dump(payload)
+      f.flush()
+      os.fsync(f.fileno())
+    # An old checksum goes first: a crash between the two renames leaves
+    # a file without a checksum (read with a warning), never a new file
+    # beside the old file's checksum (refused as damaged).
+    if os.path.exists(checksum_path(path)):
+      os.unlink(checksum_path(path))
+    os.replace(tmp, path)
+  except BaseException:
     try:
-        with os.fdopen(fd, 'wb') as f:
-            pickle.Pickler(f, protocol=PICKLE_PROTOCOL).dump(payload)
-            f.flush()
-            os.fsync(f.fileno())
-        # An old checksum goes first: a crash between the two renames leaves
-        # a file without a checksum (read with a warning), never a new file
-        # beside the old file's checksum (refused as damaged).
-        if os.path.exists(checksum_path(path)):
-            os.unlink(checksum_path(path))
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    write_checksum(path)
+      os.unlink(tmp)
+    except FileNotFoundError:
+      pass
+    raise
+  write_checksum(path)
 
 
-def save_params(path: str | os.PathLike, params: Mapping,
+def save_params(path: str | os.PathLike,
+                params: Mapping,
                 state: Mapping | None = None) -> None:
-    """Writes params (and state) in the release format, atomically.
+  """Writes params (and state) in the release format, atomically.
 
-    ``.pickle`` holds the params mapping alone (so ``state`` must be empty);
-    ``.pystate`` holds ``{'params': params, 'state': state or {}}``. Leaves
-    are converted with ``np.asarray`` (jax arrays included) and mappings
-    (Haiku's FlatMap included) to plain dicts; the pickle uses protocol 4 and
-    names only numpy and builtin types, so plain ``pickle.load`` and
-    :func:`load_params` both read it. ``<path>.sha256`` is written beside it
-    (``sha256sum -c`` format), which :func:`load_params` checks.
-    """
-    path = os.fspath(path)
-    check_extension(path)
-    params = _as_tree(params, 'params', path, convert=np.asarray)
-    state = _as_tree(state or {}, 'state', path, convert=np.asarray)
-    if path.endswith('.pickle'):
-        if state:
-            raise CheckpointFormatError(
-                f'{path}: a .pickle checkpoint holds params only; save a '
-                'model with state to a .pystate file')
-        payload: Any = params
-    else:
-        payload = {'params': params, 'state': state}
-    _atomic_write(path, payload)
+  ``.pickle`` holds the params mapping alone (so ``state`` must be empty);
+  ``.pystate`` holds ``{'params': params, 'state': state or {}}``. Leaves
+  are converted with ``np.asarray`` (jax arrays included) and mappings
+  (Haiku's FlatMap included) to plain dicts; the pickle uses protocol 4 and
+  names only numpy and builtin types, so plain ``pickle.load`` and
+  :func:`load_params` both read it. ``<path>.sha256`` is written beside it
+  (``sha256sum -c`` format), which :func:`load_params` checks.
+  """
+  path = os.fspath(path)
+  check_extension(path)
+  params = _as_tree(params, 'params', path, convert=np.asarray)
+  state = _as_tree(state or {}, 'state', path, convert=np.asarray)
+  if path.endswith('.pickle'):
+    if state:
+      raise CheckpointFormatError(
+          f'{path}: a .pickle checkpoint holds params only; save a '
+          'model with state to a .pystate file')
+    payload: Any = params
+  else:
+    payload = {'params': params, 'state': state}
+  _atomic_write(path, payload)
 
 
 # ---------------------------------------------------------------------------
@@ -739,123 +740,132 @@ def save_params(path: str | os.PathLike, params: Mapping,
 
 @dataclasses.dataclass(frozen=True)
 class MergeReport:
-    """What :func:`merge_params` did, by entry name ``'module/param'``.
+  """What :func:`merge_params` did, by entry name ``'module/param'``.
 
-    Names are in the release's per-layer layout, whatever the layouts of the
-    checkpoint and the model (scanned stacks are converted).
-    """
+  Names are in the release's per-layer layout, whatever the layouts of the
+  checkpoint and the model (scanned stacks are converted).
+  """
 
-    loaded: tuple[str, ...]  # copied from the checkpoint
-    new: tuple[str, ...]  # kept from the model's init (newly initialised)
-    unused: tuple[str, ...]  # in the checkpoint, absent from the model
-    renamed: tuple[tuple[str, str], ...] = ()  # (checkpoint, model) modules
-    num_loaded_params: int = 0
-    num_new_params: int = 0
+  loaded: tuple[str, ...]  # copied from the checkpoint
+  new: tuple[str, ...]  # kept from the model's init (newly initialised)
+  unused: tuple[str, ...]  # in the checkpoint, absent from the model
+  renamed: tuple[tuple[str, str], ...] = ()  # (checkpoint, model) modules
+  num_loaded_params: int = 0
+  num_new_params: int = 0
 
-    def __str__(self):
-        lines = [f'Loaded {len(self.loaded)} entries '
-                 f'({self.num_loaded_params:,} params); newly initialised '
-                 f'{len(self.new)} ({self.num_new_params:,} params); '
-                 f'{len(self.unused)} checkpoint entries unused.']
-        for title, names in (('newly initialised', self.new),
-                             ('unused', self.unused)):
-            if names:
-                lines.append(f'  {title}:')
-                lines += [f'    {n}' for n in names]
-        if self.renamed:
-            lines.append('  renamed:')
-            lines += [f'    {a} -> {b}' for a, b in self.renamed]
-        return '\n'.join(lines)
+  def __str__(self):
+    lines = [
+        f'Loaded {len(self.loaded)} entries '
+        f'({self.num_loaded_params:,} params); newly initialised '
+        f'{len(self.new)} ({self.num_new_params:,} params); '
+        f'{len(self.unused)} checkpoint entries unused.'
+    ]
+    for title, names in (('newly initialised', self.new), ('unused',
+                                                           self.unused)):
+      if names:
+        lines.append(f'  {title}:')
+        lines += [f'    {n}' for n in names]
+    if self.renamed:
+      lines.append('  renamed:')
+      lines += [f'    {a} -> {b}' for a, b in self.renamed]
+    return '\n'.join(lines)
 
 
 def _rename_module(module: str, rename: Mapping[str, str]) -> str:
-    """Applies the longest matching module-path prefix of ``rename``."""
-    for old in sorted(rename, key=len, reverse=True):
-        if module == old or module.startswith(old + '/'):
-            return rename[old] + module[len(old):]
-    return module
+  """Applies the longest matching module-path prefix of ``rename``."""
+  for old in sorted(rename, key=len, reverse=True):
+    if module == old or module.startswith(old + '/'):
+      return rename[old] + module[len(old):]
+  return module
 
 
-def merge_params(params_init: Mapping, checkpoint: Mapping,
-                 rename: Mapping[str, str] | None = None, *,
-                 what: str = 'params', require_some: bool = True):
-    """Copies a pretrained checkpoint's entries into a new model's tree.
+def merge_params(params_init: Mapping,
+                 checkpoint: Mapping,
+                 rename: Mapping[str, str] | None = None,
+                 *,
+                 what: str = 'params',
+                 require_some: bool = True):
+  """Copies a pretrained checkpoint's entries into a new model's tree.
 
-    Every checkpoint entry whose (renamed) name exists in the model with the
-    same shape is copied, cast to the model's dtype; the rest of the model
-    keeps ``params_init`` (e.g. a new classifier when fine-tuning, [P] App.
-    A, F.4). Scanned (``scan_layers=True``) and per-layer encoder layouts
-    are converted either way, so a release pickle warm-starts a scanned
-    model and the other way round.
+  Every checkpoint entry whose (renamed) name exists in the model with the
+  same shape is copied, cast to the model's dtype; the rest of the model
+  keeps ``params_init`` (e.g. a new classifier when fine-tuning, [P] App.
+  A, F.4). Scanned (``scan_layers=True``) and per-layer encoder layouts
+  are converted either way, so a release pickle warm-starts a scanned
+  model and the other way round.
 
-    Args:
-      params_init: the new model's initialised tree ``{module: {name:
-        array}}``; ``jax.ShapeDtypeStruct`` leaves (from ``jax.eval_shape``)
-        also work, and the new entries then stay shape structs.
-      checkpoint: the pretrained tree (e.g. ``load_params(path)[0]``).
-      rename: optional ``{checkpoint module prefix: model module prefix}``.
-      what: the name of the tree in messages (``'params'`` or ``'state'``).
-      require_some: raise if nothing at all was loaded.
+  Args:
+    params_init: the new model's initialised tree ``{module: {name:
+      array}}``; ``jax.ShapeDtypeStruct`` leaves (from ``jax.eval_shape``)
+      also work, and the new entries then stay shape structs.
+    checkpoint: the pretrained tree (e.g. ``load_params(path)[0]``).
+    rename: optional ``{checkpoint module prefix: model module prefix}``.
+    what: the name of the tree in messages (``'params'`` or ``'state'``).
+    require_some: raise if nothing at all was loaded.
 
-    Returns:
-      ``(tree with the structure of params_init, MergeReport)``.
+  Returns:
+    ``(tree with the structure of params_init, MergeReport)``.
 
-    Raises:
-      CheckpointMismatchError: an entry present in both has different
-        shapes (every one is named), or nothing was loaded.
-    """
-    # Imported here: perceiver.perceiver is a Haiku module library and this
-    # module must stay importable without it.
-    from perceiver import perceiver  # pylint: disable=g-import-not-at-top
-    rename = dict(rename or {})
-    target_scanned = perceiver.is_scanned(params_init)
-    target = (perceiver.to_release_layout(params_init) if target_scanned
-              else params_init)
-    ckpt = (perceiver.to_release_layout(checkpoint)
-            if perceiver.is_scanned(checkpoint) else checkpoint)
+  Raises:
+    CheckpointMismatchError: an entry present in both has different
+      shapes (every one is named), or nothing was loaded.
+  """
+  # Imported here: perceiver.perceiver is a Haiku module library and this
+  # module must stay importable without it.
+  from perceiver import perceiver  # pylint: disable=g-import-not-at-top
+  rename = dict(rename or {})
+  target_scanned = perceiver.is_scanned(params_init)
+  target = (
+      perceiver.to_release_layout(params_init)
+      if target_scanned else params_init)
+  ckpt = (
+      perceiver.to_release_layout(checkpoint)
+      if perceiver.is_scanned(checkpoint) else checkpoint)
 
-    source = {}  # (model module, name) -> (checkpoint name, value)
-    renamed = set()
-    for module, leaves in ckpt.items():
-        new_module = _rename_module(module, rename)
-        if new_module != module:
-            renamed.add((module, new_module))
-        for name, value in leaves.items():
-            source[(new_module, name)] = (f'{module}/{name}', value)
+  source = {}  # (model module, name) -> (checkpoint name, value)
+  renamed = set()
+  for module, leaves in ckpt.items():
+    new_module = _rename_module(module, rename)
+    if new_module != module:
+      renamed.add((module, new_module))
+    for name, value in leaves.items():
+      source[(new_module, name)] = (f'{module}/{name}', value)
 
-    out, loaded, new, mismatched = {}, [], [], []
-    num_loaded = num_new = 0
-    for module, leaves in target.items():
-        out[module] = {}
-        for name, init in leaves.items():
-            entry = f'{module}/{name}'
-            if (module, name) not in source:
-                out[module][name] = init
-                new.append(entry)
-                num_new += int(np.prod(init.shape))
-                continue
-            ckpt_name, value = source.pop((module, name))
-            if tuple(np.shape(value)) != tuple(init.shape):
-                mismatched.append((entry if ckpt_name == entry else
-                                   f'{ckpt_name} -> {entry}',
-                                   tuple(np.shape(value)), tuple(init.shape)))
-                continue
-            out[module][name] = np.asarray(value).astype(init.dtype)
-            loaded.append(entry)
-            num_loaded += int(np.prod(init.shape))
-    if mismatched:
-        raise CheckpointMismatchError(
-            f'pretrained {what} shared with the new model', [], [],
-            sorted(mismatched))
-    if require_some and not loaded:
-        raise CheckpointMismatchError(
-            f'pretrained {what} (no entry matched the new model by name)',
-            [], sorted((f'{m}/{n}', tuple(np.shape(v[1])))
-                       for (m, n), v in source.items()), [])
-    if target_scanned:
-        out = perceiver.from_release_layout(out)
-    return out, MergeReport(
-        loaded=tuple(sorted(loaded)), new=tuple(sorted(new)),
-        unused=tuple(sorted(name for name, _ in source.values())),
-        renamed=tuple(sorted(renamed)), num_loaded_params=num_loaded,
-        num_new_params=num_new)
+  out, loaded, new, mismatched = {}, [], [], []
+  num_loaded = num_new = 0
+  for module, leaves in target.items():
+    out[module] = {}
+    for name, init in leaves.items():
+      entry = f'{module}/{name}'
+      if (module, name) not in source:
+        out[module][name] = init
+        new.append(entry)
+        num_new += int(np.prod(init.shape))
+        continue
+      ckpt_name, value = source.pop((module, name))
+      if tuple(np.shape(value)) != tuple(init.shape):
+        mismatched.append(
+            (entry if ckpt_name == entry else f'{ckpt_name} -> {entry}',
+             tuple(np.shape(value)), tuple(init.shape)))
+        continue
+      out[module][name] = np.asarray(value).astype(init.dtype)
+      loaded.append(entry)
+      num_loaded += int(np.prod(init.shape))
+  if mismatched:
+    raise CheckpointMismatchError(
+        f'pretrained {what} shared with the new model', [], [],
+        sorted(mismatched))
+  if require_some and not loaded:
+    raise CheckpointMismatchError(
+        f'pretrained {what} (no entry matched the new model by name)', [],
+        sorted((f'{m}/{n}', tuple(np.shape(v[1])))
+               for (m, n), v in source.items()), [])
+  if target_scanned:
+    out = perceiver.from_release_layout(out)
+  return out, MergeReport(
+      loaded=tuple(sorted(loaded)),
+      new=tuple(sorted(new)),
+      unused=tuple(sorted(name for name, _ in source.values())),
+      renamed=tuple(sorted(renamed)),
+      num_loaded_params=num_loaded,
+      num_new_params=num_new)
