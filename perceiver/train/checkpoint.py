@@ -34,6 +34,7 @@ optional subset (regexes over 'module/param') and rename map, for
 fine-tuning. It never restores the optimiser or the step.
 """
 import hashlib
+import dataclasses
 import json
 import os
 import re
@@ -578,6 +579,136 @@ def read_params(path: str, *, step: str = 'latest', layout: str = 'release',
   return params, state or {}
 
 
+@dataclasses.dataclass(frozen=True)
+class MergeReport:
+  """What :func:`merge_params` did, by entry name ``'module/param'``.
+
+  Names are in the release's per-layer layout, whatever the layouts of the
+  checkpoint and the model (scanned stacks are converted).
+  """
+
+  loaded: tuple[str, ...]  # copied from the checkpoint
+  new: tuple[str, ...]  # kept from the model's init (newly initialised)
+  unused: tuple[str, ...]  # in the checkpoint, absent from the model
+  renamed: tuple[tuple[str, str], ...] = ()  # (checkpoint, model) modules
+  num_loaded_params: int = 0
+  num_new_params: int = 0
+
+  def __str__(self):
+    lines = [
+        f'Loaded {len(self.loaded)} entries '
+        f'({self.num_loaded_params:,} params); newly initialised '
+        f'{len(self.new)} ({self.num_new_params:,} params); '
+        f'{len(self.unused)} checkpoint entries unused.'
+    ]
+    for title, names in (('newly initialised', self.new), ('unused',
+                                                           self.unused)):
+      if names:
+        lines.append(f'  {title}:')
+        lines += [f'    {n}' for n in names]
+    if self.renamed:
+      lines.append('  renamed:')
+      lines += [f'    {a} -> {b}' for a, b in self.renamed]
+    return '\n'.join(lines)
+
+
+def _rename_module(module: str, rename: Mapping[str, str]) -> str:
+  """Applies the longest matching module-path prefix of ``rename``."""
+  for old in sorted(rename, key=len, reverse=True):
+    if module == old or module.startswith(old + '/'):
+      return rename[old] + module[len(old):]
+  return module
+
+
+def merge_params(params_init: Mapping,
+                 checkpoint: Mapping,
+                 rename: Mapping[str, str] | None = None,
+                 *,
+                 what: str = 'params',
+                 require_some: bool = True):
+  """Copies a pretrained checkpoint's entries into a new model's tree.
+
+  Every checkpoint entry whose (renamed) name exists in the model with the
+  same shape is copied, cast to the model's dtype; the rest of the model
+  keeps ``params_init`` (e.g. a new classifier when fine-tuning, [P] App.
+  A, F.4). Scanned (``scan_layers=True``) and per-layer encoder layouts
+  are converted either way, so a release pickle warm-starts a scanned
+  model and the other way round.
+
+  Args:
+    params_init: the new model's initialised tree ``{module: {name:
+      array}}``; ``jax.ShapeDtypeStruct`` leaves (from ``jax.eval_shape``)
+      also work, and the new entries then stay shape structs.
+    checkpoint: the pretrained tree (e.g. ``read_params(path)[0]``).
+    rename: optional ``{checkpoint module prefix: model module prefix}``.
+    what: the name of the tree in messages (``'params'`` or ``'state'``).
+    require_some: raise if nothing at all was loaded.
+
+  Returns:
+    ``(tree with the structure of params_init, MergeReport)``.
+
+  Raises:
+    CheckpointMismatchError: an entry present in both has different
+      shapes (every one is named), or nothing was loaded.
+  """
+  rename = dict(rename or {})
+  target_scanned = perceiver.is_scanned(params_init)
+  target = (
+      perceiver.to_release_layout(params_init)
+      if target_scanned else params_init)
+  ckpt = (
+      perceiver.to_release_layout(checkpoint)
+      if perceiver.is_scanned(checkpoint) else checkpoint)
+
+  source = {}  # (model module, name) -> (checkpoint name, value)
+  renamed = set()
+  for module, leaves in ckpt.items():
+    new_module = _rename_module(module, rename)
+    if new_module != module:
+      renamed.add((module, new_module))
+    for name, value in leaves.items():
+      source[(new_module, name)] = (f'{module}/{name}', value)
+
+  out, loaded, new, mismatched = {}, [], [], []
+  num_loaded = num_new = 0
+  for module, leaves in target.items():
+    out[module] = {}
+    for name, init in leaves.items():
+      entry = f'{module}/{name}'
+      if (module, name) not in source:
+        out[module][name] = init
+        new.append(entry)
+        num_new += int(np.prod(init.shape))
+        continue
+      ckpt_name, value = source.pop((module, name))
+      if tuple(np.shape(value)) != tuple(init.shape):
+        mismatched.append(
+            (entry if ckpt_name == entry else f'{ckpt_name} -> {entry}',
+             tuple(np.shape(value)), tuple(init.shape)))
+        continue
+      out[module][name] = np.asarray(value).astype(init.dtype)
+      loaded.append(entry)
+      num_loaded += int(np.prod(init.shape))
+  if mismatched:
+    raise checkpoint_io.CheckpointMismatchError(
+        f'pretrained {what} shared with the new model', [], [],
+        sorted(mismatched))
+  if require_some and not loaded:
+    raise checkpoint_io.CheckpointMismatchError(
+        f'pretrained {what} (no entry matched the new model by name)', [],
+        sorted((f'{m}/{n}', tuple(np.shape(v[1])))
+               for (m, n), v in source.items()), [])
+  if target_scanned:
+    out = perceiver.from_release_layout(out)
+  return out, MergeReport(
+      loaded=tuple(sorted(loaded)),
+      new=tuple(sorted(new)),
+      unused=tuple(sorted(name for name, _ in source.values())),
+      renamed=tuple(sorted(renamed)),
+      num_loaded_params=num_loaded,
+      num_new_params=num_new)
+
+
 def warm_start(params: Mapping, state: Mapping, path: str, *,
                include: Sequence[str] = (),
                rename: Sequence[Sequence[str]] = ()) -> tuple[Any, Any, str]:
@@ -589,7 +720,7 @@ def warm_start(params: Mapping, state: Mapping, path: str, *,
   release's per-layer layout whatever the source's layout) are kept when
   they match one of the `include` regexes (all when empty), then rewritten by
   each (regex, replacement) of `rename` in order. Every remaining entry the
-  model has is copied (`perceiver.checkpoint_io.merge_params`, which converts
+  model has is copied (`merge_params`, which converts
   scanned and per-layer layouts either way); the model's other entries keep
   their initial values, e.g. a new classifier for fine-tuning ([P] App. A).
 
@@ -617,7 +748,7 @@ def warm_start(params: Mapping, state: Mapping, path: str, *,
     return _unflat(flat)
 
   try:
-    params, report = checkpoint_io.merge_params(params, select(src_params))
+    params, report = merge_params(params, select(src_params))
   except checkpoint_io.CheckpointMismatchError as e:
     raise ValueError(
         f'config.init_from.path={path}: {e}\nLeave entries out with '
@@ -625,7 +756,7 @@ def warm_start(params: Mapping, state: Mapping, path: str, *,
         'them with config.init_from.rename.') from None
   message = f'init_from {path}: {report}'
   if state and src_state:  # Haiku state (BatchNorm statistics)
-    state, state_report = checkpoint_io.merge_params(
+    state, state_report = merge_params(
         state, select(src_state), what='state', require_some=False)
     message += (f'\n  Haiku state: loaded {len(state_report.loaded)} '
                 f'entries, newly initialised {len(state_report.new)}.')

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from perceiver import checkpoint_io
+from perceiver.train import checkpoint
 from perceiver import perceiver
 from perceiver.tasks.language import models
 from tests import golden
@@ -263,7 +264,7 @@ def _init_classifier(config, shapes_only=False):
 
 def test_merge_params_into_classifier(mlm_checkpoint):
   model, params_init = _init_classifier(SMOKE)
-  params, report = checkpoint_io.merge_params(params_init, mlm_checkpoint)
+  params, report = checkpoint.merge_params(params_init, mlm_checkpoint)
 
   mlm_entries = _entries(mlm_checkpoint)
   mlm_only = {e for e in mlm_entries
@@ -297,7 +298,7 @@ def test_merge_params_into_classifier(mlm_checkpoint):
 
 def test_warm_start_decoder_rename(mlm_checkpoint):
   _, params_init = _init_classifier(SMOKE)
-  params, report = checkpoint_io.merge_params(
+  params, report = checkpoint.merge_params(
       params_init, mlm_checkpoint, rename=models.WARM_START_DECODER)
   assert set(report.new) == (
       {'glue_decoder/~/trainable_position_encoding/pos_embs'}
@@ -314,7 +315,7 @@ def test_merge_params_into_token_variant(mlm_checkpoint):
   model = _transform(models.glue_multitask(SMOKE, TASKS, 'task_tokens'))
   inputs, mask = _text(0)
   params_init = model.init(jax.random.PRNGKey(7), inputs, mask)
-  _, report = checkpoint_io.merge_params(params_init, mlm_checkpoint)
+  _, report = checkpoint.merge_params(params_init, mlm_checkpoint)
   assert report.unused == ('embedding_decoder/bias',)
   assert set(report.new) == {e for e in _entries(params_init)
                              if e.startswith('glue_')}
@@ -325,7 +326,7 @@ def test_merge_params_into_token_variant(mlm_checkpoint):
 def test_merge_params_into_scanned_encoder(mlm_checkpoint):
   _, params_init = _init_classifier(
       models.smoke_config(scan_layers=True), shapes_only=True)
-  params, report = checkpoint_io.merge_params(params_init, mlm_checkpoint)
+  params, report = checkpoint.merge_params(params_init, mlm_checkpoint)
   assert not [e for e in report.new if not e.startswith('glue_')]
   unrolled = perceiver.to_release_layout(params)
   for module, leaves in unrolled.items():
@@ -338,7 +339,7 @@ def test_merge_params_shape_mismatch_names_entries(mlm_checkpoint):
   _, params_init = _init_classifier(models.smoke_config(latent_channels=64),
                                     shapes_only=True)
   with pytest.raises(checkpoint_io.CheckpointMismatchError) as err:
-    checkpoint_io.merge_params(params_init, mlm_checkpoint)
+    checkpoint.merge_params(params_init, mlm_checkpoint)
   message = str(err.value)
   assert 'perceiver_encoder/~/trainable_position_encoding/pos_embs' in message
   assert 'checkpoint (16, 48) vs model (16, 64)' in message
@@ -348,7 +349,7 @@ def test_merge_params_refuses_an_unrelated_checkpoint():
   _, params_init = _init_classifier(SMOKE, shapes_only=True)
   with pytest.raises(checkpoint_io.CheckpointMismatchError,
                      match='no entry matched'):
-    checkpoint_io.merge_params(params_init, {'classifier/linear': {
+    checkpoint.merge_params(params_init, {'classifier/linear': {
         'w': np.zeros([2, 2], np.float32)}})
 
 

@@ -16,7 +16,7 @@ Contents:
     decoder query and a 2-layer tanh MLP head.
   * `glue_multitask`: the three multitask variants of [P] §4.1 / Table 2.
   * `WARM_START_DECODER`: the rename that warm-starts the classifier's
-    decoder from the MLM's (`perceiver.checkpoint_io.merge_params` copies a
+    decoder from the MLM's (`perceiver.train.checkpoint.merge_params` copies a
     pretrained MLM, ours or the released `language_perceiver_io_bytes.pickle`,
     into a fine-tuning model and reports what it loaded).
 
@@ -41,7 +41,7 @@ DEVIATIONs where the paper is silent (each also marked where it is made):
   * The classifier's decoder (query and cross-attention) is new:
     `glue_decoder`. [P] F.4 gives the query but not whether the decoder
     attention is re-initialised. The MLM decoder's attention has the same
-    shapes (E = d_model), so `checkpoint_io.merge_params(..., rename=
+    shapes (E = d_model), so `checkpoint.merge_params(..., rename=
     WARM_START_DECODER)` warm-starts it instead.
   * Token variants: a prepended token is a learned d_model vector (not a
     reserved id; 8 task tokens would not fit in the 6 reserved ids). It is
@@ -368,9 +368,9 @@ def _query_decoder(config, num_queries, name='glue_decoder'):
   return perceiver.BasicDecoder(name=name, **kwargs)
 
 
-# Prefix renames for `checkpoint_io.merge_params` that warm-start the new
-# decoder's cross-attention from the MLM decoder (DEVIATION, [P] silent: off
-# by default).
+# Prefix renames for `perceiver.train.checkpoint.merge_params` that warm-start
+# the new decoder's cross-attention from the MLM decoder (DEVIATION, [P]
+# silent: off by default).
 WARM_START_DECODER = {'basic_decoder/cross_attention':
                       'glue_decoder/cross_attention'}
 
