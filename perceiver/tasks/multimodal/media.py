@@ -171,16 +171,6 @@ def write_wav(path: str, audio: np.ndarray, rate: int) -> str:
   return path
 
 
-def read_wav(path: str) -> tuple[np.ndarray, int]:
-  """A 16-bit PCM WAV -> ([N, channels] float32 in [-1, 1], rate)."""
-  with wave.open(path, 'rb') as f:
-    if f.getsampwidth() != 2:
-      raise ValueError(f'{path}: only 16-bit PCM WAV files are read.')
-    data = np.frombuffer(f.readframes(f.getnframes()), '<i2')
-    return (data.reshape(-1, f.getnchannels()).astype(np.float32) / 32768,
-            f.getframerate())
-
-
 def write_png(path: str, image: np.ndarray) -> str:
   """[H, W, 3] uint8 -> PNG."""
   image = np.ascontiguousarray(image, np.uint8)

@@ -1,0 +1,1 @@
+"""Optical flow ([P] §4.2, App. H): generated pairs, the task, inference."""
