@@ -22,6 +22,7 @@ not a decode; at most one epoch of one shard). No iterator state is
 checkpointed, and a resumed run sees exactly the same batches.
 """
 import importlib
+import os
 from typing import Any, Iterator, Optional
 
 import ml_collections
@@ -216,6 +217,5 @@ def resolve_data_dir(cfg: ml_collections.ConfigDict, workdir: str, *,
   if cfg.data_dir:
     return cfg.data_dir
   if build_in_workdir:
-    import os  # pylint: disable=g-import-not-at-top
     return os.path.join(workdir, 'tensorflow_datasets')
   return None

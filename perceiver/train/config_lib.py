@@ -20,6 +20,8 @@ from typing import Any, Optional
 
 import ml_collections
 
+from perceiver.train import task as task_lib
+
 ConfigDict = ml_collections.ConfigDict
 
 
@@ -133,7 +135,6 @@ def release_exact(config: ConfigDict) -> ConfigDict:
 def load_task(config: ConfigDict):
   """The task module of `config.task.module`, checked against the interface
   of perceiver/train/task.py."""
-  from perceiver.train import task as task_lib  # pylint: disable=g-import-not-at-top
   module = config.task.module if isinstance(config.task, ConfigDict) else None
   if not isinstance(module, str) or not module:
     raise ValueError(
