@@ -561,36 +561,39 @@ def build_video_full_decode(spec: Spec, **encoder_overrides) -> Forward:
   return forward
 
 
-def _shape(shape, dtype):
+def shape_struct(shape, dtype) -> jax.ShapeDtypeStruct:
+  """A shape struct of int dimensions (no array is made)."""
   return jax.ShapeDtypeStruct(tuple(int(d) for d in shape), jnp.dtype(dtype))
 
 
 def _inputs_from_spec(spec: Spec, names: Sequence[str], batch: int):
   """Shapes listed in the spec ('inputs': {name: [shape, dtype]}), rebatched."""
-  return tuple(_shape((batch,) + tuple(spec['inputs'][n][0][1:]),
-                      spec['inputs'][n][1]) for n in names)
+  return tuple(shape_struct((batch,) + tuple(spec['inputs'][n][0][1:]),
+                            spec['inputs'][n][1]) for n in names)
 
 
 def image_classifier_inputs(spec: Spec, batch: int):
   if 'inputs' in spec:
     return _inputs_from_spec(spec, ('images',), batch)
-  return (_shape((batch, 224, 224, 3), jnp.float32),)
+  return (shape_struct((batch, 224, 224, 3), jnp.float32),)
 
 
 def mlm_inputs(spec: Spec, batch: int):
   t = spec['max_seq_len']
-  return (_shape((batch, t), jnp.int32), _shape((batch, t), jnp.int32))
+  return (shape_struct((batch, t), jnp.int32),
+          shape_struct((batch, t), jnp.int32))
 
 
 def optical_flow_inputs(spec: Spec, batch: int):
   h, w = spec['decoder']['output_image_shape']
-  return (_shape((batch, 2, h, w, 3), jnp.float32),)
+  return (shape_struct((batch, 2, h, w, 3), jnp.float32),)
 
 
 def video_inputs(spec: Spec, batch: int):
   n, size = spec['num_frames'], spec['image_size']
-  return (_shape((batch, n, size, size, 3), jnp.float32),
-          _shape((batch, n * spec['audio_samples_per_frame'], 1), jnp.float32))
+  return (shape_struct((batch, n, size, size, 3), jnp.float32),
+          shape_struct((batch, n * spec['audio_samples_per_frame'], 1),
+                       jnp.float32))
 
 
 # spec['builder'] -> (build, example_inputs).

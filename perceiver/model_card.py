@@ -293,7 +293,7 @@ def model_card(family: str, spec: Optional[Spec] = None, *,
   fam, spec, build_fn, inputs_fn = _resolve(family, spec)
   if inputs is None:
     inputs = inputs_fn(spec, batch_size)
-  inputs = tuple(_shape(x.shape, x.dtype) for x in inputs)
+  inputs = tuple(builders.shape_struct(x.shape, x.dtype) for x in inputs)
   batch = inputs[0].shape[0]
   forward = build_fn(spec)
   params, state = init_shapes(forward, inputs)
