@@ -3,6 +3,11 @@
 Glossary: H, W network input (training crop); N latents, D latent channels;
 L self-attention layers; B global batch.
 
+Recipes: `paper()`, `cpu()` and `smoke()`; `from_variants` parses the
+experiment's variants. Every model is the released architecture
+(perceiver/release_specs/full_optical_flow.json) with dotted diffs
+(CPU, SMOKE, PAPER_CHUNKS).
+
 Paper recipe ([P] §4.2, App. H, Tables 3, 6): the released
 architecture (3x3 patches of both frames concatenated, Linear 54->64 plus
 2D Fourier features of 64 bands: 322 channels at 182,528 = 368x496 pixels;
