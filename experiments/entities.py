@@ -42,4 +42,4 @@ VARIANTS = ('encoder', 'latents', 'steps', 'batch', 'entities', 'lr', 'smoke')
 
 def get_config(arg=None):
   args = config_lib.parse_variants(arg, VARIANTS, 'experiments/entities.py')
-  return recipes.entities(args)
+  return recipes.from_variants(args)

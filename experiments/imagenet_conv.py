@@ -18,4 +18,4 @@ from perceiver.train import config_lib
 def get_config(arg=None):
   args = config_lib.parse_variants(arg, recipes.IMAGENET_VARIANTS,
                                    'experiments/imagenet_conv.py')
-  return recipes.imagenet('conv', args)
+  return recipes.from_variants('conv', args)

@@ -24,4 +24,4 @@ from perceiver.train import config_lib
 def get_config(arg=None):
   args = config_lib.parse_variants(arg, recipes.IMAGENET_VARIANTS,
                                    'experiments/imagenet_fourier.py')
-  return recipes.imagenet('fourier', args)
+  return recipes.from_variants('fourier', args)

@@ -17,4 +17,4 @@ from perceiver.train import config_lib
 def get_config(arg=None):
   args = config_lib.parse_variants(arg, recipes.IMAGENET_VARIANTS,
                                    'experiments/imagenet_learned.py')
-  return recipes.imagenet('learned', args)
+  return recipes.from_variants('learned', args)

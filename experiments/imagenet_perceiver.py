@@ -17,4 +17,4 @@ from perceiver.train import config_lib
 def get_config(arg=None):
   args = config_lib.parse_variants(arg, recipes.IMAGENET_VARIANTS,
                                    'experiments/imagenet_perceiver.py')
-  return recipes.imagenet('perceiver', args)
+  return recipes.from_variants('perceiver', args)

@@ -34,4 +34,4 @@ from perceiver.train import config_lib
 def get_config(arg=None):
   args = config_lib.parse_variants(arg, recipes.MNIST_VARIANTS,
                                    'experiments/mnist.py')
-  return recipes.mnist(args)
+  return recipes.from_variants('mnist', args)

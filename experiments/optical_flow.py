@@ -35,7 +35,8 @@ Variants (comma-separated after the colon):
              AdamW, small motions, 700 steps.
   steps=N    optimiser updates (paper: 375000; cpu: 700).
   batch=B    batch per update (paper: 512; cpu: 8).
-  accum=K    micro-batches per update (paper only; the batch stays B).
+  accum=K    micro-batches per update (paper only: an error with cpu or
+             smoke; the batch stays B).
   lr=X       peak learning rate (paper: 4e-4, LAMB; cpu: 1e-3, AdamW).
   textures=DIR  add the photos of DIR to scikit-image's as textures, e.g.
              opencv-doc's (bash scripts/fetch_flow_data.sh prints it).
@@ -43,9 +44,8 @@ Variants (comma-separated after the colon):
 from perceiver.tasks.flow import recipes
 from perceiver.train import config_lib
 
-VARIANTS = {'smoke', 'cpu', 'steps', 'batch', 'accum', 'lr', 'textures'}
-
 
 def get_config(arg=None):
-  args = config_lib.parse_variants(arg, VARIANTS, 'experiments/optical_flow.py')
-  return recipes.optical_flow(args)
+  args = config_lib.parse_variants(arg, recipes.VARIANTS,
+                                   'experiments/optical_flow.py')
+  return recipes.from_variants(args)

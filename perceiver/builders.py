@@ -278,6 +278,20 @@ def tiled_flow(apply_fn: Callable[[jax.Array], jax.Array], images,
 #  ------------------------------------------------------------
 
 
+def video_encoder_kwargs(*, num_self_attends_per_block: int,
+                         z_index_dim: int, num_z_channels: int
+                         ) -> dict[str, Any]:
+  """The PerceiverEncoder kwargs that `video_autoencoder` fixes ([code]
+  video colab); its `encoder_kwargs` add others."""
+  return dict(num_self_attends_per_block=num_self_attends_per_block,
+              num_blocks=1, z_index_dim=z_index_dim,
+              num_z_channels=num_z_channels, num_cross_attend_heads=1,
+              num_self_attend_heads=8, cross_attend_widening_factor=1,
+              self_attend_widening_factor=1, dropout_prob=0.0,
+              z_pos_enc_init_scale=0.02, cross_attention_shape_for_attn='kv',
+              name='encoder')
+
+
 @dataclasses.dataclass(frozen=True)
 class _VideoAutoencoder:
   """The video autoencoder's architecture (the kwargs of video_autoencoder)
@@ -352,13 +366,11 @@ class _VideoAutoencoder:
             num_classes=self.num_classes),
     })
     enc = perceiver.PerceiverEncoder(
-        num_self_attends_per_block=self.num_self_attends_per_block,
-        num_blocks=1, z_index_dim=self.z_index_dim,
-        num_z_channels=self.num_z_channels, num_cross_attend_heads=1,
-        num_self_attend_heads=8, cross_attend_widening_factor=1,
-        self_attend_widening_factor=1, dropout_prob=0.0,
-        z_pos_enc_init_scale=0.02, cross_attention_shape_for_attn='kv',
-        name='encoder', **dict(self.encoder_kwargs))
+        **video_encoder_kwargs(
+            num_self_attends_per_block=self.num_self_attends_per_block,
+            z_index_dim=self.z_index_dim,
+            num_z_channels=self.num_z_channels),
+        **dict(self.encoder_kwargs))
     common = dict(concat_preprocessed_input=False,
                   num_z_channels=self.decoder_channels,
                   output_num_channels=self.num_z_channels,
@@ -521,3 +533,174 @@ def video_autoencoder(*, num_frames: int = 16, image_size: int = 224,
                               label_mask)
 
   return forward
+
+
+#  ------------------------------------------------------------
+#  -----------  Spec -> forward, spec -> input shapes  --------
+#  ------------------------------------------------------------
+# A spec is a dict in the form of the release's JSON specs
+# (perceiver/release_specs/full_<family>.json): 'builder' names one of the
+# builders above and the other keys are its configuration.
+
+Spec = Mapping[str, Any]
+Forward = Callable[..., Any]  # forward(*inputs, is_training) for hk.transform
+InputsFn = Callable[[Spec, int], Sequence[jax.ShapeDtypeStruct]]
+
+VIDEO_KEYS = ('num_frames', 'image_size', 'fourier_image_resolution',
+              'audio_samples_per_frame', 'samples_per_patch', 'num_classes',
+              'z_index_dim', 'num_z_channels', 'num_self_attends_per_block',
+              'decoder_channels', 'audio_num_bands', 'image_num_bands')
+# Optional video_autoencoder kwargs a spec may carry.
+VIDEO_OPTIONAL_KEYS = ('spatial_downsample', 'label_mask_prob')
+
+
+def build_image_classifier(spec: Spec, **encoder_overrides) -> Forward:
+  cfg = spec['config']
+  return image_classifier(
+      num_classes=spec['num_classes'],
+      input_preprocessor=cfg['input_preprocessor'],
+      encoder=dict(cfg['encoder'], **encoder_overrides),
+      decoder=cfg.get('decoder'),
+      projection_decoder=cfg.get('projection_decoder', False),
+      input_channels=spec.get('input_channels', 3))
+
+
+def build_mlm(spec: Spec, **encoder_overrides) -> Forward:
+  return mlm(vocab_size=spec['vocab_size'], d_model=spec['d_model'],
+             max_seq_len=spec['max_seq_len'],
+             encoder=dict(spec['encoder'], **encoder_overrides),
+             decoder=spec['decoder'])
+
+
+def build_optical_flow(spec: Spec, **encoder_overrides) -> Forward:
+  return optical_flow(
+      input_preprocessor=spec['input_preprocessor'],
+      encoder=dict(spec['encoder'], **encoder_overrides),
+      decoder=spec['decoder'],
+      flow_scale_factor=spec.get('flow_scale_factor', FLOW_SCALE_FACTOR))
+
+
+def video_autoencoder_from_spec(spec: Spec, **encoder_overrides):
+  """video_autoencoder of a spec (its encoder/decoder kwargs too)."""
+  kwargs = {k: spec[k] for k in VIDEO_KEYS}
+  kwargs.update({k: spec[k] for k in VIDEO_OPTIONAL_KEYS if k in spec})
+  encoder = dict(spec.get('encoder_kwargs') or {}, **encoder_overrides)
+  return video_autoencoder(encoder_kwargs=encoder or None,
+                           decoder_kwargs=spec.get('decoder_kwargs'), **kwargs)
+
+
+def build_video_subsampled(spec: Spec, **encoder_overrides) -> Forward:
+  """The autoencoder decoding only the spec's subsampled outputs."""
+  fwd = video_autoencoder_from_spec(spec, **encoder_overrides)
+  subsampling = {'image': np.asarray(spec['subsampling_image']),
+                 'audio': np.asarray(spec['subsampling_audio'])}
+
+  def forward(images, audio, *, is_training):
+    return fwd(images, audio, subsampling, is_training=is_training)
+
+  return forward
+
+
+def build_video_train_decode(spec: Spec, **encoder_overrides) -> Forward:
+  """The autoencoder decoding [P]'s training outputs: 512 pixels, 512 audio
+  patches and the label (App. I; whether "512 audio samples" are patches is
+  the paper is silent). Which points are decoded does not change the FLOPs."""
+  fwd = video_autoencoder_from_spec(spec, **encoder_overrides)
+  n_audio_patches = (spec['num_frames'] * spec['audio_samples_per_frame']
+                     // spec['samples_per_patch'])
+  n_pixels = spec['num_frames'] * spec['image_size'] ** 2
+  subsampling = {'image': np.arange(min(512, n_pixels)),
+                 'audio': np.arange(min(512, n_audio_patches))}
+
+  def forward(images, audio, *, is_training):
+    return fwd(images, audio, subsampling, is_training=is_training)
+
+  return forward
+
+
+def build_video_full_decode(spec: Spec, **encoder_overrides) -> Forward:
+  """The autoencoder decoding every output (evaluation), in one chunk.
+
+  One chunk keeps the decode a single trip of `hk.map`, so XLA's cost
+  analysis (which counts a loop body once) sees all of it. Only lowered,
+  never run: memory is not a concern here.
+  """
+  fwd = video_autoencoder_from_spec(spec, **encoder_overrides)
+
+  def forward(images, audio, *, is_training):
+    return fwd(images, audio, is_training=is_training, full_outputs=True,
+               chunks=1)
+
+  return forward
+
+
+def shape_struct(shape, dtype) -> jax.ShapeDtypeStruct:
+  """A shape struct of int dimensions (no array is made)."""
+  return jax.ShapeDtypeStruct(tuple(int(d) for d in shape), jnp.dtype(dtype))
+
+
+def _inputs_from_spec(spec: Spec, names: Sequence[str], batch: int):
+  """Shapes listed in the spec ('inputs': {name: [shape, dtype]}), rebatched."""
+  return tuple(shape_struct((batch,) + tuple(spec['inputs'][n][0][1:]),
+                            spec['inputs'][n][1]) for n in names)
+
+
+def image_classifier_inputs(spec: Spec, batch: int):
+  if 'inputs' in spec:
+    return _inputs_from_spec(spec, ('images',), batch)
+  return (shape_struct((batch, 224, 224, 3), jnp.float32),)
+
+
+def mlm_inputs(spec: Spec, batch: int):
+  t = spec['max_seq_len']
+  return (shape_struct((batch, t), jnp.int32),
+          shape_struct((batch, t), jnp.int32))
+
+
+def optical_flow_inputs(spec: Spec, batch: int):
+  h, w = spec['decoder']['output_image_shape']
+  return (shape_struct((batch, 2, h, w, 3), jnp.float32),)
+
+
+def video_inputs(spec: Spec, batch: int):
+  n, size = spec['num_frames'], spec['image_size']
+  return (shape_struct((batch, n, size, size, 3), jnp.float32),
+          shape_struct((batch, n * spec['audio_samples_per_frame'], 1),
+                       jnp.float32))
+
+
+# spec['builder'] -> (build, example_inputs).
+SPEC_BUILDERS: dict[str, tuple[Callable[[Spec], Forward], InputsFn]] = {
+    'image_classifier': (build_image_classifier, image_classifier_inputs),
+    'mlm': (build_mlm, mlm_inputs),
+    'optical_flow': (build_optical_flow, optical_flow_inputs),
+    'video_autoencoder': (build_video_subsampled, video_inputs),
+}
+
+# The names of each builder's forward inputs, in order.
+INPUT_NAMES = {
+    'image_classifier': ('images',),
+    'mlm': ('inputs', 'input_mask'),
+    'optical_flow': ('images',),
+    'video_autoencoder': ('images', 'audio'),
+}
+
+
+def build(spec: Spec, **encoder_overrides) -> Forward:
+  """forward(*inputs, is_training) of a spec; `encoder_overrides` (e.g.
+  scan_layers=True) are added to the encoder kwargs."""
+  return _builder(spec)[0](spec, **encoder_overrides)
+
+
+def example_inputs(spec: Spec, batch: int = 1
+                   ) -> tuple[jax.ShapeDtypeStruct, ...]:
+  """The spec's forward inputs as shape structs with a leading batch."""
+  return tuple(_builder(spec)[1](spec, batch))
+
+
+def _builder(spec: Spec):
+  name = spec.get('builder')
+  if name not in SPEC_BUILDERS:
+    raise ValueError(f'No builder for spec builder {name!r}; known: '
+                     f'{sorted(SPEC_BUILDERS)}.')
+  return SPEC_BUILDERS[name]

@@ -26,8 +26,9 @@ counts it found, and its note says when the FLOPs are a lower bound.
 Specs. A spec is a dict in the form of the release's JSON specs
 (perceiver/release_specs/full_<family>.json, tests/golden_data/*_tiny.json):
 'builder' names the perceiver/builders.py function and the other keys are
-its configuration. `build(spec)` gives the forward of any such spec and
-`example_inputs(spec, batch)` its input shapes; the golden tests build their
+its configuration. `builders.build(spec)` gives the forward of any such spec
+and `builders.example_inputs(spec, batch)` its input shapes (both also
+named here, as `build` and `example_inputs`); the golden tests build their
 models through the same two functions.
 
 Adding a family: `register(Family(name, spec=..., paper_params=...,
@@ -38,199 +39,35 @@ SPEC_BUILDERS, or pass your own.
 """
 import dataclasses
 import json
-import os
 import time
 from typing import Any, Callable, Mapping, Optional, Sequence, Union
 
 import haiku as hk
 import jax
 import jax.extend  # pylint: disable=unused-import  (jax.extend.core.Jaxpr)
-import jax.numpy as jnp
-import numpy as np
 
 from perceiver import builders
+from perceiver import release_specs
+from perceiver.tasks.language import models as language_models
 
-Spec = Mapping[str, Any]
-Forward = Callable[..., Any]  # forward(*inputs, is_training) for hk.transform
-InputsFn = Callable[[Spec, int], Sequence[jax.ShapeDtypeStruct]]
+Spec = builders.Spec
+Forward = builders.Forward
+InputsFn = builders.InputsFn
 
 # The full-size architectures of the six released checkpoints.
-RELEASE_SPECS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                 'release_specs')
+RELEASE_SPECS_DIR = release_specs.DIR
+release_spec = release_specs.load
 
-#  ------------------------------------------------------------
-#  -----------  Spec -> forward, spec -> input shapes  --------
-#  ------------------------------------------------------------
-
-VIDEO_KEYS = ('num_frames', 'image_size', 'fourier_image_resolution',
-              'audio_samples_per_frame', 'samples_per_patch', 'num_classes',
-              'z_index_dim', 'num_z_channels', 'num_self_attends_per_block',
-              'decoder_channels', 'audio_num_bands', 'image_num_bands')
-# Optional builders.video_autoencoder kwargs a spec may carry.
-VIDEO_OPTIONAL_KEYS = ('spatial_downsample', 'label_mask_prob')
-
-
-def build_image_classifier(spec: Spec, **encoder_overrides) -> Forward:
-  cfg = spec['config']
-  return builders.image_classifier(
-      num_classes=spec['num_classes'],
-      input_preprocessor=cfg['input_preprocessor'],
-      encoder=dict(cfg['encoder'], **encoder_overrides),
-      decoder=cfg.get('decoder'),
-      projection_decoder=cfg.get('projection_decoder', False),
-      input_channels=spec.get('input_channels', 3))
-
-
-def build_mlm(spec: Spec, **encoder_overrides) -> Forward:
-  return builders.mlm(vocab_size=spec['vocab_size'], d_model=spec['d_model'],
-                      max_seq_len=spec['max_seq_len'],
-                      encoder=dict(spec['encoder'], **encoder_overrides),
-                      decoder=spec['decoder'])
-
-
-def build_optical_flow(spec: Spec, **encoder_overrides) -> Forward:
-  return builders.optical_flow(
-      input_preprocessor=spec['input_preprocessor'],
-      encoder=dict(spec['encoder'], **encoder_overrides),
-      decoder=spec['decoder'],
-      flow_scale_factor=spec.get('flow_scale_factor',
-                                 builders.FLOW_SCALE_FACTOR))
-
-
-def video_autoencoder(spec: Spec, **encoder_overrides):
-  """builders.video_autoencoder of a spec (its encoder/decoder kwargs too)."""
-  kwargs = {k: spec[k] for k in VIDEO_KEYS}
-  kwargs.update({k: spec[k] for k in VIDEO_OPTIONAL_KEYS if k in spec})
-  encoder = dict(spec.get('encoder_kwargs') or {}, **encoder_overrides)
-  return builders.video_autoencoder(encoder_kwargs=encoder or None,
-                                    decoder_kwargs=spec.get('decoder_kwargs'),
-                                    **kwargs)
-
-
-def build_video_subsampled(spec: Spec, **encoder_overrides) -> Forward:
-  """The autoencoder decoding only the spec's subsampled outputs."""
-  fwd = video_autoencoder(spec, **encoder_overrides)
-  subsampling = {'image': np.asarray(spec['subsampling_image']),
-                 'audio': np.asarray(spec['subsampling_audio'])}
-
-  def forward(images, audio, *, is_training):
-    return fwd(images, audio, subsampling, is_training=is_training)
-
-  return forward
-
-
-def build_video_train_decode(spec: Spec, **encoder_overrides) -> Forward:
-  """The autoencoder decoding [P]'s training outputs: 512 pixels, 512 audio
-  patches and the label (App. I; whether "512 audio samples" are patches is
-  the paper is silent). Which points are decoded does not change the FLOPs."""
-  fwd = video_autoencoder(spec, **encoder_overrides)
-  n_audio_patches = (spec['num_frames'] * spec['audio_samples_per_frame']
-                     // spec['samples_per_patch'])
-  n_pixels = spec['num_frames'] * spec['image_size'] ** 2
-  subsampling = {'image': np.arange(min(512, n_pixels)),
-                 'audio': np.arange(min(512, n_audio_patches))}
-
-  def forward(images, audio, *, is_training):
-    return fwd(images, audio, subsampling, is_training=is_training)
-
-  return forward
-
-
-def build_video_full_decode(spec: Spec, **encoder_overrides) -> Forward:
-  """The autoencoder decoding every output (evaluation), in one chunk.
-
-  One chunk keeps the decode a single trip of `hk.map`, so XLA's cost
-  analysis (which counts a loop body once) sees all of it. Only lowered,
-  never run: memory is not a concern here.
-  """
-  fwd = video_autoencoder(spec, **encoder_overrides)
-
-  def forward(images, audio, *, is_training):
-    return fwd(images, audio, is_training=is_training, full_outputs=True,
-               chunks=1)
-
-  return forward
-
-
-def _shape(shape, dtype):
-  return jax.ShapeDtypeStruct(tuple(int(d) for d in shape), jnp.dtype(dtype))
-
-
-def _inputs_from_spec(spec: Spec, names: Sequence[str], batch: int):
-  """Shapes listed in the spec ('inputs': {name: [shape, dtype]}), rebatched."""
-  return tuple(_shape((batch,) + tuple(spec['inputs'][n][0][1:]),
-                      spec['inputs'][n][1]) for n in names)
-
-
-def image_classifier_inputs(spec: Spec, batch: int):
-  if 'inputs' in spec:
-    return _inputs_from_spec(spec, ('images',), batch)
-  return (_shape((batch, 224, 224, 3), jnp.float32),)
-
-
-def mlm_inputs(spec: Spec, batch: int):
-  t = spec['max_seq_len']
-  return (_shape((batch, t), jnp.int32), _shape((batch, t), jnp.int32))
-
-
-def optical_flow_inputs(spec: Spec, batch: int):
-  h, w = spec['decoder']['output_image_shape']
-  return (_shape((batch, 2, h, w, 3), jnp.float32),)
-
-
-def video_inputs(spec: Spec, batch: int):
-  n, size = spec['num_frames'], spec['image_size']
-  return (_shape((batch, n, size, size, 3), jnp.float32),
-          _shape((batch, n * spec['audio_samples_per_frame'], 1), jnp.float32))
-
-
-# spec['builder'] -> (build, example_inputs).
-SPEC_BUILDERS: dict[str, tuple[Callable[[Spec], Forward], InputsFn]] = {
-    'image_classifier': (build_image_classifier, image_classifier_inputs),
-    'mlm': (build_mlm, mlm_inputs),
-    'optical_flow': (build_optical_flow, optical_flow_inputs),
-    'video_autoencoder': (build_video_subsampled, video_inputs),
-}
-
-# The names of each builder's forward inputs, in order.
-INPUT_NAMES = {
-    'image_classifier': ('images',),
-    'mlm': ('inputs', 'input_mask'),
-    'optical_flow': ('images',),
-    'video_autoencoder': ('images', 'audio'),
-}
-
-
-def release_spec(name: str) -> Spec:
-  """A released architecture, e.g. 'full_imagenet_fourier' (the JSON files
-  of perceiver/release_specs)."""
-  path = os.path.join(RELEASE_SPECS_DIR, name + '.json')
-  if not os.path.exists(path):
-    known = sorted(f[:-5] for f in os.listdir(RELEASE_SPECS_DIR)
-                   if f.endswith('.json'))
-    raise KeyError(f'No release spec {name!r}; known: {known}.')
-  with open(path) as f:
-    return json.load(f)
-
-
-def build(spec: Spec, **encoder_overrides) -> Forward:
-  """forward(*inputs, is_training) of a spec; `encoder_overrides` (e.g.
-  scan_layers=True) are added to the encoder kwargs."""
-  return _builder(spec)[0](spec, **encoder_overrides)
-
-
-def example_inputs(spec: Spec, batch: int = 1
-                   ) -> tuple[jax.ShapeDtypeStruct, ...]:
-  """The spec's forward inputs as shape structs with a leading batch."""
-  return tuple(_builder(spec)[1](spec, batch))
-
-
-def _builder(spec: Spec):
-  name = spec.get('builder')
-  if name not in SPEC_BUILDERS:
-    raise ValueError(f'No builder for spec builder {name!r}; known: '
-                     f'{sorted(SPEC_BUILDERS)}.')
-  return SPEC_BUILDERS[name]
+# Spec -> forward and spec -> input shapes live in perceiver/builders.py;
+# these names keep the model card's library interface (module doc).
+VIDEO_KEYS = builders.VIDEO_KEYS
+SPEC_BUILDERS = builders.SPEC_BUILDERS
+INPUT_NAMES = builders.INPUT_NAMES
+build = builders.build
+example_inputs = builders.example_inputs
+video_autoencoder = builders.video_autoencoder_from_spec
+build_video_train_decode = builders.build_video_train_decode
+build_video_full_decode = builders.build_video_full_decode
 
 #  ------------------------------------------------------------
 #  -----------------------  Registry  -------------------------
@@ -325,10 +162,10 @@ register(Family(
                       note=('eval: all 802,816 px + 1,920 audio patches + '
                             'label, [P] 6.85T eval')),)))
 
+
 def _language_spec(name: str) -> Callable[[], Spec]:
   def spec():
-    from perceiver.tasks.language import models  # pylint: disable=g-import-not-at-top
-    return dict(models.get_config(name), builder='mlm')
+    return dict(language_models.get_config(name), builder='mlm')
   return spec
 
 
@@ -456,7 +293,7 @@ def model_card(family: str, spec: Optional[Spec] = None, *,
   fam, spec, build_fn, inputs_fn = _resolve(family, spec)
   if inputs is None:
     inputs = inputs_fn(spec, batch_size)
-  inputs = tuple(_shape(x.shape, x.dtype) for x in inputs)
+  inputs = tuple(builders.shape_struct(x.shape, x.dtype) for x in inputs)
   batch = inputs[0].shape[0]
   forward = build_fn(spec)
   params, state = init_shapes(forward, inputs)

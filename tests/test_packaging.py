@@ -67,12 +67,12 @@ names = [m.name for m in pkgutil.walk_packages(perceiver.__path__, 'perceiver.')
 for name in names:
   importlib.import_module(name)
 from importlib import resources
-from perceiver import model_card
+from perceiver import builders, model_card
 spec_file = resources.files('perceiver') / 'release_specs' / 'full_optical_flow.json'
 assert str(spec_file).startswith(site), spec_file
 spec = json.loads(spec_file.read_text())
-params, state = model_card.init_shapes(model_card.build(spec),
-                                       model_card.example_inputs(spec))
+params, state = model_card.init_shapes(builders.build(spec),
+                                       builders.example_inputs(spec))
 count = sum(x.size for x in jax.tree.leaves(params))
 from perceiver.train import config_lib
 config = config_lib.load_experiment(sys.argv[2], 'smoke')

@@ -30,6 +30,8 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from perceiver.tasks import common
+
 AUTOTUNE = tf.data.AUTOTUNE
 _MAX_EPOCHS = 1 << 40
 
@@ -60,6 +62,18 @@ def default_input_config() -> ml_collections.ConfigDict:
       cache=True,  # cache decoded examples in memory (small data only)
       prefetch=2,  # batches
   ))
+
+
+def task_input_config(config: ml_collections.ConfigDict,
+                      default_module: str) -> ml_collections.ConfigDict:
+  """`default_input_config(config)` of a task that reads a dataset module
+  through this pipeline: `module` (config.input.module, else
+  `default_module`), the stream keys and the dataset module's own keys."""
+  module = config.input.get('module', default_module)
+  keys = default_input_config()
+  keys.module = module
+  keys.update(importlib.import_module(module).default_input_config())
+  return keys
 
 
 def _shard_seed(seed: int, shard: int, salt: int) -> int:
@@ -174,14 +188,13 @@ def eval_iterator(cfg: ml_collections.ConfigDict, split: str, *,
   """
   module = dataset_module(cfg)
   builder = module.get_builder(cfg.name, data_dir or None)
-  if cfg.eval_batch_size % process_count:
-    raise ValueError(
-        f'config.input.eval_batch_size={cfg.eval_batch_size} must divide '
-        f'across {process_count} processes.')
-  local_batch = cfg.eval_batch_size // process_count
+  lo, hi = common.process_slice(cfg.eval_batch_size, process_index,
+                                process_count, 'eval_batch_size')
+  local_batch = hi - lo
   total = _num_examples(builder, split, _read(builder, split, module))
-  per_process_max = -(-total // process_count)  # even_splits sizes differ <=1
-  num_batches = -(-per_process_max // local_batch)
+  # even_splits gives each process at most ceil(total / P) examples: the
+  # ceil(ceil(total / P) / B_p) = ceil(total / B) batches of common.
+  num_batches = common.num_eval_batches(total, cfg.eval_batch_size)
   sub = tfds.even_splits(split, n=process_count)[process_index]
   preprocess = module.preprocess(cfg, train=False)
   zero_seed = tf.zeros([2], tf.int64)

@@ -62,8 +62,10 @@ from typing import Any, Iterable, Mapping, Optional, Sequence
 
 import numpy as np
 
+from perceiver import builders
 from perceiver import io_processors
 from perceiver import perceiver
+from perceiver import release_specs
 from perceiver.hf import specs
 
 Spec = specs.Spec
@@ -128,12 +130,9 @@ _IMAGE_PREP_DEFAULTS = _defaults(io_processors.ImagePreprocessor.__init__)
 
 def _video_encoder(spec: Mapping[str, Any]) -> dict[str, Any]:
   """The encoder kwargs builders.video_autoencoder passes (plus overrides)."""
-  enc = dict(num_self_attends_per_block=spec['num_self_attends_per_block'],
-             num_blocks=1, z_index_dim=spec['z_index_dim'],
-             num_z_channels=spec['num_z_channels'], num_cross_attend_heads=1,
-             num_self_attend_heads=8, cross_attend_widening_factor=1,
-             self_attend_widening_factor=1, dropout_prob=0.0,
-             cross_attention_shape_for_attn='kv', name='encoder')
+  enc = builders.video_encoder_kwargs(
+      num_self_attends_per_block=spec['num_self_attends_per_block'],
+      z_index_dim=spec['z_index_dim'], num_z_channels=spec['num_z_channels'])
   enc.update(spec.get('encoder_kwargs') or {})
   return enc
 
@@ -802,59 +801,35 @@ def spec_from_hf_config(cfg: Mapping[str, Any]) -> tuple[Spec, list[str]]:
                        trainable_position_encoding_kwargs=dict(
                            init_scale=0.02, num_channels=d),
                        use_query_residual=True)
+  # What config.json does not say is the release's (its JSON spec).
+  release = release_specs.load(f'full_{fam}')
   if fam == 'language_mlm':
     e, t = cfg['d_model'], cfg['max_position_embeddings']
+    decoder = release_specs.override(release['decoder'], {
+        'output_num_channels': d, 'output_index_dims': t,
+        'num_z_channels': d, 'v_channels': e,
+        'trainable_position_encoding_kwargs.num_channels': e})
     spec = dict(builder='mlm', vocab_size=cfg['vocab_size'], d_model=e,
-                max_seq_len=t, encoder=enc, decoder=dict(
-                    output_num_channels=d, position_encoding_type='trainable',
-                    output_index_dims=t, num_z_channels=d, qk_channels=256,
-                    v_channels=e, num_heads=8, final_project=False,
-                    use_query_residual=False,
-                    trainable_position_encoding_kwargs=dict(num_channels=e)))
+                max_seq_len=t, encoder=enc, decoder=decoder)
   elif fam.startswith('imagenet_'):
-    preps = {
-        'imagenet_fourier': dict(
-            prep_type='pixels', spatial_downsample=1,
-            position_encoding_type='fourier',
-            fourier_position_encoding_kwargs=dict(
-                concat_pos=True, max_resolution=[224, 224], num_bands=64,
-                sine_only=False)),
-        'imagenet_learned': dict(
-            prep_type='conv1x1', spatial_downsample=1, num_channels=256,
-            position_encoding_type='trainable', project_pos_dim=256,
-            concat_or_add_pos='concat',
-            trainable_position_encoding_kwargs=dict(init_scale=0.02,
-                                                    num_channels=256)),
-        'imagenet_conv': dict(
-            prep_type='conv', spatial_downsample=4, num_channels=64,
-            position_encoding_type='fourier',
-            fourier_position_encoding_kwargs=dict(
-                concat_pos=True, max_resolution=[56, 56], num_bands=64,
-                sine_only=False)),
-    }
     spec = dict(builder='image_classifier', num_classes=_num_labels(cfg),
-                config=dict(input_preprocessor=preps[fam], encoder=enc,
-                            decoder=class_decoder))
+                config=dict(
+                    input_preprocessor=release['config']['input_preprocessor'],
+                    encoder=enc, decoder=class_decoder))
     if fam == 'imagenet_conv':
       notes.append(CONV_INEXACT)
   elif fam == 'optical_flow':
     size = [int(s) for s in cfg['train_size']]
-    fourier = dict(num_bands=64, max_resolution=size, sine_only=False,
-                   concat_pos=True)
-    enc['name'] = 'perceiver_encoder'
-    spec = dict(builder='optical_flow', flow_scale_factor=20,
-                input_preprocessor=dict(
-                    position_encoding_type='fourier',
-                    fourier_position_encoding_kwargs=fourier,
-                    n_extra_pos_mlp=0, prep_type='patches',
-                    spatial_downsample=1, conv_after_patching=True,
-                    temporal_downsample=2),
+    resolution = 'fourier_position_encoding_kwargs.max_resolution'
+    enc['name'] = release['encoder']['name']
+    spec = dict(builder='optical_flow',
+                flow_scale_factor=release['flow_scale_factor'],
+                input_preprocessor=release_specs.override(
+                    release['input_preprocessor'], {resolution: size}),
                 encoder=enc,
-                decoder=dict(output_image_shape=size, rescale_factor=100.0,
-                             use_query_residual=False, output_num_channels=2,
-                             output_w_init='zeros',
-                             position_encoding_type='fourier',
-                             fourier_position_encoding_kwargs=fourier))
+                decoder=release_specs.override(
+                    release['decoder'],
+                    {'output_image_shape': size, resolution: size}))
   else:  # video_autoencoding
     shape = list(cfg['output_shape'])
     if cfg['output_num_channels'] != d:
@@ -873,7 +848,8 @@ def spec_from_hf_config(cfg: Mapping[str, Any]) -> tuple[Spec, list[str]]:
                 num_z_channels=d,
                 num_self_attends_per_block=cfg['num_self_attends_per_block'],
                 decoder_channels=cfg['_label_trainable_num_channels'],
-                audio_num_bands=192, image_num_bands=32)
+                audio_num_bands=release['audio_num_bands'],
+                image_num_bands=release['image_num_bands'])
     fixed = _video_encoder(spec)
     overrides = {k: v for k, v in enc.items()
                  if k in fixed and fixed[k] != v}

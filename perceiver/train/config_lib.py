@@ -275,6 +275,30 @@ def positive_variant(args: Any, key: str, default: Any, kind: type = int
   return number
 
 
+def batch_variants(args: Any, *, batch: int, steps: Any, accum: int = 1
+                   ) -> tuple[int, int, int]:
+  """(batch, accum, updates) of the variants `batch=B`, `accum=K`, `steps=N`:
+  B examples per optimiser update in K accumulated micro-batches, N updates.
+  `steps` is the default N, or a function of B that gives it (an epoch
+  count). The one parser of these variants for every recipe; `set_batch`
+  puts them in a config."""
+  batch = positive_variant(args, 'batch', batch)
+  accum = positive_variant(args, 'accum', accum)
+  if batch % accum:
+    raise ValueError(f'batch={batch} must divide into accum={accum}.')
+  updates = positive_variant(args, 'steps',
+                             steps(batch) if callable(steps) else steps)
+  return batch, accum, updates
+
+
+def set_batch(c: ConfigDict, batch: int, accum: int, updates: int) -> None:
+  """B = `batch` per update in `accum` micro-batches, `updates` updates:
+  the loop counts micro-batches (num_train_steps = updates * accum)."""
+  c.input.global_batch_size = batch // accum
+  c.optimizer.grad_accum_steps = accum
+  c.num_train_steps = updates * accum
+
+
 def parse_variants(arg: Any, known: Any, who: str) -> dict[str, Any]:
   """The experiment argument 'a=1,b,c=x' -> {'a': '1', 'b': True, 'c': 'x'}.
 

@@ -23,9 +23,7 @@ very batches of an uninterrupted one. A background thread generates up to
 'validation' and 'test' are fixed sets of `num_eval_examples` scenes each
 (battle.EVAL_SEED, independent of config.seed), generated once per process.
 """
-import concurrent.futures
 import functools
-import math
 from typing import Any, Iterator, Mapping, Optional
 
 import haiku as hk
@@ -35,6 +33,7 @@ import ml_collections
 import numpy as np
 import optax
 
+from perceiver.tasks import common
 from perceiver.tasks.entities import battle
 from perceiver.tasks.entities import models
 
@@ -68,12 +67,7 @@ def default_input_config(config: Optional[ml_collections.ConfigDict] = None
 
 def make_model(config: ml_collections.ConfigDict) -> hk.TransformedWithState:
   """The encoder of config.model.encoder with the pointer and win heads."""
-  kwargs = dict(config.model.encoder_kwargs)
-  # The fast-path switches are encoder kwargs, passed only when on.
-  if config.get('scan_layers'):
-    kwargs['scan_layers'] = True
-  if config.get('remat'):
-    kwargs['remat'] = True
+  kwargs = common.with_layer_switches(config.model.encoder_kwargs, config)
   return hk.transform_with_state(
       models.make_forward(config.model.encoder, kwargs))
 
@@ -183,15 +177,6 @@ def prepare_data(config: ml_collections.ConfigDict, workdir: str) -> None:
   return None
 
 
-def _process_slice(global_batch: int, process_index: int,
-                   process_count: int) -> tuple[int, int]:
-  if global_batch % process_count:
-    raise ValueError(f'The global batch ({global_batch}) does not divide '
-                     f'across {process_count} processes.')
-  per = global_batch // process_count
-  return process_index * per, (process_index + 1) * per
-
-
 def train_iterator(config: ml_collections.ConfigDict, *,
                    data_dir: Optional[str], seed: int, start_step: int,
                    process_index: int, process_count: int
@@ -200,35 +185,14 @@ def train_iterator(config: ml_collections.ConfigDict, *,
   of (seed, step)."""
   del data_dir
   cfg = config.input
-  global_batch = cfg.global_batch_size
-  lo, hi = _process_slice(global_batch, process_index, process_count)
   make = functools.partial(battle.batch, seed, battle.TRAIN_STREAM,
                            min_entities=cfg.min_entities,
                            max_entities=cfg.max_entities)
-
-  def indices(step):  # the examples of (1-based) global batch `step`
-    first = (step - 1) * global_batch
-    return range(first + lo, first + hi)
-
-  ahead = max(int(cfg.prefetch_batches), 0)
-  if not ahead:
-    step = start_step
-    while True:
-      step += 1
-      yield make(indices(step))
-  # No `with`: a generator dropped at interpreter exit must not join.
-  pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix='battle')
-  try:
-    pending = [pool.submit(make, indices(start_step + 1 + k))
-               for k in range(ahead)]
-    step = start_step + ahead
-    while True:
-      out = pending.pop(0).result()
-      step += 1
-      pending.append(pool.submit(make, indices(step)))
-      yield out
-  finally:
-    pool.shutdown(wait=False, cancel_futures=True)
+  return common.generated_train_batches(
+      lambda step, indices: make(indices),
+      global_batch=cfg.global_batch_size, start_step=start_step,
+      process_index=process_index, process_count=process_count,
+      depth=max(int(cfg.prefetch_batches), 0))
 
 
 @functools.lru_cache(maxsize=4)
@@ -254,14 +218,14 @@ def eval_iterator(config: ml_collections.ConfigDict, split: str, *,
   data = held_out(split, cfg.num_eval_examples, cfg.min_entities,
                   cfg.max_entities)
   global_batch = cfg.eval_batch_size
-  lo, hi = _process_slice(global_batch, process_index, process_count)
+  lo, hi = common.process_slice(global_batch, process_index, process_count,
+                                'eval_batch_size')
   n = cfg.num_eval_examples
-  num_batches = math.ceil(n / global_batch)
+  num_batches = common.num_eval_batches(n, global_batch)
   batches = []
   for b in range(num_batches):
-    idx = np.arange(b * global_batch + lo, b * global_batch + hi)
-    real = idx < n
-    local = {k: v[np.where(real, idx, 0)] for k, v in data.items()}
+    index, real = common.eval_rows(b, n, global_batch, lo, hi)
+    local = {k: v[index] for k, v in data.items()}
     local['mask'] = real.astype(np.int32)
     batches.append(local)
   return batches, num_batches

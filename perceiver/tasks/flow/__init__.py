@@ -1,1 +1,1 @@
-"""Optical flow (Perceiver IO, arXiv 2107.14795, Sec. 4.2 and App. H)."""
+"""Optical flow ([P] §4.2, App. H): generated pairs, the task, inference."""

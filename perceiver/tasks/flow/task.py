@@ -36,8 +36,6 @@ the network's size, without augmentation. The best checkpoint is the lowest
 resolution through `builders.tiled_flow`, as [P] does, by
 perceiver.tasks.flow.inference (launch/flow.py --dataset=...).
 """
-import queue
-import threading
 from typing import Any, Iterator, Optional
 
 import haiku as hk
@@ -46,6 +44,8 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from perceiver import builders
+from perceiver.tasks import common
 from perceiver.tasks.flow import autoflow
 from perceiver.tasks.flow import metrics as flow_metrics
 
@@ -141,18 +141,12 @@ def phase_at(config: ml_collections.ConfigDict, step: int
 def model_kwargs(config: ml_collections.ConfigDict) -> dict[str, Any]:
   """builders.optical_flow kwargs: config.model plus the loop's switches."""
   kwargs = config.model.to_dict()
-  encoder = dict(kwargs.pop('encoder'))
-  # Passed only when on, so that the default call is the release's kwargs.
-  if config.get('remat'):
-    encoder['remat'] = True
-  if config.get('scan_layers'):
-    encoder['scan_layers'] = True
+  encoder = common.with_layer_switches(kwargs.pop('encoder'), config)
   return dict(kwargs, encoder=encoder)
 
 
 def make_model(config: ml_collections.ConfigDict) -> hk.TransformedWithState:
   """forward(batch, *, is_training) -> flow [B, H, W, 2] in pixels."""
-  from perceiver import builders  # pylint: disable=g-import-not-at-top
   _check(config)
   flow_fn = builders.optical_flow(**model_kwargs(config))
 
@@ -226,40 +220,6 @@ def prepare_data(config: ml_collections.ConfigDict, workdir: str
   return None
 
 
-def _background(make, items, depth: int) -> Iterator[Any]:
-  """Yields make(item) for items, computed `depth` ahead in a thread (the
-  numpy rendering overlaps the device step, which releases the GIL)."""
-  if depth <= 0:
-    for item in items:
-      yield make(item)
-    return
-  q: queue.Queue = queue.Queue(maxsize=depth)
-  stop = threading.Event()
-
-  def work():
-    try:
-      for item in items:
-        if stop.is_set():
-          return
-        q.put(('ok', make(item)))
-      q.put(('done', None))
-    except BaseException as e:  # pylint: disable=broad-except
-      q.put(('error', e))
-
-  thread = threading.Thread(target=work, daemon=True)
-  thread.start()
-  try:
-    while True:
-      kind, value = q.get()
-      if kind == 'error':
-        raise value
-      if kind == 'done':
-        return
-      yield value
-  finally:
-    stop.set()
-
-
 def train_iterator(config: ml_collections.ConfigDict, *,
                    data_dir: Optional[str], seed: int, start_step: int,
                    process_index: int, process_count: int
@@ -268,30 +228,21 @@ def train_iterator(config: ml_collections.ConfigDict, *,
   del data_dir
   _check(config)
   cfg = config.input
-  batch = cfg.global_batch_size
-  if batch % process_count:
-    raise ValueError(f'config.input.global_batch_size={batch} must divide '
-                     f'across {process_count} processes.')
-  local = batch // process_count
   textures = autoflow.textures(tuple(cfg.texture_dirs))
   opts = scene_options(cfg)
 
-  def make(step):
+  def make(step, indices):
     _, severity, reverse = phase_at(config, step)
-    first = (step - 1) * batch + process_index * local
     return autoflow.make_batch(
-        textures, range(first, first + local), size=tuple(cfg.image_size),
+        textures, indices, size=tuple(cfg.image_size),
         seed=seed, stream=TRAIN_STREAM, severity=severity,
         reverse_pairs=reverse,
         num_scenes=cfg.num_scenes, options=opts)
 
-  def steps():
-    step = start_step + 1
-    while True:
-      yield step
-      step += 1
-
-  return _background(make, steps(), cfg.prefetch_batches)
+  return common.generated_train_batches(
+      make, global_batch=cfg.global_batch_size, start_step=start_step,
+      process_index=process_index, process_count=process_count,
+      depth=int(cfg.prefetch_batches))
 
 
 def eval_iterator(config: ml_collections.ConfigDict, split: str, *,
@@ -306,29 +257,23 @@ def eval_iterator(config: ml_collections.ConfigDict, split: str, *,
         'KITTI and real stereo pairs at full resolution with launch/flow.py '
         '--dataset=... --config=... --checkpoint=...')
   cfg = config.input
-  if cfg.eval_batch_size % process_count:
-    raise ValueError(f'config.input.eval_batch_size={cfg.eval_batch_size} '
-                     f'must divide across {process_count} processes.')
-  local = cfg.eval_batch_size // process_count
+  lo, hi = common.process_slice(cfg.eval_batch_size, process_index,
+                                process_count, 'eval_batch_size')
   total = cfg.num_eval_examples
-  num_batches = -(-total // cfg.eval_batch_size)
+  num_batches = common.num_eval_batches(total, cfg.eval_batch_size)
   textures = autoflow.textures(tuple(cfg.texture_dirs))
   opts = scene_options(cfg)
 
   def make(b):
-    first = b * cfg.eval_batch_size + process_index * local
-    indices = list(range(first, first + local))
-    real = [i for i in indices if i < total] or [0]
-    out = autoflow.make_batch(textures, real, size=tuple(cfg.image_size),
-                              seed=cfg.eval_seed, stream=EVAL_STREAM,
-                              options=opts)
-    pad = local - len([i for i in indices if i < total])
-    mask = np.zeros(local, np.float32)
-    mask[:local - pad] = 1.0
-    if len(real) < local:  # pad with copies of the first, masked out
-      out = {k: np.concatenate([v, np.repeat(v[:1], local - len(v), 0)])
-             for k, v in out.items()}
-    out['mask'] = mask
+    indices, real = common.eval_rows(b, total, cfg.eval_batch_size, lo, hi)
+    # Only the real pairs are rendered; the padding copies the first.
+    out = autoflow.make_batch(
+        textures, [int(i) for i in indices[real]] or [0],
+        size=tuple(cfg.image_size), seed=cfg.eval_seed, stream=EVAL_STREAM,
+        options=opts)
+    out = common.pad_rows(out, hi - lo)
+    out['mask'] = real.astype(np.float32)
     return out
 
-  return _background(make, range(num_batches), cfg.prefetch_batches), num_batches
+  return (common.prefetch(make, range(num_batches), int(cfg.prefetch_batches)),
+          num_batches)

@@ -2,8 +2,10 @@
 experiments/mnist.py).
 
 The experiment files hold the launch commands, the paper's numbers and the
-variants; the functions here turn parsed variants into a ConfigDict of
-`perceiver.train.config_lib` keys.
+variants; `from_variants` turns parsed variants into a ConfigDict of
+`perceiver.train.config_lib` keys through the recipes of every task:
+`paper(model_name, batch)` (ImageNet, the released architectures of
+perceiver/release_specs), `cpu(steps)` (MNIST) and `smoke(model_name)`.
 
 The ImageNet recipe ([P] App. A, [code] train/experiment.py), shared by the
 four ImageNet models: LAMB (b1 .9, b2 .999, eps 1e-6), lr 5e-4 * batch / 256
@@ -23,6 +25,7 @@ from typing import Any
 
 import ml_collections
 
+from perceiver import release_specs
 from perceiver.train import config_lib
 
 TASK = 'perceiver.tasks.image.task'
@@ -57,68 +60,41 @@ def fast_path(c: ml_collections.ConfigDict, *, kv_chunk_size: int = 0
 # --- ImageNet models ([P] App. A, Table 7; [code] ImageNet colab) ------------
 
 
+def _as_config(tree: Any) -> Any:
+  """JSON lists as the tuples a ConfigDict field keeps (and a command-line
+  override can set)."""
+  if isinstance(tree, dict):
+    return {k: _as_config(v) for k, v in tree.items()}
+  if isinstance(tree, list):
+    return tuple(_as_config(v) for v in tree)
+  return tree
+
+
 def imagenet_model(name: str) -> ml_collections.ConfigDict:
   """builders.image_classifier kwargs of PIO config A with the input of
-  `name`: 'fourier', 'learned', 'conv' or 'perceiver' (the original
-  Perceiver's average+project decoder on the Fourier input)."""
-  model = ml_collections.ConfigDict(dict(
-      num_classes=1000,
-      input_channels=3,
-      input_preprocessor=dict(
-          position_encoding_type='fourier',
-          fourier_position_encoding_kwargs=dict(
-              concat_pos=True, max_resolution=(224, 224), num_bands=64,
-              sine_only=False),
-          prep_type='pixels', spatial_downsample=1),
-      encoder=dict(
-          cross_attend_widening_factor=1, cross_attention_shape_for_attn='kv',
-          dropout_prob=0.0, num_blocks=8, num_cross_attend_heads=1,
-          num_self_attend_heads=8, num_self_attends_per_block=6,
-          num_z_channels=1024, self_attend_widening_factor=1,
-          use_query_residual=True, z_index_dim=512,
-          z_pos_enc_init_scale=0.02),
-      decoder=dict(
-          num_z_channels=1024, position_encoding_type='trainable',
-          trainable_position_encoding_kwargs=dict(init_scale=0.02,
-                                                  num_channels=1024),
-          use_query_residual=True),
-      projection_decoder=False,
-  ))
-  if name == 'fourier':
-    return model
-  if name == 'learned':
-    # 1x1 conv RGB->256 concatenated with a learned 50,176x256 position
-    # embedding (trunc. normal 0.02) through a Linear projector to 256.
-    model.input_preprocessor = dict(
-        position_encoding_type='trainable',
-        trainable_position_encoding_kwargs=dict(init_scale=0.02,
-                                                num_channels=256),
-        prep_type='conv1x1', project_pos_dim=256, num_channels=256,
-        spatial_downsample=1, concat_or_add_pos='concat')
-    model.decoder.use_query_residual = False  # [code]: off for learned pos
-    return model
-  if name == 'conv':
-    # 7x7 conv (stride 2) to 64, BatchNorm (0.9, 1e-5), ReLU, 3x3 max-pool
-    # (stride 2) -> 56x56 = 3,136 inputs, with 2-D Fourier features at max
-    # resolution 56 (322 channels).
-    model.input_preprocessor = dict(
-        position_encoding_type='fourier',
-        fourier_position_encoding_kwargs=dict(
-            concat_pos=True, max_resolution=(56, 56), num_bands=64,
-            sine_only=False),
-        prep_type='conv')
-    return model
+  `name`: 'fourier', 'learned', 'conv' (the released architectures,
+  perceiver/release_specs/full_imagenet_<name>.json) or 'perceiver' (the
+  original Perceiver's average+project decoder on the Fourier input)."""
+  if name not in ('fourier', 'learned', 'conv', 'perceiver'):
+    raise ValueError(f'Unknown ImageNet model {name!r}; use fourier, learned, '
+                     'conv or perceiver.')
+  spec = release_specs.load(
+      'full_imagenet_' + ('fourier' if name == 'perceiver' else name))
+  model = dict(num_classes=spec['num_classes'], input_channels=3,  # RGB
+               **_as_config(spec['config']), projection_decoder=False)
+  # The JSON writes the rate as 0; a float field takes --config overrides.
+  model['encoder']['dropout_prob'] = float(model['encoder']['dropout_prob'])
+  model = ml_collections.ConfigDict(model)
   if name == 'perceiver':
     model.projection_decoder = True  # mean over latents, then Linear
     model.decoder = {}  # unused with the projection decoder
-    return model
-  raise ValueError(f'Unknown ImageNet model {name!r}; use fourier, learned, '
-                   'conv or perceiver.')
+  return model
 
 
-def imagenet(model_name: str, args: dict[str, Any]
-             ) -> ml_collections.ConfigDict:
-  """The paper's ImageNet training ([P] App. A) of `imagenet_model(name)`."""
+def paper(model_name: str = 'fourier', batch: int = 1024
+          ) -> ml_collections.ConfigDict:
+  """The paper's ImageNet training ([P] App. A) of `imagenet_model(name)`
+  at global batch `batch` (the learning rate follows it)."""
   c = config_lib.base_config(TASK)
   c.input.module = 'perceiver.tasks.image.imagenet'
   config_lib.add_task_defaults(c)
@@ -126,13 +102,12 @@ def imagenet(model_name: str, args: dict[str, Any]
   c.input.train_split = 'train'
   c.input.eval_split = 'validation'  # the 50k val set ([code] calls it TEST)
   c.input.test_split = ''
-  c.input.global_batch_size = config_lib.positive_variant(args, 'batch', 1024)
+  c.input.global_batch_size = batch
   c.input.eval_batch_size = 1000
   c.input.shuffle_buffer = 10_000
   c.input.cache = False  # 150 GB of JPEGs
   c.model = imagenet_model(model_name)
 
-  batch = c.input.global_batch_size
   steps_per_epoch = TRAIN_EXAMPLES / batch
   c.num_train_steps = int(EPOCHS * steps_per_epoch)  # 137,625 at batch 1024
   c.task.label_smoothing = 0.1  # [code] only
@@ -153,14 +128,16 @@ def imagenet(model_name: str, args: dict[str, Any]
   c.best_metric = 'eval/accuracy'
   c.best_mode = 'max'
   fast_path(c, kv_chunk_size=IMAGENET_KV_CHUNK)
-
-  if args.get('smoke'):
-    _imagenet_smoke(c)
   return c
 
 
-def _imagenet_smoke(c: ml_collections.ConfigDict) -> None:
-  """Two steps of a tiny model on 32x32 images: the whole system, in CI."""
+def smoke(model_name: str = 'mnist', batch: int = 1024
+          ) -> ml_collections.ConfigDict:
+  """Two steps of a tiny model: of `cpu` (MNIST) for 'mnist', else of
+  `paper(model_name, batch)` on 32x32 images: the whole system, in CI."""
+  if model_name == 'mnist':
+    return _mnist_smoke(cpu())
+  c = paper(model_name, batch)
   c.input.image_size = 32
   c.input.global_batch_size = 8
   c.input.eval_batch_size = 8
@@ -190,14 +167,16 @@ def _imagenet_smoke(c: ml_collections.ConfigDict) -> None:
   c.log_every = 1
   c.eval_every = 2
   c.checkpoint_every = 2
+  return c
 
 
 # --- MNIST (not in the paper: the repository's CPU-sized default) ------------
 
 
-def mnist(args: dict[str, Any]) -> ml_collections.ConfigDict:
+def cpu(steps: int = 2000) -> ml_collections.ConfigDict:
   """The ImageNet recipe at toy scale on the embedded MNIST
-  (experiments/mnist.py has the reasons for each choice)."""
+  (experiments/mnist.py has the reasons for each choice); 2000 steps are
+  about 5 epochs."""
   c = config_lib.base_config(TASK)
   c.input.module = 'perceiver.tasks.image.mnist'
   config_lib.add_task_defaults(c)
@@ -231,8 +210,7 @@ def mnist(args: dict[str, Any]) -> ml_collections.ConfigDict:
       projection_decoder=False,
   ))
 
-  # ~5 epochs
-  c.num_train_steps = config_lib.positive_variant(args, 'steps', 2000)
+  c.num_train_steps = steps
   c.optimizer.name = 'lamb'
   c.optimizer.weight_decay = 1e-4
   c.optimizer.clip_global_norm = 10.0  # as on ImageNet
@@ -246,19 +224,39 @@ def mnist(args: dict[str, Any]) -> ml_collections.ConfigDict:
   c.best_metric = 'eval/accuracy'
   c.best_mode = 'max'
   fast_path(c)  # 49 inputs: nothing to chunk
-
-  if args.get('smoke'):
-    c.num_train_steps = 2
-    c.input.global_batch_size = 8
-    c.input.shuffle_buffer = 1000  # a full 50k buffer takes ~5 s to fill
-    c.model.input_preprocessor.prep_type = 'patches'  # no BatchNorm: the
-    # layout-equivalence tests compare devices exactly (BN is per device)
-    c.model.encoder.num_z_channels = c.model.decoder.num_z_channels = 16
-    c.model.decoder.trainable_position_encoding_kwargs.num_channels = 16
-    c.model.encoder.z_index_dim = 8
-    c.model.encoder.num_self_attends_per_block = 1
-    c.schedule.warmup_steps = 0
-    c.log_every = 1
-    c.eval_every = 0
-    c.checkpoint_every = 1
   return c
+
+
+def _mnist_smoke(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """`cpu`'s tiny model for 2 steps."""
+  c.num_train_steps = 2
+  c.input.global_batch_size = 8
+  c.input.shuffle_buffer = 1000  # a full 50k buffer takes ~5 s to fill
+  c.model.input_preprocessor.prep_type = 'patches'  # no BatchNorm: the
+  # layout-equivalence tests compare devices exactly (BN is per device)
+  c.model.encoder.num_z_channels = c.model.decoder.num_z_channels = 16
+  c.model.decoder.trainable_position_encoding_kwargs.num_channels = 16
+  c.model.encoder.z_index_dim = 8
+  c.model.encoder.num_self_attends_per_block = 1
+  c.schedule.warmup_steps = 0
+  c.log_every = 1
+  c.eval_every = 0
+  c.checkpoint_every = 1
+  return c
+
+
+def from_variants(model_name: str, args: dict[str, Any]
+                  ) -> ml_collections.ConfigDict:
+  """The variants of experiments/imagenet_<model_name>.py
+  (IMAGENET_VARIANTS) or, for 'mnist', of experiments/mnist.py
+  (MNIST_VARIANTS) -> a config."""
+  if model_name == 'mnist':
+    if args.get('smoke'):
+      return smoke('mnist')
+    _, _, steps = config_lib.batch_variants(args, batch=128, steps=2000)
+    return cpu(steps)
+  batch, _, _ = config_lib.batch_variants(
+      args, batch=1024, steps=lambda b: int(EPOCHS * TRAIN_EXAMPLES / b))
+  if args.get('smoke'):
+    return smoke(model_name, batch)
+  return paper(model_name, batch)

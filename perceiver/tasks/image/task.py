@@ -11,7 +11,6 @@ targets.
 Inputs: the input module of `config.input.module` (perceiver/tasks/image/
 mnist.py or imagenet.py) read through perceiver.data.pipeline.
 """
-import importlib
 from typing import Any, Optional
 
 import chex
@@ -24,6 +23,7 @@ import optax
 
 from perceiver import builders
 from perceiver.data import pipeline
+from perceiver.tasks import common
 
 DEFAULT_INPUT_MODULE = 'perceiver.tasks.image.mnist'
 
@@ -41,11 +41,7 @@ def default_input_config(config: ml_collections.ConfigDict
                          ) -> ml_collections.ConfigDict:
   """`module` (the input module), the stream keys of perceiver.data.pipeline
   and the input module's own keys."""
-  module = config.input.get('module', DEFAULT_INPUT_MODULE)
-  keys = pipeline.default_input_config()
-  keys.module = module
-  keys.update(importlib.import_module(module).default_input_config())
-  return keys
+  return pipeline.task_input_config(config, DEFAULT_INPUT_MODULE)
 
 
 # --- Model, loss and metrics --------------------------------------------------
@@ -55,13 +51,7 @@ def make_model(config: ml_collections.ConfigDict) -> hk.TransformedWithState:
   """forward(batch, *, is_training) -> logits [B, K]: the classifier of
   builders.image_classifier(**config.model) on batch['images']."""
   kwargs = config.model.to_dict()
-  encoder = dict(kwargs.pop('encoder'))
-  # remat/scan_layers are encoder kwargs; they are passed only when switched
-  # on so that the default call is exactly the release's kwargs.
-  if config.remat:
-    encoder['remat'] = True
-  if config.scan_layers:
-    encoder['scan_layers'] = True
+  encoder = common.with_layer_switches(kwargs.pop('encoder'), config)
   if kwargs.get('projection_decoder'):
     kwargs['decoder'] = None
   classifier = builders.image_classifier(encoder=encoder, **kwargs)

@@ -27,6 +27,7 @@ import numpy as np
 import optax
 
 from perceiver.data import pipeline
+from perceiver.tasks import common
 from perceiver.tasks.language import data
 from perceiver.tasks.language import models
 
@@ -58,10 +59,7 @@ def trunk_kwargs(config: ml_collections.ConfigDict) -> dict[str, Any]:
   kwargs = copy.deepcopy(config.model.to_dict())
   for key in HEAD_KEYS:
     kwargs.pop(key, None)
-  if config.remat:
-    kwargs['encoder']['remat'] = True
-  if config.scan_layers:
-    kwargs['encoder']['scan_layers'] = True
+  kwargs['encoder'] = common.with_layer_switches(kwargs['encoder'], config)
   if config.input.sequence_length > kwargs['max_seq_len']:
     raise ValueError(
         f'config.input.sequence_length={config.input.sequence_length} exceeds '

@@ -2,9 +2,11 @@
 experiments/glue.py, experiments/sentiment.py).
 
 The experiment files hold the launch commands, the paper's numbers and the
-variants; this module turns a parsed variant dict into a ConfigDict of
-`perceiver.train.config_lib.base_config()` keys (nothing new is added, so
-`config_lib.validate` and `lock_config=True` catch typos).
+variants; `mlm`, `glue` and `sentiment` turn a parsed variant dict into a
+ConfigDict of `perceiver.train.config_lib.base_config()` keys (nothing new
+is added, so `config_lib.validate` and `lock_config=True` catch typos).
+`paper`, `cpu` and `smoke` are the MLM pretraining recipes, as every task's
+recipes module offers them.
 
 Paper recipes:
   * MLM ([P] §4.1, F.3, Table 12): LAMB, lr 1.25e-3, 1k linear warmup then
@@ -129,15 +131,10 @@ def mlm(model_name: str, args: dict[str, Any]) -> ml_collections.ConfigDict:
   # Batch 2048 = global micro-batch x grad_accum_steps ([P] Table 12).
   # DEVIATION ([P] silent): 8 micro-batches of 256 by default (a 2048 x 2048-byte batch
   # does not fit a few devices); `accum=K` changes it, the batch stays 2048.
-  batch = config_lib.positive_variant(args, 'batch', 2048)
-  accum = config_lib.positive_variant(args, 'accum', 8)
-  if batch % accum:
-    raise ValueError(f'batch={batch} must divide into accum={accum}.')
-  c.input.global_batch_size = batch // accum
+  batch, accum, updates = config_lib.batch_variants(
+      args, batch=2048, accum=8, steps=500_000)  # [P] Table 12
+  config_lib.set_batch(c, batch, accum, updates)
   c.input.eval_batch_size = max(c.input.global_batch_size, 8)
-  c.optimizer.grad_accum_steps = accum
-  updates = config_lib.positive_variant(args, 'steps', 500_000)  # [P] Table 12
-  c.num_train_steps = updates * accum  # step calls = micro-batches
   c.schedule.base_lr = config_lib.positive_variant(  # [P] Table 12
       args, 'lr', 1.25e-3, float)
   c.schedule.warmup_steps = 1000  # optimiser updates, linear from 0
@@ -161,6 +158,24 @@ def mlm(model_name: str, args: dict[str, Any]) -> ml_collections.ConfigDict:
     c.input.shuffle_buffer = 64
     config_lib.smoke_loop(c)
   return c
+
+
+def paper(model_name: str = 'mlm_bytes', **variants
+          ) -> ml_collections.ConfigDict:
+  """MLM pretraining of `model_name` as [P] §4.1 / Table 12 (`variants`
+  are experiments/mlm_bytes.py's, e.g. steps=1000)."""
+  return mlm(model_name, variants)
+
+
+def cpu(**variants) -> ml_collections.ConfigDict:
+  """MLM pretraining of the CPU-sized bytes model (SMALL) on the embedded
+  corpus (DEVIATION: not in the paper; benchmarks/language_repro.py)."""
+  return mlm('mlm_bytes', {**variants, 'small': True, 'embedded': True})
+
+
+def smoke(model_name: str = 'mlm_bytes') -> ml_collections.ConfigDict:
+  """2 steps of a tiny `model_name` on the embedded corpus."""
+  return mlm(model_name, {'smoke': True})
 
 
 def glue(args: dict[str, Any], *, init_default: str = ''

@@ -19,6 +19,7 @@ length instead of shifting the rest. A file without an audio track gives
 silence and `has_audio=False`.
 """
 import dataclasses
+import fractions
 import os
 import wave
 from typing import Optional, Sequence
@@ -171,16 +172,6 @@ def write_wav(path: str, audio: np.ndarray, rate: int) -> str:
   return path
 
 
-def read_wav(path: str) -> tuple[np.ndarray, int]:
-  """A 16-bit PCM WAV -> ([N, channels] float32 in [-1, 1], rate)."""
-  with wave.open(path, 'rb') as f:
-    if f.getsampwidth() != 2:
-      raise ValueError(f'{path}: only 16-bit PCM WAV files are read.')
-    data = np.frombuffer(f.readframes(f.getnframes()), '<i2')
-    return (data.reshape(-1, f.getnchannels()).astype(np.float32) / 32768,
-            f.getframerate())
-
-
 def write_png(path: str, image: np.ndarray) -> str:
   """[H, W, 3] uint8 -> PNG."""
   image = np.ascontiguousarray(image, np.uint8)
@@ -208,9 +199,9 @@ def write_mp4(path: str, frames: np.ndarray, fps: float,
   t, h, w = frames.shape[:3]
   if h % 2 or w % 2:
     raise ValueError(f'write_mp4 needs even frame sizes; got {h}x{w}.')
-  from fractions import Fraction  # pylint: disable=g-import-not-at-top
   with av.open(path, 'w') as out:
-    video = out.add_stream('libx264', rate=Fraction(fps).limit_denominator(1001))
+    rate = fractions.Fraction(fps).limit_denominator(1001)
+    video = out.add_stream('libx264', rate=rate)
     video.width, video.height, video.pix_fmt = w, h, 'yuv420p'
     video.options = {'crf': '12'}
     sound = None

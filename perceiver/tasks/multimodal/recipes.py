@@ -25,13 +25,33 @@ decoder queries 128-wide. AdamW, lr 3e-3 (30 warmup steps, cosine to 0),
 batch 8, 1200 steps (6 to 10 minutes on 2 idle cores). Loss weights
 1 / 1 / 1e-4 (DEVIATION: video weight 1, not 0.03; see `cpu`).
 """
+import inspect
+from typing import Any
+
 import ml_collections
 
+from perceiver import builders
+from perceiver import release_specs
 from perceiver.train import config_lib
 
 TASK = 'perceiver.tasks.multimodal.task'
 PAPER_LATENTS = (784, 392, 196)  # [P] Table 4: 88x, 176x, 352x
 CPU_LATENTS = (88, 44, 22)  # the same ratios at CPU scale (module doc)
+
+
+def model_config(diffs: dict[str, Any]) -> ml_collections.ConfigDict:
+  """builders.video_autoencoder kwargs: the released model
+  (perceiver/release_specs/full_video_autoencoding.json; its 1x4x4 video
+  patches are the builder's default) with dotted `diffs`."""
+  spec = release_specs.load('full_video_autoencoding')
+  model = {k: spec[k] for k in builders.VIDEO_KEYS}
+  model['spatial_downsample'] = inspect.signature(
+      builders.video_autoencoder).parameters['spatial_downsample'].default
+  model['encoder_kwargs'] = {}
+  model = release_specs.override(model, diffs)
+  if not model['encoder_kwargs']:
+    del model['encoder_kwargs']
+  return ml_collections.ConfigDict(model)
 
 
 def _base(input_module: str, name: str) -> ml_collections.ConfigDict:
@@ -71,15 +91,11 @@ def paper(latents: int = 784) -> ml_collections.ConfigDict:
   c.input.eval_batch_size = 64
   c.input.shuffle_buffer = 10_000
   c.input.cache = False  # hundreds of GB
-  c.model = ml_collections.ConfigDict(dict(
-      num_frames=16, image_size=224, fourier_image_resolution=56,
-      audio_samples_per_frame=1920, samples_per_patch=16, num_classes=700,
-      z_index_dim=latents, num_z_channels=512, num_self_attends_per_block=8,
-      decoder_channels=1024, audio_num_bands=192, image_num_bands=32,
-      spatial_downsample=4,
+  c.model = model_config({
+      'z_index_dim': latents,
       # The cross-attention reads 52,097 inputs: fold them in 8,192 at a
       # time instead of materialising [N, M] logits (perceiver.attention).
-      encoder_kwargs=dict(kv_chunk_size=8192)))
+      'encoder_kwargs.kv_chunk_size': 8192})
   c.schedule.base_lr = 1e-3  # [P] App. I
   c.schedule.warmup_steps = 1000
   c.num_train_steps = 250_000
@@ -107,13 +123,13 @@ def cpu(latents: int = 88, steps: int = 1200) -> ml_collections.ConfigDict:
   c.input.global_batch_size = 8
   c.input.eval_batch_size = 12  # the whole held-out split in one batch
   c.input.shuffle_buffer = 1000  # all 160 training clips
-  c.model = ml_collections.ConfigDict(dict(
-      num_frames=16, image_size=64, fourier_image_resolution=16,
-      audio_samples_per_frame=640, samples_per_patch=16, num_classes=2,
-      z_index_dim=latents, num_z_channels=64, num_self_attends_per_block=4,
-      decoder_channels=128, audio_num_bands=32, image_num_bands=8,
-      spatial_downsample=4,
-      encoder_kwargs=dict(qk_channels=64, v_channels=64)))
+  c.model = model_config({
+      'image_size': 64, 'fourier_image_resolution': 16,
+      'audio_samples_per_frame': 640, 'num_classes': 2,
+      'z_index_dim': latents, 'num_z_channels': 64,
+      'num_self_attends_per_block': 4, 'decoder_channels': 128,
+      'audio_num_bands': 32, 'image_num_bands': 8,
+      'encoder_kwargs.qk_channels': 64, 'encoder_kwargs.v_channels': 64})
   c.task.eval_chunks = 128  # 512 pixels and 5 audio patches a chunk
   c.task.video_weight = 1.0  # DEVIATION (docstring)
   # Measured on 2 shared CPU cores (150-250 steps): AdamW at 3e-3 with
@@ -139,12 +155,11 @@ def smoke() -> ml_collections.ConfigDict:
   c.input.global_batch_size = 4
   c.input.eval_batch_size = 4
   c.input.shuffle_buffer = 100
-  c.model = ml_collections.ConfigDict(dict(
-      num_frames=8, image_size=32, fourier_image_resolution=8,
-      audio_samples_per_frame=320, samples_per_patch=16, num_classes=1,
-      z_index_dim=8, num_z_channels=16, num_self_attends_per_block=1,
-      decoder_channels=16, audio_num_bands=4, image_num_bands=4,
-      spatial_downsample=4))
+  c.model = model_config({
+      'num_frames': 8, 'image_size': 32, 'fourier_image_resolution': 8,
+      'audio_samples_per_frame': 320, 'num_classes': 1, 'z_index_dim': 8,
+      'num_z_channels': 16, 'num_self_attends_per_block': 1,
+      'decoder_channels': 16, 'audio_num_bands': 4, 'image_num_bands': 4})
   c.task.train_pixels = 64
   c.task.train_audio_samples = 64
   c.task.eval_chunks = 32  # 256 pixels and 5 audio patches a chunk
@@ -177,5 +192,6 @@ def from_variants(args: dict) -> ml_collections.ConfigDict:
   else:
     c = paper(latents)
   if 'steps' in args:
-    c.num_train_steps = config_lib.positive_variant(args, 'steps', 1200)
+    c.num_train_steps = config_lib.batch_variants(
+        args, batch=c.input.global_batch_size, steps=1200)[2]
   return c

@@ -26,7 +26,6 @@ Datasets (`config.input.module`): perceiver.tasks.multimodal.kinetics
 (Kinetics-700-2020, full scale) and perceiver.tasks.multimodal.embedded
 (real films at CPU scale, built offline).
 """
-import importlib
 from typing import Any, Iterator, Mapping, Optional
 
 import haiku as hk
@@ -35,11 +34,11 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from perceiver import builders
 from perceiver.data import pipeline
+from perceiver.tasks import common
 from perceiver.tasks.multimodal import inputs
 from perceiver.tasks.multimodal import metrics
-
-QUERY_KEYS = ('pixel_index', 'audio_index', 'label_mask')
 
 
 # ---------------------------------------------------------------------------
@@ -67,11 +66,7 @@ def default_input_config(config: ml_collections.ConfigDict
                          ) -> ml_collections.ConfigDict:
   """`module` (the dataset module), the stream keys of
   perceiver.data.pipeline and the dataset module's own keys."""
-  module = config.input.get('module', DEFAULT_INPUT_MODULE)
-  keys = pipeline.default_input_config()
-  keys.module = module
-  keys.update(importlib.import_module(module).default_input_config())
-  return keys
+  return pipeline.task_input_config(config, DEFAULT_INPUT_MODULE)
 
 
 # ---------------------------------------------------------------------------
@@ -80,13 +75,9 @@ def default_input_config(config: ml_collections.ConfigDict
 
 
 def _autoencoder(config: ml_collections.ConfigDict):
-  from perceiver import builders  # pylint: disable=g-import-not-at-top
   kwargs = config.model.to_dict()
-  encoder = dict(kwargs.pop('encoder_kwargs', None) or {})
-  if config.scan_layers:
-    encoder['scan_layers'] = True
-  if config.remat:
-    encoder['remat'] = True
+  encoder = common.with_layer_switches(
+      kwargs.pop('encoder_kwargs', None) or {}, config)
   return builders.video_autoencoder(encoder_kwargs=encoder or None, **kwargs)
 
 
