@@ -94,6 +94,25 @@ def make_cross_attention_mask(query_mask, kv_mask):
   return jax.vmap(jnp.outer)(query_mask, kv_mask)
 
 
+def zero_masked(x, mask):
+  """x [B, M, C] with the positions where mask [B, M] is 0 set to 0.
+
+  Masked positions get attention weight exactly 0 ([code] attend masks
+  their logits with -1e30), but 0 * NaN is NaN and 1e30 overflows the
+  LayerNorm, so padding holding NaN or huge values would reach every output
+  through the weighted sum of values. Replaced by zeros before any
+  projection, they cannot: outputs are those of zero padding, and the
+  gradient of the replaced positions is 0 (jnp.where passes none to them),
+  so parameter gradients stay finite. Kept positions pass unchanged, and
+  finite masked values only ever met a weight of 0, so the attention's
+  outputs for finite inputs are the release's.
+  """
+  if mask is None:
+    return x
+  keep = jnp.asarray(mask)[..., None] != 0  # [B, M, 1]
+  return jnp.where(keep, x, jnp.zeros((), x.dtype))
+
+
 #  -----------------------------------------------------------
 #  -----------------------  Modules  -------------------------
 #  -----------------------------------------------------------
@@ -556,6 +575,8 @@ class PerceiverEncoder(hk.Module):
       attention_mask = make_cross_attention_mask(
           query_mask=jnp.ones(z.shape[:2], dtype=jnp.int32),
           kv_mask=input_mask)
+      # Padding cannot reach the latents, whatever it holds (zero_masked).
+      inputs = zero_masked(inputs, input_mask)
     z = self.cross_attend(z, inputs, is_training=is_training,
                           attention_mask=attention_mask)
     if self._scan_layers:
@@ -890,6 +911,12 @@ class BasicDecoder(AbstractPerceiverDecoder):
       attention_mask = make_cross_attention_mask(
           query_mask=query_mask,
           kv_mask=jnp.ones(z.shape[:2], dtype=jnp.int32))
+      # DEVIATION: masked queries are decoded as zeros (zero_masked), so
+      # that padding holding NaN or 1e30 gives the outputs (and finite
+      # gradients) of zero padding. Unmasked outputs are the release's; at
+      # masked positions, whose attention the release already sets to
+      # zero, the residual and MLP now see a zero query, not the padding.
+      query = zero_masked(query, query_mask)
     decoding_cross_attn = CrossAttention(
         dropout_prob=0.0,
         num_heads=self._num_heads,
