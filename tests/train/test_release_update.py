@@ -55,11 +55,14 @@ NUM_STEPS = 3
 # without it and leave it unchanged.
 KEY_MODULE = 'attention/linear_1'
 KEY_BIAS_NOISE = 1e-4
-# Largest ||ours - release|| / ||release|| of any leaf's update, per step.
-# Measured: 5.9e-5 on the release-exact path, 9.2e-5 on the fast path and
-# on four devices (the module docstring says why not 0).
-EXACT_TOL = 1e-4
-TOL = 2e-4
+# Largest ||ours - release|| / ||release|| of any leaf's update, for steps
+# 0, 1, 2 (the module docstring says why not 0). Measured on the
+# release-exact path 5.9e-5, 2.6e-5, 1.1e-5; on the fast path and on four
+# devices at most 9.2e-5, 5.5e-5, 2.1e-5. Decaying the biases too moves
+# steps 1 and 2 by 6.2e-5 and 7.4e-5 (they start at 0), so the later steps'
+# bounds are tighter.
+EXACT_TOL = (1e-4, 4e-5, 3e-5)
+TOL = (2e-4, 1e-4, 4e-5)
 # The loss and gradient norm are 1 float32 ulp (loss) and 5e-7 apart.
 SCALAR_RTOL = 1e-6
 
@@ -248,7 +251,7 @@ def test_updates_are_the_release_updates(golden, path, num_devices, tol):
     print(f'{path} x{num_devices} step {i}: largest relative update error '
           f'{step_errors[worst]:.3g} ({worst}); key biases moved at most '
           f'{key_bias_moves[i]:.3g}')
-    assert step_errors[worst] <= tol, (i, worst, step_errors[worst])
+    assert step_errors[worst] <= tol[i], (i, worst, step_errors[worst])
     # Float noise through Adam (|g| << eps): at most ~lr * |g| / eps.
     assert key_bias_moves[i] <= KEY_BIAS_NOISE, (i, key_bias_moves[i])
   check_scalars(steps, meta)
