@@ -36,6 +36,7 @@ from perceiver import position_encoding
 #  ------------------------------------------------------------
 
 
+@checks.keyword_arguments
 def image_classifier(*, num_classes: int, input_preprocessor: Mapping[str, Any],
                      encoder: Mapping[str, Any],
                      decoder: Optional[Mapping[str, Any]] = None,
@@ -71,6 +72,7 @@ def image_classifier(*, num_classes: int, input_preprocessor: Mapping[str, Any],
 MLM_INPUT_POSITIONS = ('trainable', 'fourier')
 
 
+@checks.keyword_arguments
 def mlm_input_positions(embedded, *, max_seq_len: int,
                         input_position_encoding: str = 'trainable',
                         input_position_init_scale: float = 0.02,
@@ -104,6 +106,7 @@ def mlm_input_positions(embedded, *, max_seq_len: int,
       f'{MLM_INPUT_POSITIONS}.')
 
 
+@checks.keyword_arguments
 def token_embedding(vocab_size: int, d_model: int,
                     init_scale: float = 1.0) -> hk.Embed:
   """The MLM's token table: hk.Embed, whose default init (the release's) is
@@ -114,6 +117,7 @@ def token_embedding(vocab_size: int, d_model: int,
                   w_init=hk.initializers.TruncatedNormal(stddev=init_scale))
 
 
+@checks.keyword_arguments
 def mlm(*, vocab_size: int, d_model: int, max_seq_len: int,
         encoder: Mapping[str, Any], decoder: Mapping[str, Any],
         input_position_encoding: str = 'trainable',
@@ -177,6 +181,7 @@ FLOW_SCALE_FACTOR = 20  # [code] flow colab multiplies the output by this.
 TRAIN_SIZE = (368, 496)  # [code] TRAIN_SIZE; the network's input size.
 
 
+@checks.keyword_arguments
 def optical_flow(*, input_preprocessor: Mapping[str, Any],
                  encoder: Mapping[str, Any], decoder: Mapping[str, Any],
                  flow_scale_factor: float = FLOW_SCALE_FACTOR):
@@ -474,6 +479,7 @@ def _decode_all(arch: _VideoAutoencoder, inputs, batch, is_training, chunks,
   return {'image': image, 'audio': audio, 'label': outs['label'][0]}
 
 
+@checks.keyword_arguments
 def video_autoencoder(*, num_frames: int = 16, image_size: int = 224,
                       fourier_image_resolution: int = 56,
                       audio_samples_per_frame: int = 1920,

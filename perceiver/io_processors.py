@@ -134,6 +134,7 @@ class Conv2DDownsample(hk.Module):
   [P] App. A "conv" ImageNet variant: 64 channels, BatchNorm (0.9, 1e-5).
   """
 
+  @checks.keyword_arguments
   def __init__(self, num_layers: int = 1, num_channels: int = 64,
                use_batchnorm: bool = True,
                bn_config: Optional[Mapping[str, float]] = None,
@@ -169,6 +170,7 @@ class Conv2DDownsample(hk.Module):
 class Conv2DUpsample(hk.Module):
   """Upsamples 4x with two stride-2 transposed convolutions."""
 
+  @checks.keyword_arguments
   def __init__(self, n_outputs: int, name: Optional[str] = None):
     super().__init__(name=name)
     self.transp_conv1 = hk.Conv2DTranspose(
@@ -187,6 +189,7 @@ class Conv2DUpsample(hk.Module):
 class Conv3DUpsample(hk.Module):
   """Upsamples video 2x per step in time and/or space (transposed 3D convs)."""
 
+  @checks.keyword_arguments
   def __init__(self, n_outputs: int, n_time_upsamples: int = 2,
                n_space_upsamples: int = 4, name: Optional[str] = None):
     super().__init__(name=name)
@@ -255,6 +258,9 @@ class ImagePreprocessor(hk.Module):
       optical flow and video autoencoding.
   """
 
+  @checks.keyword_arguments(
+      forwards_to=position_encoding.build_position_encoding,
+      bound=('position_encoding_type', 'index_dims'))
   def __init__(
       self,
       prep_type='conv',
@@ -377,6 +383,7 @@ class ImagePostprocessor(hk.Module):
   Perceiver decoder output already mixes spatial context.
   """
 
+  @checks.keyword_arguments
   def __init__(self, postproc_type: str = 'pixels', spatial_upsample: int = 1,
                temporal_upsample: int = 1, n_outputs: int = -1,
                input_reshape_size: Optional[Sequence[int]] = None,
@@ -458,6 +465,7 @@ class ImagePostprocessor(hk.Module):
 class OneHotPreprocessor(hk.Module):
   """[B, num_classes] one-hot labels -> a single input element [B, 1, C]."""
 
+  @checks.keyword_arguments
   def __init__(self, name: Optional[str] = None):
     super().__init__(name=name)
 
@@ -472,6 +480,9 @@ class OneHotPreprocessor(hk.Module):
 class AudioPreprocessor(hk.Module):
   """Raw audio -> patches of `samples_per_patch` samples + position features."""
 
+  @checks.keyword_arguments(
+      forwards_to=position_encoding.build_position_encoding,
+      bound=('position_encoding_type', 'index_dims'))
   def __init__(self, prep_type: str = 'patches', samples_per_patch: int = 96,
                position_encoding_type: str = 'fourier',
                n_extra_pos_mlp: int = 0, concat_or_add_pos: str = 'concat',
@@ -517,6 +528,7 @@ class AudioPreprocessor(hk.Module):
 class AudioPostprocessor(hk.Module):
   """[B, O, C] -> [B, O * samples_per_patch] samples (Linear per patch)."""
 
+  @checks.keyword_arguments
   def __init__(self, postproc_type: str = 'patches',
                samples_per_patch: int = 96, name: Optional[str] = None):
     super().__init__(name=name)
@@ -535,6 +547,7 @@ class AudioPostprocessor(hk.Module):
 class IdentityPostprocessor(hk.Module):
   """Passes its inputs through unchanged."""
 
+  @checks.keyword_arguments
   def __init__(self, name: Optional[str] = None):
     super().__init__(name=name)
 
@@ -575,6 +588,7 @@ class MultimodalPreprocessor(hk.Module):
   independently of how the batch is split over devices).
   """
 
+  @checks.keyword_arguments
   def __init__(self, modalities: Mapping[str, PreprocessorT],
                mask_probs: Optional[Mapping[str, float]] = None,
                min_padding_size: int = 2, name: Optional[str] = None):
@@ -666,6 +680,7 @@ def _bernoulli_mask(prob, shape):
 class MultimodalPostprocessor(hk.Module):
   """Applies one postprocessor per modality to its slice of the output."""
 
+  @checks.keyword_arguments
   def __init__(self, modalities: Mapping[str, PostprocessorT],
                input_is_dict: bool = False, name: Optional[str] = None):
     super().__init__(name=name)
@@ -687,6 +702,7 @@ class MultimodalPostprocessor(hk.Module):
 class ClassificationPostprocessor(hk.Module):
   """[B, 1, C] -> [B, num_classes] logits."""
 
+  @checks.keyword_arguments
   def __init__(self, num_classes: int, name: Optional[str] = None):
     super().__init__(name=name)
     checks.positive('ClassificationPostprocessor', num_classes=num_classes)
@@ -701,6 +717,7 @@ class ClassificationPostprocessor(hk.Module):
 class ProjectionPostprocessor(hk.Module):
   """[B, O, C] -> [B, O, num_outputs] with a Linear."""
 
+  @checks.keyword_arguments
   def __init__(self, num_outputs: int, name: Optional[str] = None):
     super().__init__(name=name)
     self._num_outputs = num_outputs
@@ -713,6 +730,7 @@ class ProjectionPostprocessor(hk.Module):
 class EmbeddingDecoder(hk.Module):
   """Logits from the tied input embedding: x . E^T + bias ([code] MLM)."""
 
+  @checks.keyword_arguments
   def __init__(self, embedding_matrix, name='embedding_decoder'):
     super().__init__(name=name)
     self._embedding_matrix = embedding_matrix  # [vocab, d_model]

@@ -56,6 +56,7 @@ from perceiver.attention import attend, attend_factored, attend_projected
 #  -----------------------------------------------------------
 
 
+@checks.keyword_arguments
 def conv_1d(output_channels, init_scale=1.0, with_bias=True, name=None):
   """A position-wise linear layer (a 1x1 convolution over the index axis)."""
   return hk.Linear(
@@ -65,12 +66,14 @@ def conv_1d(output_channels, init_scale=1.0, with_bias=True, name=None):
       name=name)
 
 
+@checks.keyword_arguments
 def layer_norm(x, name=None):
   """LayerNorm over channels, computed in float32 whatever x's dtype
   (perceiver.kernels.LayerNorm inside `kernels.fast_kernels()`)."""
   return layer_norm_fn(name)(x)
 
 
+@checks.keyword_arguments
 def layer_norm_fn(name=None):
   """`layer_norm` as a function, its module made now and applied later."""
   if kernels.enabled():
@@ -91,6 +94,25 @@ def make_cross_attention_mask(query_mask, kv_mask):
   return jax.vmap(jnp.outer)(query_mask, kv_mask)
 
 
+def zero_masked(x, mask):
+  """x [B, M, C] with the positions where mask [B, M] is 0 set to 0.
+
+  Masked positions get attention weight exactly 0 ([code] attend masks
+  their logits with -1e30), but 0 * NaN is NaN and 1e30 overflows the
+  LayerNorm, so padding holding NaN or huge values would reach every output
+  through the weighted sum of values. Replaced by zeros before any
+  projection, they cannot: outputs are those of zero padding, and the
+  gradient of the replaced positions is 0 (jnp.where passes none to them),
+  so parameter gradients stay finite. Kept positions pass unchanged, and
+  finite masked values only ever met a weight of 0, so the attention's
+  outputs for finite inputs are the release's.
+  """
+  if mask is None:
+    return x
+  keep = jnp.asarray(mask)[..., None] != 0  # [B, M, 1]
+  return jnp.where(keep, x, jnp.zeros((), x.dtype))
+
+
 #  -----------------------------------------------------------
 #  -----------------------  Modules  -------------------------
 #  -----------------------------------------------------------
@@ -99,6 +121,7 @@ def make_cross_attention_mask(query_mask, kv_mask):
 class Attention(hk.Module):
   """Multi-headed {cross, self}-attention with Q/K/V and output projections."""
 
+  @checks.keyword_arguments
   def __init__(self,
                num_heads=8,
                init_scale=1.0,
@@ -206,6 +229,7 @@ class Attention(hk.Module):
 class MLP(hk.Module):
   """The Transformer dense block: Linear(widening*C) -> GELU -> Linear(C)."""
 
+  @checks.keyword_arguments
   def __init__(self, widening_factor=4, dropout_prob=0.0, init_scale=1.,
                name=None):
     super().__init__(name=name)
@@ -244,6 +268,7 @@ def _dropout(rate, x):
 class SelfAttention(hk.Module):
   """Self-attention plus MLP, pre-LayerNorm, both residual ([P] E.1)."""
 
+  @checks.keyword_arguments
   def __init__(self,
                widening_factor=4,
                dropout_prob=0.0,
@@ -312,6 +337,7 @@ class CrossAttention(hk.Module):
   features rather than output semantics (flow, autoencoding) drop it.
   """
 
+  @checks.keyword_arguments
   def __init__(self,
                widening_factor=1,
                dropout_prob=0.0,
@@ -386,6 +412,7 @@ class CrossAttention(hk.Module):
 class Perceiver(hk.Module):
   """The Perceiver IO: preprocess -> encode -> decode -> postprocess."""
 
+  @checks.keyword_arguments
   def __init__(self, encoder, decoder, input_preprocessor=None,
                output_postprocessor=None, name='perceiver'):
     super().__init__(name=name)
@@ -440,6 +467,7 @@ def _check_mask(mask, name, batch, length, what):
 class PerceiverEncoder(hk.Module):
   """Cross-attend from N learned latents to the inputs, then self-attend."""
 
+  @checks.keyword_arguments
   def __init__(
       self,
       # The encoder has num_self_attends_per_block * num_blocks self-attend
@@ -547,6 +575,8 @@ class PerceiverEncoder(hk.Module):
       attention_mask = make_cross_attention_mask(
           query_mask=jnp.ones(z.shape[:2], dtype=jnp.int32),
           kv_mask=input_mask)
+      # Padding cannot reach the latents, whatever it holds (zero_masked).
+      inputs = zero_masked(inputs, input_mask)
     z = self.cross_attend(z, inputs, is_training=is_training,
                           attention_mask=attention_mask)
     if self._scan_layers:
@@ -585,6 +615,7 @@ class SelfAttentionStack(hk.Module):
   the release's); evaluation and dropout-free training are unaffected.
   """
 
+  @checks.keyword_arguments(forwards_to=SelfAttention)
   def __init__(self, num_layers, remat=False, name=SCAN_NAME,
                **self_attend_kwargs):
     super().__init__(name=name)
@@ -746,6 +777,7 @@ class ProjectionDecoder(AbstractPerceiverDecoder):
   [P] Table 7 "average + project"; the logits layer is zero-initialised.
   """
 
+  @checks.keyword_arguments
   def __init__(self, num_classes, final_avg_before_project=False,
                name='projection_decoder'):
     super().__init__(name=name)
@@ -789,6 +821,9 @@ def _check_subsampled_points(points, output_index_dims, batch):
 class BasicDecoder(AbstractPerceiverDecoder):
   """Cross-attention decoder: O queries attend to the latents."""
 
+  @checks.keyword_arguments(
+      forwards_to=position_encoding.build_position_encoding,
+      bound=('position_encoding_type', 'index_dims'))
   def __init__(self,
                output_num_channels,
                position_encoding_type='trainable',
@@ -876,6 +911,12 @@ class BasicDecoder(AbstractPerceiverDecoder):
       attention_mask = make_cross_attention_mask(
           query_mask=query_mask,
           kv_mask=jnp.ones(z.shape[:2], dtype=jnp.int32))
+      # DEVIATION: masked queries are decoded as zeros (zero_masked), so
+      # that padding holding NaN or 1e30 gives the outputs (and finite
+      # gradients) of zero padding. Unmasked outputs are the release's; at
+      # masked positions, whose attention the release already sets to
+      # zero, the residual and MLP now see a zero query, not the padding.
+      query = zero_masked(query, query_mask)
     decoding_cross_attn = CrossAttention(
         dropout_prob=0.0,
         num_heads=self._num_heads,
@@ -898,6 +939,9 @@ class BasicDecoder(AbstractPerceiverDecoder):
 class ClassificationDecoder(AbstractPerceiverDecoder):
   """A BasicDecoder with one learned query, returning [B, num_classes]."""
 
+  @checks.keyword_arguments(
+      forwards_to=BasicDecoder,
+      bound=('output_index_dims', 'output_num_channels'))
   def __init__(self, num_classes, name='classification_decoder',
                **decoder_kwargs):
     super().__init__(name=name)
@@ -930,6 +974,10 @@ class MultimodalDecoder(AbstractPerceiverDecoder):
   `min_padding_size`) and concatenated in sorted modality order.
   """
 
+  @checks.keyword_arguments(
+      forwards_to=BasicDecoder,
+      bound=('output_index_dims', 'output_num_channels',
+             'position_encoding_type'))
   def __init__(self, modalities, num_outputs, output_num_channels,
                min_padding_size=2, subsampled_index_dims=None,
                name='multimodal_decoder', **decoder_kwargs):
@@ -998,6 +1046,8 @@ class MultimodalDecoder(AbstractPerceiverDecoder):
 class BasicVideoAutoencodingDecoder(AbstractPerceiverDecoder):
   """A BasicDecoder over a [T, H, W] grid, reshaped to [B, T, H, W, E]."""
 
+  @checks.keyword_arguments(
+      forwards_to=BasicDecoder, bound=('output_index_dims',))
   def __init__(self, output_shape, position_encoding_type,
                name='basic_video_autoencoding_decoder', **decoder_kwargs):
     super().__init__(name=name)
@@ -1033,6 +1083,7 @@ class FlowDecoder(AbstractPerceiverDecoder):
   release's config and its output is divided by `rescale_factor`.
   """
 
+  @checks.keyword_arguments(forwards_to=BasicDecoder)
   def __init__(self, output_image_shape, output_num_channels=2,
                rescale_factor=100.0, name='flow_decoder', **decoder_kwargs):
     super().__init__(name=name)

@@ -85,6 +85,7 @@ class AbstractPositionEncoding(hk.Module, metaclass=abc.ABCMeta):
 class TrainablePositionEncoding(AbstractPositionEncoding):
   """A learned [M, C] table (truncated normal init), broadcast over batch."""
 
+  @checks.keyword_arguments
   def __init__(self, index_dim, num_channels=128, init_scale=0.02, name=None):
     super().__init__(name=name)
     checks.positive('TrainablePositionEncoding', index_dim=index_dim,
@@ -123,6 +124,7 @@ def _check_or_build_spatial_positions(pos, index_dims, batch_size):
 class FourierPositionEncoding(AbstractPositionEncoding):
   """Fourier features on a grid of `index_dims` (or at given positions)."""
 
+  @checks.keyword_arguments
   def __init__(self, index_dims, num_bands, concat_pos=True,
                max_resolution=None, sine_only=False, name=None):
     super().__init__(name=name)
@@ -155,6 +157,7 @@ class FourierPositionEncoding(AbstractPositionEncoding):
 class PositionEncodingProjector(AbstractPositionEncoding):
   """Projects a base position encoding to `output_size` channels (Linear)."""
 
+  @checks.keyword_arguments
   def __init__(self, output_size, base_position_encoding, name=None):
     super().__init__(name=name)
     self._output_size = output_size
@@ -168,6 +171,7 @@ class PositionEncodingProjector(AbstractPositionEncoding):
 POSITION_ENCODING_TYPES = ('trainable', 'fourier')
 
 
+@checks.keyword_arguments
 def build_position_encoding(
     position_encoding_type: str,
     index_dims: Optional[Sequence[int]],

@@ -13,7 +13,6 @@ once instead of silently training with the default.
 `config.model` is the task's model kwargs, passed to a builder in
 perceiver/builders.py, which rejects unknown keyword arguments itself.
 """
-import difflib
 import importlib
 import importlib.util
 import numbers
@@ -22,6 +21,7 @@ from typing import Any, Optional
 
 import ml_collections
 
+from perceiver import checks
 from perceiver.train import task as task_lib
 
 ConfigDict = ml_collections.ConfigDict
@@ -190,8 +190,8 @@ def _check_keys(config: Any, reference: Any, prefix: str,
     if name in skip:
       continue
     if key not in reference:
-      close = difflib.get_close_matches(key, list(reference.keys()), n=1)
-      hint = f' Did you mean "config.{prefix}{close[0]}"?' if close else ''
+      close = checks.closest_name(key, reference.keys())
+      hint = f' Did you mean "config.{prefix}{close}"?' if close else ''
       raise ValueError(
           f'Unknown config key "config.{name}".{hint} Experiments may only '
           'override '
@@ -316,9 +316,8 @@ def parse_variants(arg: Any, known: Any, who: str) -> dict[str, Any]:
     out[key] = value if eq else True
   unknown = sorted(set(out) - known)
   if unknown:
-    close = {k: difflib.get_close_matches(k, sorted(known), n=1)
-             for k in unknown}
-    hints = ''.join(f' ("{k}": did you mean "{c[0]}"?)'
+    close = {k: checks.closest_name(k, sorted(known)) for k in unknown}
+    hints = ''.join(f' ("{k}": did you mean "{c}"?)'
                     for k, c in close.items() if c)
     raise ValueError(
         f'{who}: unknown variant(s) {unknown}{hints}. Valid variants: '

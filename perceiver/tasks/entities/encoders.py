@@ -49,7 +49,11 @@ embeds its preprocessed entity list to 256 before the Transformer).
 
 Masked slots never influence a real entity's outputs (tests/entities): the
 Transformer's attention and the encoder's cross-attention never use them
-as keys, the decoder's queries are per slot, and the mean is masked.
+as keys, the decoder's queries are per slot, and the mean is masked. Both
+encoders zero masked slots before the embedding (`perceiver.zero_masked`),
+so that padding holding NaN or 1e30 gives the outputs, and the finite
+parameter gradients, of zero padding; finite padding gives the same outputs
+as before, since no output reads a masked slot.
 
 The FLOP gap: the Transformer spends O(M^2 C + M C * 1024) per layer, all
 three layers at M; Perceiver IO spends O(M N D + M C^2) once each way, and
@@ -152,6 +156,7 @@ class TransformerEntityEncoder(hk.Module):
                entity_mask: jax.Array,  # [B, M] bool
                *, is_training: bool) -> EntityEncoding:
     _check_inputs(entities, entity_mask)
+    entities = perceiver.zero_masked(entities, entity_mask)
     x = embed_entities(entities)  # [B, M, C]
     attention_mask = perceiver.make_cross_attention_mask(entity_mask,
                                                          entity_mask)
@@ -199,6 +204,7 @@ class PerceiverEntityEncoder(hk.Module):
                entity_mask: jax.Array,  # [B, M] bool
                *, is_training: bool) -> EntityEncoding:
     _check_inputs(entities, entity_mask)
+    entities = perceiver.zero_masked(entities, entity_mask)
     x = embed_entities(entities)  # [B, M, C]: inputs and decoder queries
     encoder = perceiver.PerceiverEncoder(**self._encoder_kwargs)
     z = encoder(x, encoder.latents(x), is_training=is_training,

@@ -73,14 +73,28 @@ def loss_and_metrics(logits: jax.Array,  # [B, K]
                      batch: dict[str, jax.Array],  # labels [B, K] one-hot
                      config: ml_collections.ConfigDict
                      ) -> tuple[jax.Array, dict[str, jax.Array]]:
-  """Mean smoothed cross-entropy and per-batch metrics (means over B)."""
+  """Mean smoothed cross-entropy and per-batch metrics (means over B).
+
+  `batch['labels']` are one-hot or already-mixed targets [B, K]. A batch
+  may instead carry the release's MixUp/CutMix form: one-hot `labels` and
+  `mix_labels` [B, K] and `ratio` [B], mixed here as
+  ratio * labels + (1 - ratio) * mix_labels; accuracy is then measured
+  against `labels`, as in the release.
+  """
   labels = batch['labels']  # [B, K] one-hot or mixed targets
   label_smoothing = config.task.label_smoothing
   chex.assert_equal_shape([logits, labels])
   logits = logits.astype(jnp.float32)
   targets = labels
+  if 'mix_labels' in batch:
+    # [code] train/experiment.py: a batch may carry the second one-hot
+    # labels of MixUp/CutMix, mix_labels [B, K], and each example's share
+    # of its own labels, ratio [B]; the targets are mixed here, in the
+    # release's order of operations.
+    ratio = batch['ratio'][:, None]  # [B, 1]
+    targets = ratio * labels + (1. - ratio) * batch['mix_labels']
   if label_smoothing:
-    targets = optax.smooth_labels(labels, label_smoothing)
+    targets = optax.smooth_labels(targets, label_smoothing)
   loss = optax.softmax_cross_entropy(logits, targets).mean()
   accuracy = (jnp.argmax(logits, -1) == jnp.argmax(labels, -1)).mean()
   return loss, {'loss': loss, 'accuracy': accuracy}
