@@ -9,11 +9,11 @@ import jax
 import numpy as np
 import pytest
 
-from benchmarks import bench_accel
-from benchmarks import bench_batch_sum
-from benchmarks import bench_paths
-from benchmarks import mlm_ablations
-from benchmarks import mlm_plateau
+from benchmarks.probes import mlm_ablations
+from benchmarks.probes import mlm_plateau
+from benchmarks.speed import bench_accel
+from benchmarks.speed import bench_batch_sum
+from benchmarks.speed import bench_paths
 
 
 @pytest.mark.parametrize('per_example,fixed,budget', [

@@ -31,7 +31,7 @@ PAPER_BATCH = 512  # [P] App. H
 PAPER_LR = 4e-4  # [P] App. H
 
 # DEVIATION (not in the paper): the CPU-sized model of the reproduction
-# (benchmarks/FLOW.md): the released design at 32x48 pixels, 16 Fourier
+# (benchmarks/repro/FLOW.md): the released design at 32x48 pixels, 16 Fourier
 # bands, N x D = 64 x 128, 4 self-attention layers of 4 heads.
 CPU = dict(image_size=(32, 48), num_bands=16, num_latents=64,
            latent_channels=128, num_layers=4, num_heads=4)
@@ -136,7 +136,7 @@ def optical_flow(args: dict[str, Any]) -> ml_collections.ConfigDict:
   c.keep_checkpoints = 2
 
   if sizes is CPU:
-    # The reproduction (benchmarks/FLOW.md): unique scenes, batch 8, a
+    # The reproduction (benchmarks/repro/FLOW.md): unique scenes, batch 8, a
     # fixed step count for a ~45 minute run on 2 cores.
     c.input.num_scenes = 0
     c.input.global_batch_size = config_lib.positive_variant(args, 'batch', 8)

@@ -31,9 +31,9 @@ of `--repeats` calls each ended by `block_until_ready`, the two encoders
 alternating call by call. The machine may be shared: the script prints the
 load average (os.getloadavg) next to every timing.
 
-  python benchmarks/entities.py --sections=table,scaling,baselines \
-      --plot=benchmarks/entities_scaling.png
-  python benchmarks/entities.py --sections=compare --budget_min=21 \
+  python benchmarks/repro/entities.py --sections=table,scaling,baselines \
+      --plot=benchmarks/repro/figures/entities_scaling.png
+  python benchmarks/repro/entities.py --sections=compare --budget_min=21 \
       --workdir=/tmp/entities_compare
 
 The plot needs matplotlib (a benchmark-only dependency: pip install
@@ -50,7 +50,8 @@ import sys
 import time
 from typing import Any, Callable, Sequence
 
-_REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_REPO = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
 if _REPO not in sys.path:
   sys.path.insert(0, _REPO)
 

@@ -1,7 +1,7 @@
-r"""Why the small bytes MLM sits on the unigram plateau (benchmarks/LANGUAGE.md).
+r"""Why the small bytes MLM sits on the unigram plateau (repro/LANGUAGE.md).
 
 Not a test. One run of a bare optax loop (no checkpoints, so a probe is
-quick) on the CPU-sized MLM of benchmarks/language_repro.py, or on a
+quick) on the CPU-sized MLM of benchmarks/repro/language_repro.py, or on a
 same-size BERT-style byte Transformer, with the knobs of the ablations.
 
 Shapes: B batch, T bytes per example, V = 262 byte vocabulary, E = 128
@@ -47,11 +47,12 @@ then every --eval_every steps the train window's masked-byte accuracy and
 NLL, the accuracy on unmasked bytes ("copy"), the validation masked-byte
 accuracy and NLL, and the RMS of the embedding, input positions and
 decoder queries. `--out FILE` appends the run as one JSON line (read by
-benchmarks/mlm_ablations.py).
+benchmarks/probes/mlm_ablations.py).
 
-  .venv/bin/python benchmarks/mlm_plateau.py --steps=2000
-  .venv/bin/python benchmarks/mlm_plateau.py --steps=2000 --arch=bert
-  .venv/bin/python benchmarks/mlm_plateau.py --steps=2000 --masking=byte \
+  .venv/bin/python benchmarks/probes/mlm_plateau.py --steps=2000
+  .venv/bin/python benchmarks/probes/mlm_plateau.py --steps=2000 --arch=bert
+  .venv/bin/python benchmarks/probes/mlm_plateau.py --steps=2000 \
+      --masking=byte \
       --input_pos=fourier
 """
 import argparse
@@ -61,8 +62,10 @@ import os
 import sys
 import time
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
+_REPO = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
+if _REPO not in sys.path:
+  sys.path.insert(0, _REPO)
 
 # pylint: disable=wrong-import-position
 import haiku as hk

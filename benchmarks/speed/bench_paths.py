@@ -2,7 +2,7 @@ r"""The release-exact path against the fast path (a script, not a test).
 
 Shapes: B per-device batch.
 
-Both paths train the same model (benchmarks/cases.py): 'exact' is the
+Both paths train the same model (benchmarks/speed/cases.py): 'exact' is the
 release's computation (no scan, dense attention, no remat, the release's
 kernels, float32), 'fast' the switches the experiments train with
 (perceiver/tasks/*/recipes.py: `hk.layer_stack`, perceiver.kernels, and
@@ -31,10 +31,10 @@ off by default: on the 2-core CPU of benchmarks/README.md it made the
 release-exact ImageNet-Fourier compile slower, not faster (5 min 21 s at
 batch 2 against 54 s for the default compile at batch 8, same load).
 
-  python benchmarks/bench_paths.py                     # everything
-  python benchmarks/bench_paths.py --sections=step --pairs=9
-  python benchmarks/bench_paths.py --sections=batch --cases=optical_flow
-  python benchmarks/bench_paths.py --sections=batch --paths=fast
+  python benchmarks/speed/bench_paths.py                     # everything
+  python benchmarks/speed/bench_paths.py --sections=step --pairs=9
+  python benchmarks/speed/bench_paths.py --sections=batch --cases=optical_flow
+  python benchmarks/speed/bench_paths.py --sections=batch --paths=fast
 """
 import json
 import os
@@ -43,7 +43,8 @@ import sys
 import time
 from typing import Any, Callable, Optional, Sequence
 
-_REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_REPO = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
 if _REPO not in sys.path:
   sys.path.insert(0, _REPO)
 
@@ -53,7 +54,7 @@ from absl import flags
 import jax
 import numpy as np
 
-from benchmarks import cases as cases_lib
+from benchmarks.speed import cases as cases_lib
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
 SECTIONS = ('step', 'compile', 'batch')

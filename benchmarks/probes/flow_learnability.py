@@ -21,8 +21,10 @@ Data (--scene):
   cpu         the `cpu` variant's scenes and curriculum.
   translate   background only, pure translation (the simplest flow).
 
-  python benchmarks/flow_learnability.py --model=perceiver --scene=translate
-  python benchmarks/flow_learnability.py --model=cnn --scene=cpu --steps=300
+  python benchmarks/probes/flow_learnability.py --model=perceiver \
+      --scene=translate
+  python benchmarks/probes/flow_learnability.py --model=cnn --scene=cpu \
+      --steps=300
 """
 import os
 import sys
@@ -36,7 +38,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+_REPO = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
+if _REPO not in sys.path:
+  sys.path.insert(0, _REPO)
 
 from experiments import optical_flow  # pylint: disable=g-import-not-at-top,wrong-import-position
 from perceiver.tasks.flow import autoflow  # pylint: disable=g-import-not-at-top,wrong-import-position

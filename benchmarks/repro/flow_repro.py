@@ -1,4 +1,4 @@
-r"""The CPU-scale flow reproduction's evaluation (benchmarks/FLOW.md).
+r"""The CPU-scale flow reproduction's evaluation (benchmarks/repro/FLOW.md).
 
 Evaluates a trained run of experiments/optical_flow.py:cpu beside three
 baselines, on the same pairs:
@@ -16,9 +16,10 @@ sigma 1.2); OpenCV's DIS (preset MEDIUM). OpenCV is a benchmark-only
 dependency: pip install opencv-python-headless. opencv-doc is Debian-only:
 bash scripts/fetch_flow_data.sh extracts it and prints its folder.
 
-  python benchmarks/flow_repro.py --workdir=workdirs/flow_cpu \
+  python benchmarks/repro/flow_repro.py --workdir=workdirs/flow_cpu \
       --opencv_data=.cache/opencv_data/examples/data \
-      --json=benchmarks/flow_repro.json --picture=benchmarks/flow_repro.png
+      --json=benchmarks/repro/flow_repro.json \
+      --picture=benchmarks/repro/figures/flow_repro.png
 
 Prints a markdown table of EPE (px) and >3px outlier rates.
 """
@@ -31,7 +32,10 @@ from absl import app
 from absl import flags
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+_REPO = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
+if _REPO not in sys.path:
+  sys.path.insert(0, _REPO)
 
 from perceiver.tasks.flow import autoflow  # pylint: disable=g-import-not-at-top,wrong-import-position
 from perceiver.tasks.flow import colorwheel  # pylint: disable=g-import-not-at-top,wrong-import-position
@@ -74,9 +78,8 @@ def dis(frames):
 
 def _load_config(variant):
   import importlib.util  # pylint: disable=g-import-not-at-top
-  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
   spec = importlib.util.spec_from_file_location(
-      'optical_flow', os.path.join(root, 'experiments', 'optical_flow.py'))
+      'optical_flow', os.path.join(_REPO, 'experiments', 'optical_flow.py'))
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
   return module.get_config(variant)

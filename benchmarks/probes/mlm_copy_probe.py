@@ -12,14 +12,14 @@ optimisation of the architecture.
 Shapes: B = 32 examples, T bytes (the first T of each cached example),
 V = 262 byte ids.
 
-Data: the first 2000 training batches cached by benchmarks/mlm_plateau.py
+Data: the first 2000 training batches cached by benchmarks/probes/mlm_plateau.py
 (run it once; `--cache`), or with `--random=K` uniform random ids over K
 symbols (no unigram shortcut: the trivial loss is ln K).
 
-  .venv/bin/python benchmarks/mlm_copy_probe.py --T=128 --steps=200
-  .venv/bin/python benchmarks/mlm_copy_probe.py --T=32 --steps=300 \
+  .venv/bin/python benchmarks/probes/mlm_copy_probe.py --T=128 --steps=200
+  .venv/bin/python benchmarks/probes/mlm_copy_probe.py --T=32 --steps=300 \
       --config=num_layers=1
-  .venv/bin/python benchmarks/mlm_copy_probe.py --T=32 --random=16
+  .venv/bin/python benchmarks/probes/mlm_copy_probe.py --T=32 --random=16
 
 `--config k=v,...` overrides models.mlm_config kwargs (e.g.
 input_position_encoding=fourier, input_position_init_scale=1.0);
@@ -29,8 +29,16 @@ and, with `--grad_norms`, the gradient norm of every module at the first
 and the last step.
 """
 import argparse
+import os
+import sys
 import time
 
+_REPO = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
+if _REPO not in sys.path:
+  sys.path.insert(0, _REPO)
+
+# pylint: disable=wrong-import-position
 import haiku as hk
 import jax
 import jax.numpy as jnp
