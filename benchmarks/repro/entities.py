@@ -68,7 +68,9 @@ import optax
 from perceiver.tasks.entities import battle
 from perceiver.tasks.entities import encoders
 from perceiver.tasks.entities import models
+from perceiver.tasks.entities import recipes
 from perceiver.tasks.entities import task as entity_task
+from perceiver.train import optim
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
 SECTIONS = ('table', 'sweep', 'scaling', 'baselines', 'compare', 'curves')
@@ -180,7 +182,11 @@ def run_table() -> dict[str, Any]:
     params, state = model.init(jax.random.PRNGKey(0), data, is_training=True)
     encoder_params = _count({k: v for k, v in params.items()
                              if k.startswith(f'{name}_entity_encoder')})
-    tx = optax.adamw(1e-3)
+    # The experiment's optimiser (AdamW, clipping, the decay mask), as the
+    # trainer builds it.
+    recipe = recipes.entities({'encoder': name})
+    tx = optim.make_optimizer(recipe.optimizer, optim.make_schedule(
+        recipe.schedule, recipe.num_train_steps))
 
     def train_step(params, opt_state, batch, model=model, state=state, tx=tx):
       def loss_fn(p):
