@@ -46,7 +46,8 @@ from perceiver.tasks.flow import metrics  # pylint: disable=g-import-not-at-top,
 from perceiver.tasks.flow import task as flow_task  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 _WORKDIR = flags.DEFINE_string('workdir', 'workdirs/flow_cpu',
-                               'The trained run (or a checkpoint).')
+                               "The trained run (or a checkpoint); '': the "
+                               'model at its initialisation (a check).')
 _CONFIG = flags.DEFINE_string('config', 'cpu', 'Variant of the experiment.')
 _OPENCV_DATA = flags.DEFINE_string(
     'opencv_data', '.cache/opencv_data/examples/data',
@@ -55,6 +56,10 @@ _NUM_GENERATED = flags.DEFINE_integer('num_generated', 128,
                                       'Held-out generated pairs.')
 _JSON = flags.DEFINE_string('json', '', 'Write the results here.')
 _PICTURE = flags.DEFINE_string('picture', '', 'Write the figure here (PNG).')
+_REAL = flags.DEFINE_list('real', ['motorcycle', 'aloe'],
+                          'The real pairs evaluated (of REAL).')
+_OPENCV = flags.DEFINE_bool('opencv', True, "OpenCV's Farnebäck and DIS "
+                            'beside the model (--noopencv: without OpenCV).')
 
 REAL = (('motorcycle', 8), ('aloe', 16))
 
@@ -110,9 +115,13 @@ def main(argv):
       'Perceiver IO (ours, CPU)': lambda f: inference.predict(model, f,
                                                               network),
   }
+  if not _OPENCV.value:
+    methods = {k: v for k, v in methods.items() if 'OpenCV' not in k}
   sets = {'generated (held-out)': list(generated_pairs(
       config, _NUM_GENERATED.value))}
   for name, factor in REAL:
+    if name not in _REAL.value:
+      continue
     data_dir = _OPENCV_DATA.value if name == 'aloe' else None
     sets[f'{name} /{factor}'] = list(datasets.pairs(name, data_dir, factor))
   results, outputs = {}, {}

@@ -90,6 +90,9 @@ def define_flags() -> None:
   flags.DEFINE_bool('search_compiler_options', False,
                     'Compile the batch search with LLVM optimisation off.')
   flags.DEFINE_string('json_out', '', 'Also write every number here.')
+  flags.DEFINE_bool('tiny', False, 'The smoke-size models where a case has '
+                    'them (mlm_bytes, imagenet_fourier): a CPU check of the '
+                    'script, not a measurement.')
 
 
 GiB = 2.0 ** 30
@@ -158,8 +161,10 @@ def run_step(results: dict[str, Any]) -> None:
        f'{FLAGS.pairs} alternating pairs after {FLAGS.warmup} warm-up calls')
   rows = []
   for name in FLAGS.step_cases:
-    fast_switches = cases_lib.get(name, 'fast', batch).switches
-    r = time_paths(lambda path, n=name: cases_lib.get(n, path, batch),
+    fast_switches = cases_lib.get(name, 'fast', batch,
+                                  tiny=FLAGS.tiny).switches
+    r = time_paths(lambda path, n=name: cases_lib.get(n, path, batch,
+                                                      tiny=FLAGS.tiny),
                    FLAGS.pairs, FLAGS.warmup)
     r['fast_switches'] = fast_switches
     r['load'] = _load()
@@ -202,7 +207,7 @@ def run_compile(results: dict[str, Any]) -> None:
   for name in FLAGS.compile_cases:
     out = {}
     for path in cases_lib.PATHS:
-      case = cases_lib.get(name, path, batch)
+      case = cases_lib.get(name, path, batch, tiny=FLAGS.tiny)
       out[path] = compile_times(case)
       out[path]['switches'] = case.switches
       out[path]['load'] = _load()
@@ -285,8 +290,8 @@ class _PeakOfBatch:
   def __call__(self, batch: int) -> float:
     if batch not in self.cache:
       start = time.perf_counter()
-      r = compile_times(cases_lib.get(self.name, self.path, batch),
-                        self.options)
+      r = compile_times(cases_lib.get(self.name, self.path, batch,
+                                      tiny=FLAGS.tiny), self.options)
       self.seconds += time.perf_counter() - start
       self.cache[batch] = r['bytes']['peak']
       _log(f'    {self.name} {self.path} B={batch}: planned peak '
@@ -329,7 +334,8 @@ def run_batch(results: dict[str, Any]) -> None:
                          for p in paths},
            'compiles': {p: len(peaks[p].cache) for p in paths},
            'search_s': {p: peaks[p].seconds for p in paths},
-           'fast_switches': cases_lib.get(name, 'fast', 1).switches}
+           'fast_switches': cases_lib.get(name, 'fast', 1,
+                                          tiny=FLAGS.tiny).switches}
     results.setdefault('batch', {})[name] = out
     for budget in budgets:
       e, f = found.get(('exact', budget)), found.get(('fast', budget))
