@@ -107,7 +107,8 @@ def main(argv):
   del argv
   config = _load_config(_CONFIG.value)
   network = inference.network_size(config)
-  model = inference.load(config, _WORKDIR.value)
+  model = inference.load(config, _WORKDIR.value,
+                         seed=None if _WORKDIR.value else 0)
   methods = {
       'zero flow': lambda f: np.zeros(f.shape[1:3] + (2,), np.float32),
       'OpenCV Farnebäck': farneback,
