@@ -18,3 +18,8 @@ from tests.training_fixtures import compilation_cache  # noqa: E402,F401
 from tests.training_fixtures import experiment  # noqa: E402,F401
 from tests.training_fixtures import mnist_data_dir  # noqa: E402,F401
 from tests.training_fixtures import tiny_config  # noqa: E402,F401
+
+
+def pytest_configure(config):
+  # Tests over about 20 s; `-m "not slow"` leaves them out.
+  config.addinivalue_line('markers', 'slow: a test that takes over ~20 s')
