@@ -213,9 +213,10 @@ def test_paths_benchmark_runs_tiny(tmp_path):
 
 @pytest.mark.slow
 def test_language_repro_runs_two_steps(tmp_path):
+  # Batch 4: the trainer splits it over the 4 host devices of conftest.py.
   run_script('repro/language_repro.py', f'--workdir={tmp_path}',
-             '--pretrain_steps=2', '--pretrain_batch=2',
-             '--finetune_steps=2', '--finetune_batch=2')
+             '--pretrain_steps=2', '--pretrain_batch=4',
+             '--finetune_steps=2', '--finetune_batch=4')
   results = json.loads((tmp_path / 'results.json').read_text())
   assert len(results['runs']) == 1
 
