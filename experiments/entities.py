@@ -16,10 +16,10 @@ which side wins a deterministic combat simulation (from embedded_entity).
   python launch/train.py --config=experiments/entities.py:encoder=transformer \
       --workdir=workdirs/entities_transformer
   python launch/train.py --config=experiments/entities.py:smoke --workdir=/tmp/s
-  python benchmarks/entities.py --sections=compare   # both, side by side
+  python benchmarks/repro/entities.py --sections=compare   # both, side by side
 
 Expected ([P] Table 9): equal quality at about 3x fewer forward FLOPs for
-Perceiver IO. Measured here (benchmarks/ENTITIES.md): 3.33 GFLOPs
+Perceiver IO. Measured here (benchmarks/repro/ENTITIES.md): 3.33 GFLOPs
 (Transformer, as [P]'s 3.3B) against 0.47 GFLOPs per example at M = 512;
 held-out accuracies after the same CPU budget are in ENTITIES.md.
 

@@ -31,12 +31,12 @@ Variants (comma-separated after the colon):
   smoke      2 steps of a tiny model on the embedded KJV+Shakespeare corpus.
   embedded   the embedded corpus instead of C4 + Wikipedia.
   small      the CPU-sized model of recipes.SMALL (T = 128 bytes; DEVIATION:
-             not in the paper; benchmarks/language_repro.py).
+             not in the paper; benchmarks/repro/language_repro.py).
   steps=N    optimiser updates (default 500000).
   accum=K    micro-batches per update (default 8; batch stays 2048).
   batch=B    batch per update (default 2048).
   lr=X       peak learning rate (default 1.25e-3).
-Model fields of the plateau ablations (benchmarks/LANGUAGE.md; the
+Model fields of the plateau ablations (benchmarks/repro/LANGUAGE.md; the
 release's values are the defaults, any other is a DEVIATION):
   embed_init=X      token embedding (= tied logits) init stddev (1.0).
   input_pos=fourier Fourier input positions instead of the learned table.

@@ -20,7 +20,7 @@ Expected ([P] Table 4, N latents x 512, Kinetics-700-2020):
   N = 392 (176x): audio PSNR 25.33, video PSNR 24.27, top-1  8.6%
   N = 196 (352x): audio PSNR 14.15, video PSNR 23.21, top-1 11.5%
 The CPU-scale reproduction on real films and its baseline:
-benchmarks/MULTIMODAL.md.
+benchmarks/repro/MULTIMODAL.md.
 
 Variants (comma-separated after the colon):
   latents=N  784 (default), 392 or 196; with cpu: 88 (default), 44 or 22

@@ -9,7 +9,7 @@ classifier head of [P] F.4, fine-tuned from an MLM checkpoint or from
 scratch:
 
   python launch/train.py --config=experiments/mlm_bytes.py:embedded \
-      --workdir=workdirs/mlm_small ...   (see benchmarks/language_repro.py)
+      --workdir=workdirs/mlm_small ...  (benchmarks/repro/language_repro.py)
   python launch/train.py \
       --config=experiments/sentiment.py:init=workdirs/mlm_small/checkpoints \
       --workdir=workdirs/sentiment
@@ -19,7 +19,7 @@ scratch:
 
 Expected: [P] Table 14 reports SST-2 dev accuracy 93.17 for the full bytes
 model pretrained on C4 + Wikipedia; this toy setting is far below that.
-Measured numbers (benchmarks/LANGUAGE.md): pretrained on KJV+Shakespeare
+Measured numbers (benchmarks/repro/LANGUAGE.md): pretrained on KJV+Shakespeare
 vs from scratch, same steps and seed.
 
 Recipe: [P] F.4's (LAMB, weight decay 0.01, warmup min(200, 10% of the

@@ -37,12 +37,12 @@ float rounding (tests/test_kernels.py), and the parameter tree is unchanged:
     (`position_encoding.TrainablePositionEncoding`): its gradient, a sum
     over the batch, is taken with a matmul against ones instead of XLA's
     reduce over the leading axis, which XLA:CPU runs 20 to 50 times slower
-    (benchmarks/bench_batch_sum.py).
+    (benchmarks/speed/bench_batch_sum.py).
 
 Outside the scope (the default) every module runs the release's graph, so
 the golden tests and `config_lib.release_exact` are untouched. The trainer
 holds the scope for `config.fast_kernels` (perceiver/train/trainer.py);
-benchmarks/bench_paths.py measures it.
+benchmarks/speed/bench_paths.py measures it.
 
 The scope is read at trace time, like Haiku's mixed-precision policies: a
 function jitted inside it keeps the fast kernels.

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Extracts opencv-doc's examples/data (82 real photos, the Middlebury
 # Aloe stereo pair with ground-truth disparity, flow frames) into a cache
-# folder for the flow benchmark (benchmarks/flow_repro.py) and, optionally,
-# as extra textures of the flow generator (config.input.texture_dirs).
-# Debian package only (opencv-doc); the library and the tests do
-# not need it. Bootstrap only: nothing at training or test time downloads.
+# folder for the flow benchmark (benchmarks/repro/flow_repro.py) and,
+# optionally, as extra textures of the flow generator
+# (config.input.texture_dirs). Debian package only (opencv-doc); the
+# library and the tests do not need it. Bootstrap only: nothing at training or test time downloads.
 # Idempotent. Prints the folder.
 #   usage: bash scripts/fetch_flow_data.sh [DIR]
 #   default DIR: <repo>/.cache/opencv_data

@@ -1,19 +1,88 @@
-"""The benchmark scripts run: bench_accel's CPU tiny mode end to end,
-bench_paths' batch search against a brute-force scan, bench_batch_sum on a
-small shape, and every plateau ablation arm's flags build its model."""
+"""The benchmark scripts run, each in a tiny mode, from the repository root
+as `python benchmarks/<room>/<script>.py` (so their own sys.path set-up is
+tested too); bench_paths' batch search against a brute-force scan, the
+accelerator benchmark's CPU mode and the plateau ablation arms' models in
+process. `test_every_benchmark_script_is_covered` keeps the list whole."""
 import functools
+import glob
+import json
 import math
+import os
+import pathlib
+import subprocess
+import sys
 
 import haiku as hk
 import jax
 import numpy as np
 import pytest
 
-from benchmarks import bench_accel
-from benchmarks import bench_batch_sum
-from benchmarks import bench_paths
-from benchmarks import mlm_ablations
-from benchmarks import mlm_plateau
+from benchmarks.probes import mlm_ablations
+from benchmarks.probes import mlm_plateau
+from benchmarks.speed import bench_accel
+from benchmarks.speed import bench_batch_sum
+from benchmarks.speed import bench_paths
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BENCHMARKS = os.path.join(REPO, 'benchmarks')
+ROOMS = ('speed', 'repro', 'probes')
+
+# Every script of the rooms -> the test that runs it in its tiny mode.
+TINY = {
+    'speed/bench_accel.py': 'test_accel_benchmark_runs_on_cpu_in_tiny_mode',
+    'speed/bench_batch_sum.py': 'test_batch_sum_script_runs',
+    'speed/bench_core.py': 'test_core_benchmark_runs_small',
+    'speed/bench_paths.py': 'test_paths_benchmark_runs_tiny',
+    'repro/language_repro.py': 'test_language_repro_runs_two_steps',
+    'repro/multimodal_repro.py': 'test_multimodal_repro_runs_two_steps',
+    'repro/flow_repro.py': 'test_flow_repro_runs_at_init',
+    'repro/entities.py': 'test_entities_benchmark_runs_small',
+    'probes/mlm_plateau.py': 'test_mlm_plateau_runs_two_steps',
+    'probes/mlm_ablations.py': 'test_mlm_ablations_run_one_arm',
+    'probes/mlm_copy_probe.py': 'test_mlm_copy_probe_runs_two_steps',
+    'probes/flow_learnability.py': 'test_flow_learnability_runs_two_steps',
+}
+# Modules the scripts import; covered through them.
+LIBRARIES = ('speed/cases.py', 'probes/optimiser.py')
+
+
+def _scripts():
+  return sorted(os.path.relpath(p, BENCHMARKS) for room in ROOMS
+                for p in glob.glob(os.path.join(BENCHMARKS, room, '*.py')))
+
+
+def run_script(script, *args, timeout=900):
+  """Runs benchmarks/<script> as a command from the repository root (no
+  PYTHONPATH: the script puts the checkout on sys.path itself); returns
+  its output."""
+  env = dict(os.environ)
+  env.pop('PYTHONPATH', None)
+  done = subprocess.run(
+      [sys.executable, os.path.join('benchmarks', script)] + list(args),
+      cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout,
+      check=False)
+  assert done.returncode == 0, (
+      f'{script} {" ".join(args)} exited {done.returncode}:\n'
+      f'{done.stdout[-3000:]}\n{done.stderr[-3000:]}')
+  return done.stdout
+
+
+@pytest.mark.parametrize('script', _scripts())
+def test_every_benchmark_script_is_covered(script):
+  if script in LIBRARIES:
+    room, name = os.path.dirname(script), os.path.basename(script)[:-3]
+    line = f'from benchmarks.{room} import {name}'
+    importers = [s for s in TINY
+                 if line in pathlib.Path(BENCHMARKS, s).read_text()]
+    assert importers, f'{script} is a library that no tested script imports'
+  else:
+    assert script in TINY, f'{script}: add a tiny-mode test to TINY'
+    assert callable(globals().get(TINY[script])), TINY[script]
+
+
+def test_no_script_outside_the_rooms():
+  assert not glob.glob(os.path.join(BENCHMARKS, '*.py'))
+  assert set(TINY) | set(LIBRARIES) == set(_scripts())
 
 
 @pytest.mark.parametrize('per_example,fixed,budget', [
@@ -47,6 +116,7 @@ def test_batch_sum_benchmark_times_two_equal_sums():
   assert r['max_abs_difference'] < 1e-5
 
 
+@pytest.mark.slow
 def test_accel_benchmark_runs_on_cpu_in_tiny_mode():
   # One case (the MLM smoke model) keeps the test short; the ImageNet case
   # goes through the same code with another recipe.
@@ -93,3 +163,137 @@ def test_mlm_ablation_arm_builds_its_model(arm):
   params = jax.eval_shape(forward.init, jax.random.PRNGKey(0), ids, ids)
   logits = jax.eval_shape(forward.apply, params, None, ids, ids)
   assert logits.shape == (2, args.seq_len, mlm_plateau.V)
+
+
+def test_mlm_plateau_flags_map_onto_the_project_optimiser():
+  args = mlm_plateau.parser().parse_args(['--steps=300'])
+  c = mlm_plateau.optimizer_config(args)
+  assert (c.optimizer.name, c.optimizer.weight_decay) == ('lamb', 0.01)
+  assert (c.schedule.name, c.schedule.base_lr) == ('warmup_cosine', 2e-3)
+  assert (c.schedule.warmup_steps, c.num_train_steps) == (30, 300)
+  args = mlm_plateau.parser().parse_args(
+      ['--optimizer=adamw', '--lr=1e-3', '--warmup=0', '--weight_decay=0'])
+  c = mlm_plateau.optimizer_config(args)
+  assert (c.optimizer.name, c.schedule.base_lr) == ('adamw', 1e-3)
+  assert (c.schedule.warmup_steps, c.optimizer.weight_decay) == (0, 0.0)
+
+
+# --- Each script, in its tiny mode, as a command ---------------------------
+
+
+@pytest.mark.slow
+def test_batch_sum_script_runs():
+  out = run_script('speed/bench_batch_sum.py', '--shapes=2x8x4',
+                   '--repeats=1')
+  assert '2x8x4' in out
+
+
+@pytest.mark.slow
+def test_core_benchmark_runs_small():
+  # scale_m is the same code as scale_o; core compiles the reduced configs.
+  out = run_script('speed/bench_core.py', '--sections=scale_o,chunked',
+                   '--min_log2=5', '--max_log2=6', '--fixed_log2=5',
+                   '--chunk=32', '--scale_batch=1', '--warmup=0',
+                   '--repeats=1')
+  for section in ('scale_o', 'chunked'):
+    assert f'## {section}' in out
+
+
+@pytest.mark.slow
+def test_paths_benchmark_runs_tiny(tmp_path):
+  out = tmp_path / 'paths.json'
+  run_script('speed/bench_paths.py', '--tiny', '--step_cases=mlm_bytes',
+             '--compile_cases=mlm_bytes', '--cases=mlm_bytes', '--pairs=1',
+             '--warmup=0', '--step_batch=1', '--compile_batch=1',
+             '--budgets_gib=0.02', '--max_batch=4', f'--json_out={out}')
+  results = json.loads(out.read_text())
+  assert set(results) >= {'step', 'compile', 'batch'}
+  assert results['step']['mlm_bytes']['speedup'] > 0
+
+
+@pytest.mark.slow
+def test_language_repro_runs_two_steps(tmp_path):
+  # Batch 4: the trainer splits it over the 4 host devices of conftest.py.
+  run_script('repro/language_repro.py', f'--workdir={tmp_path}',
+             '--pretrain_steps=2', '--pretrain_batch=4',
+             '--finetune_steps=2', '--finetune_batch=4')
+  results = json.loads((tmp_path / 'results.json').read_text())
+  assert len(results['runs']) == 1
+
+
+@pytest.mark.slow
+def test_multimodal_repro_runs_two_steps(tmp_path):
+  from perceiver.tasks.multimodal import embedded  # pylint: disable=g-import-not-at-top
+  try:
+    embedded.megamind_path()
+  except FileNotFoundError as e:
+    pytest.skip(str(e))
+  picture = tmp_path / 'picture.png'
+  run_script('repro/multimodal_repro.py', f'--workdir={tmp_path}',
+             '--steps=2', '--latents=22', f'--picture={picture}')
+  assert picture.exists()
+
+
+@pytest.mark.slow
+def test_flow_repro_runs_at_init(tmp_path):
+  out = tmp_path / 'flow.json'
+  run_script('repro/flow_repro.py', '--workdir=', '--config=smoke',
+             '--num_generated=2', '--real=motorcycle', '--noopencv',
+             f'--json={out}')
+  results = json.loads(out.read_text())
+  assert set(results) == {'generated (held-out)', 'motorcycle /8'}
+
+
+@pytest.mark.slow
+def test_entities_benchmark_runs_small(tmp_path):
+  out = tmp_path / 'entities.json'
+  run_script('repro/entities.py', '--sections=table,scaling,baselines',
+             '--entities=32', '--batch=2', '--warmup=0', '--repeats=1',
+             '--scale_batch=1', '--min_log2=4', '--max_log2=5',
+             '--baseline_examples=4', f'--json_out={out}')
+  assert set(json.loads(out.read_text())) == {'table', 'scaling',
+                                              'baselines'}
+
+
+@pytest.fixture(scope='module')
+def plateau_run(tmp_path_factory):
+  """One two-step mlm_plateau.py run; its workdir holds the cached batches
+  the copy probe and the ablations read."""
+  workdir = tmp_path_factory.mktemp('mlm_plateau')
+  out = workdir / 'runs.jsonl'
+  run_script('probes/mlm_plateau.py', f'--workdir={workdir}', '--steps=2',
+             '--batch=2', '--seq_len=32', '--eval_every=1', f'--out={out}')
+  return workdir, [json.loads(line) for line in out.read_text().splitlines()]
+
+
+@pytest.mark.slow
+def test_mlm_plateau_runs_two_steps(plateau_run):
+  _, records = plateau_run
+  assert len(records) == 1 and len(records[0]['curve']) == 2
+  assert np.isfinite(records[0]['curve'][-1]['val_nll'])
+
+
+@pytest.mark.slow
+def test_mlm_copy_probe_runs_two_steps(plateau_run):
+  workdir, _ = plateau_run
+  out = run_script('probes/mlm_copy_probe.py',
+                   f'--cache={workdir}/batches_T32_B2_p0.15_word.npz',
+                   '--T=32', '--steps=2', '--every=1')
+  assert 'step 2: copy loss' in out
+
+
+@pytest.mark.slow
+def test_mlm_ablations_run_one_arm(plateau_run, tmp_path):
+  workdir, _ = plateau_run
+  out = run_script('probes/mlm_ablations.py', '--arms=release', '--steps=2',
+                   f'--out={tmp_path}/ab.jsonl', f'--workdir={workdir}',
+                   '--', '--batch=2', '--seq_len=32', '--eval_every=1')
+  assert '| release | 1 |' in out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('model', ['fixed', 'cnn'])
+def test_flow_learnability_runs_two_steps(model):
+  out = run_script('probes/flow_learnability.py', f'--model={model}',
+                   '--steps=2')
+  assert out.splitlines()[-1].split()[0] == '2'

@@ -116,7 +116,7 @@ def release_exact(config: ConfigDict) -> ConfigDict:
   where they pay); the same parameters, converted with
   `perceiver.to_release_layout` (which `trainer.export` does), run in the
   model of this config exactly as in DeepMind's release. Tests and
-  benchmarks/bench_paths.py compare the two.
+  benchmarks/speed/bench_paths.py compare the two.
   """
   c = ConfigDict(config.to_dict())
   c.scan_layers = False

@@ -164,7 +164,7 @@ FIT_STEPS, FIT_RATIO = 60, 0.5
 def test_smoke_model_fits_a_fixed_batch_of_pairs(smoke_config):
   """The model, loss and output scale can learn: the release's zero-init,
   x 20 / 100 head gets gradients, and 4 fixed generated pairs are fitted
-  well below zero flow's loss (the diagnosis in benchmarks/FLOW.md)."""
+  well below zero flow's loss (benchmarks/repro/FLOW.md)."""
   import optax  # pylint: disable=g-import-not-at-top
   from perceiver.tasks.flow import autoflow  # pylint: disable=g-import-not-at-top
   c = smoke_config

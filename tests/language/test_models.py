@@ -354,7 +354,7 @@ def test_merge_params_refuses_an_unrelated_checkpoint():
 
 
 def test_mlm_input_position_fields():
-  """The config fields of the plateau ablations (benchmarks/LANGUAGE.md):
+  """The config fields of the plateau ablations (benchmarks/repro/LANGUAGE.md):
   release values write nothing; Fourier input positions widen the encoder
   input; the init scales set the stddev of the tables."""
   assert models.smoke_config(input_position_encoding='trainable',
@@ -385,7 +385,7 @@ def test_mlm_input_position_fields():
 
 
 def test_mlm_embedding_init_scale_field():
-  """embedding_init_scale (benchmarks/LANGUAGE.md): the release's 1.0
+  """embedding_init_scale (benchmarks/repro/LANGUAGE.md): the release's 1.0
   writes nothing and keeps hk.Embed's init bit for bit; another value sets
   the token table's stddev, in the MLM and in the GLUE encoder alike."""
   assert models.smoke_config(embedding_init_scale=1.0) == SMOKE

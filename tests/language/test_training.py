@@ -84,9 +84,9 @@ def test_mlm_smoke_trains(name, tmp_path, data_dir, spm_model):
 
 
 def test_mlm_ablation_variants_train(tmp_path, data_dir):
-  """The plateau ablations' fields (benchmarks/LANGUAGE.md) reach the model
-  from the experiment's variants, and the MLM trains with all of them and
-  per-byte masking; release values write nothing."""
+  """The plateau ablations' fields (benchmarks/repro/LANGUAGE.md) reach the
+  model from the experiment's variants, and the MLM trains with all of them
+  and per-byte masking; release values write nothing."""
   release = load_experiment('mlm_bytes', 'smoke')
   same = load_experiment('mlm_bytes', 'smoke,embed_init=1.0,'
                          'input_pos=trainable,input_pos_init=0.02,'

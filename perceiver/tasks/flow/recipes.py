@@ -41,7 +41,7 @@ _PREP_FOURIER = 'input_preprocessor.fourier_position_encoding_kwargs.'
 _DEC_FOURIER = 'decoder.fourier_position_encoding_kwargs.'
 
 # DEVIATION (not in the paper): the CPU-sized model of the reproduction
-# (benchmarks/FLOW.md): the released design at 32x48 pixels, 16 Fourier
+# (benchmarks/repro/FLOW.md): the released design at 32x48 pixels, 16 Fourier
 # bands, N x D = 64 x 128, 4 self-attention layers of 4 heads.
 CPU = {
     _PREP_FOURIER + 'num_bands': 16,
@@ -131,8 +131,8 @@ def paper(batch: int = PAPER_BATCH, accum: int = 1, steps: int = 0,
 
 def cpu(batch: int = 8, steps: int = 700, lr: float = 1e-3,
         textures: str = '') -> ml_collections.ConfigDict:
-  """The CPU-scale reproduction (benchmarks/FLOW.md): unique scenes, batch
-  8, a fixed step count for a ~45 minute run on 2 cores."""
+  """The CPU-scale reproduction (benchmarks/repro/FLOW.md): unique scenes,
+  batch 8, a fixed step count for a ~45 minute run on 2 cores."""
   c = _base(CPU, textures)
   config_lib.set_batch(c, batch, 1, steps)
   c.input.num_scenes = 0

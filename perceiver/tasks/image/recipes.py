@@ -37,7 +37,7 @@ IMAGENET_VARIANTS = ('smoke', 'batch')
 MNIST_VARIANTS = ('smoke', 'steps')
 
 
-# --- The fast path (benchmarks/bench_paths.py; numbers in benchmarks/README.md)
+# --- The fast path (benchmarks/speed/bench_paths.py; benchmarks/README.md)
 # ImageNet encoder kv chunk: the cross-attention's [512, 50,176] logits are
 # never built; chunks longer than the 512 latents leave the self-attention
 # dense (perceiver.attention runs a single chunk densely).
@@ -47,7 +47,7 @@ IMAGENET_KV_CHUNK = 2048
 def fast_path(c: ml_collections.ConfigDict, *, kv_chunk_size: int = 0
               ) -> None:
   """Turns on the fast path's switches (measured against the release-exact
-  path by benchmarks/bench_paths.py): `hk.layer_stack` (one compiled layer
+  path by benchmarks/speed/bench_paths.py): `hk.layer_stack` (one compiled layer
   instead of every one), remat of the self-attention layers (less memory
   per example), and, when `kv_chunk_size` is given, chunked encoder
   attention."""

@@ -30,7 +30,7 @@ Decisions where the paper is silent (all are fields of `MlmConfig`):
   padded with PAD (input_mask 0, never masked, never in the loss).
 * `mask_unit='word'` (default, [P] §4.1): the unit masked with p is a
   whitespace-delimited word. DEVIATION (a config field for small-scale
-  runs, benchmarks/LANGUAGE.md): 'token' masks every token inside a word
+  runs, benchmarks/repro/LANGUAGE.md): 'token' masks every token inside a word
   (never whitespace, EOS or padding) independently with p, so that for
   bytes a masked byte usually has visible neighbours. BERT replacement is
   then decided per token.

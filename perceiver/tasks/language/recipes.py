@@ -42,7 +42,7 @@ GLUE_BATCH_SIZES = (16, 32, 64)  # [P] Table 13
 GLUE_LEARNING_RATES = (1e-4, 5e-5, 2e-5, 1e-5)  # [P] Table 13
 
 # A CPU-sized bytes MLM (DEVIATION: not in the paper; for the embedded
-# corpus and benchmarks/language_repro.py): the released design at
+# corpus and benchmarks/repro/language_repro.py): the released design at
 # T = 128 bytes, E = 128, N x D = 32 x 160, 4 layers (776k params; about
 # 0.3 s per step of 32 on 2 loaded CPU cores).
 SMALL = dict(max_seq_len=128, d_model=128, num_latents=32,
@@ -51,7 +51,7 @@ SMALL = dict(max_seq_len=128, d_model=128, num_latents=32,
 
 
 # Experiment variants that set a model field of the plateau ablations
-# (benchmarks/LANGUAGE.md): variant -> (mlm_config kwarg, type, the
+# (benchmarks/repro/LANGUAGE.md): variant -> (mlm_config kwarg, type, the
 # release's value).
 MODEL_VARIANTS = {
     'embed_init': ('embedding_init_scale', float, 1.0),
@@ -101,7 +101,7 @@ def _base(task: str) -> ml_collections.ConfigDict:
   c.optimizer.weight_decay = 0.01  # [P] F.3 / F.4
   c.schedule.name = 'warmup_cosine'
   # The fast path: one compiled self-attention layer instead of 26
-  # (compile time and step time: benchmarks/bench_paths.py).
+  # (compile time and step time: benchmarks/speed/bench_paths.py).
   c.scan_layers = True
   return c
 
@@ -143,7 +143,7 @@ def mlm(model_name: str, args: dict[str, Any]) -> ml_collections.ConfigDict:
   c.schedule.decay_steps = 0
   c.optimizer.clip_global_norm = 0.0  # [P] silent: no clipping
   # Remat of the self-attention layers: a larger micro-batch fits in the
-  # same memory (benchmarks/bench_paths.py, section 'batch').
+  # same memory (benchmarks/speed/bench_paths.py, section 'batch').
   c.remat = True
   c.log_every = 100
   c.eval_every = 10_000 * accum
@@ -169,7 +169,7 @@ def paper(model_name: str = 'mlm_bytes', **variants
 
 def cpu(**variants) -> ml_collections.ConfigDict:
   """MLM pretraining of the CPU-sized bytes model (SMALL) on the embedded
-  corpus (DEVIATION: not in the paper; benchmarks/language_repro.py)."""
+  corpus (DEVIATION: not in the paper; benchmarks/repro/language_repro.py)."""
   return mlm('mlm_bytes', {**variants, 'small': True, 'embedded': True})
 
 

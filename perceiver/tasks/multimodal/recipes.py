@@ -115,7 +115,7 @@ def cpu(latents: int = 88, steps: int = 1200) -> ml_collections.ConfigDict:
   every pixel as the clip's mean colour (held-out video PSNR 14.2 dB, the
   mean colour's 14.25) and the audio as silence (38.40 dB, silence's
   38.40). With weight 1 the same run reaches 17.9 dB on the held-out video
-  (benchmarks/MULTIMODAL.md).
+  (benchmarks/repro/MULTIMODAL.md).
   """
   c = _base('perceiver.tasks.multimodal.embedded', 'embedded_av/cpu')
   c.input.eval_split = 'test'  # the held-out seconds

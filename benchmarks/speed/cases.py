@@ -29,7 +29,8 @@ import os
 import sys
 from typing import Any, Callable, Mapping, Optional, Sequence
 
-_REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_REPO = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
 if _REPO not in sys.path:
   sys.path.insert(0, _REPO)
 
@@ -254,7 +255,7 @@ def mlm_bytes(path: str, batch: int, *, tiny: bool = False,
   return _mlm(config, path, batch, compute_dtype)
 
 
-# The reduced configs of benchmarks/bench_core.py ("core"): the ImageNet and
+# The reduced configs of speed/bench_core.py ("core"): the ImageNet and
 # MLM recipes with a small model, for timing on a CPU.
 SMALL_CLASSIFIER = dict(
     num_classes=100, input_channels=3,

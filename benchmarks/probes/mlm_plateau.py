@@ -1,8 +1,9 @@
-r"""Why the small bytes MLM sits on the unigram plateau (benchmarks/LANGUAGE.md).
+r"""Why the small bytes MLM sits on the unigram plateau (repro/LANGUAGE.md).
 
-Not a test. One run of a bare optax loop (no checkpoints, so a probe is
-quick) on the CPU-sized MLM of benchmarks/language_repro.py, or on a
-same-size BERT-style byte Transformer, with the knobs of the ablations.
+Not a test. One run of a bare training loop (no checkpoints, so a probe
+is quick; the project's optimiser, benchmarks/probes/optimiser.py) on the
+CPU-sized MLM of benchmarks/repro/language_repro.py, or on a same-size
+BERT-style byte Transformer, with the knobs of the ablations.
 
 Shapes: B batch, T bytes per example, V = 262 byte vocabulary, E = 128
 channels of the embedding and the decoder queries, N latents.
@@ -34,11 +35,11 @@ input_position_encoding), --input_pos_scale (input_position_init_scale,
 0.02), --query_pos_scale (query_position_init_scale, 0.02), --latents
 (num_latents), --cross_heads (cross_attend_heads), --layers, --seq_len
 (max_seq_len and config.input.sequence_length), --masking
-(config.input.mask_unit), --optimizer {lamb, adamw}, --lr, --warmup
-(config.optimizer / config.schedule), --embed_scale (embedding_init_scale:
-the token table's init stddev, hk.Embed's 1.0 in the release; BERT's too).
---copy_weight puts the unmasked bytes in the loss too (the copy probe of
-the earlier session).
+(config.input.mask_unit), --optimizer {lamb, adamw}, --lr, --warmup,
+--weight_decay (config.optimizer.name and .weight_decay, config.schedule:
+'warmup_cosine'), --embed_scale (embedding_init_scale: the token table's
+init stddev, hk.Embed's 1.0 in the release; BERT's too). --copy_weight
+puts the unmasked bytes in the loss too (a copy probe).
 
 Prints the count baselines on the validation masks (the unigram: the
 plateau; and a count model of a shallow context: (masked-run length, index
@@ -47,11 +48,12 @@ then every --eval_every steps the train window's masked-byte accuracy and
 NLL, the accuracy on unmasked bytes ("copy"), the validation masked-byte
 accuracy and NLL, and the RMS of the embedding, input positions and
 decoder queries. `--out FILE` appends the run as one JSON line (read by
-benchmarks/mlm_ablations.py).
+benchmarks/probes/mlm_ablations.py).
 
-  .venv/bin/python benchmarks/mlm_plateau.py --steps=2000
-  .venv/bin/python benchmarks/mlm_plateau.py --steps=2000 --arch=bert
-  .venv/bin/python benchmarks/mlm_plateau.py --steps=2000 --masking=byte \
+  .venv/bin/python benchmarks/probes/mlm_plateau.py --steps=2000
+  .venv/bin/python benchmarks/probes/mlm_plateau.py --steps=2000 --arch=bert
+  .venv/bin/python benchmarks/probes/mlm_plateau.py --steps=2000 \
+      --masking=byte \
       --input_pos=fourier
 """
 import argparse
@@ -61,8 +63,10 @@ import os
 import sys
 import time
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
+_REPO = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
+if _REPO not in sys.path:
+  sys.path.insert(0, _REPO)
 
 # pylint: disable=wrong-import-position
 import haiku as hk
@@ -71,6 +75,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from benchmarks.probes import optimiser
 from perceiver import builders
 from perceiver import io_processors
 from perceiver import perceiver
@@ -273,14 +278,17 @@ def bert_mlm(args):
 # ---------------------------------------------------------------------------
 
 
+def optimizer_config(args):
+  """--optimizer, --lr, --warmup, --weight_decay as the project's fields:
+  a linear warmup, then a cosine to 0 at --steps."""
+  warmup = args.warmup if args.warmup >= 0 else args.steps // 10
+  return optimiser.config(name=args.optimizer, lr=args.lr, steps=args.steps,
+                          warmup=warmup,
+                          weight_decay=args.weight_decay)
+
+
 def optimizer(args):
-  warmup = max(args.warmup if args.warmup >= 0 else args.steps // 10, 1)
-  # optax needs at least one decay step after the warmup (--steps=1 too).
-  schedule = optax.warmup_cosine_decay_schedule(
-      0.0, args.lr, warmup, max(args.steps, warmup + 1))
-  if args.optimizer == 'lamb':
-    return optax.lamb(schedule, eps=1e-6, weight_decay=args.weight_decay)
-  return optax.adamw(schedule, eps=1e-6, weight_decay=args.weight_decay)
+  return optimiser.make(optimizer_config(args))
 
 
 def _scales(params):

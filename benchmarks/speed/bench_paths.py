@@ -2,7 +2,7 @@ r"""The release-exact path against the fast path (a script, not a test).
 
 Shapes: B per-device batch.
 
-Both paths train the same model (benchmarks/cases.py): 'exact' is the
+Both paths train the same model (benchmarks/speed/cases.py): 'exact' is the
 release's computation (no scan, dense attention, no remat, the release's
 kernels, float32), 'fast' the switches the experiments train with
 (perceiver/tasks/*/recipes.py: `hk.layer_stack`, perceiver.kernels, and
@@ -31,10 +31,10 @@ off by default: on the 2-core CPU of benchmarks/README.md it made the
 release-exact ImageNet-Fourier compile slower, not faster (5 min 21 s at
 batch 2 against 54 s for the default compile at batch 8, same load).
 
-  python benchmarks/bench_paths.py                     # everything
-  python benchmarks/bench_paths.py --sections=step --pairs=9
-  python benchmarks/bench_paths.py --sections=batch --cases=optical_flow
-  python benchmarks/bench_paths.py --sections=batch --paths=fast
+  python benchmarks/speed/bench_paths.py                     # everything
+  python benchmarks/speed/bench_paths.py --sections=step --pairs=9
+  python benchmarks/speed/bench_paths.py --sections=batch --cases=optical_flow
+  python benchmarks/speed/bench_paths.py --sections=batch --paths=fast
 """
 import json
 import os
@@ -43,7 +43,8 @@ import sys
 import time
 from typing import Any, Callable, Optional, Sequence
 
-_REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_REPO = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
 if _REPO not in sys.path:
   sys.path.insert(0, _REPO)
 
@@ -53,7 +54,7 @@ from absl import flags
 import jax
 import numpy as np
 
-from benchmarks import cases as cases_lib
+from benchmarks.speed import cases as cases_lib
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
 SECTIONS = ('step', 'compile', 'batch')
@@ -89,6 +90,9 @@ def define_flags() -> None:
   flags.DEFINE_bool('search_compiler_options', False,
                     'Compile the batch search with LLVM optimisation off.')
   flags.DEFINE_string('json_out', '', 'Also write every number here.')
+  flags.DEFINE_bool('tiny', False, 'The smoke-size models where a case has '
+                    'them (mlm_bytes, imagenet_fourier): a CPU check of the '
+                    'script, not a measurement.')
 
 
 GiB = 2.0 ** 30
@@ -157,8 +161,10 @@ def run_step(results: dict[str, Any]) -> None:
        f'{FLAGS.pairs} alternating pairs after {FLAGS.warmup} warm-up calls')
   rows = []
   for name in FLAGS.step_cases:
-    fast_switches = cases_lib.get(name, 'fast', batch).switches
-    r = time_paths(lambda path, n=name: cases_lib.get(n, path, batch),
+    fast_switches = cases_lib.get(name, 'fast', batch,
+                                  tiny=FLAGS.tiny).switches
+    r = time_paths(lambda path, n=name: cases_lib.get(n, path, batch,
+                                                      tiny=FLAGS.tiny),
                    FLAGS.pairs, FLAGS.warmup)
     r['fast_switches'] = fast_switches
     r['load'] = _load()
@@ -201,7 +207,7 @@ def run_compile(results: dict[str, Any]) -> None:
   for name in FLAGS.compile_cases:
     out = {}
     for path in cases_lib.PATHS:
-      case = cases_lib.get(name, path, batch)
+      case = cases_lib.get(name, path, batch, tiny=FLAGS.tiny)
       out[path] = compile_times(case)
       out[path]['switches'] = case.switches
       out[path]['load'] = _load()
@@ -284,8 +290,8 @@ class _PeakOfBatch:
   def __call__(self, batch: int) -> float:
     if batch not in self.cache:
       start = time.perf_counter()
-      r = compile_times(cases_lib.get(self.name, self.path, batch),
-                        self.options)
+      r = compile_times(cases_lib.get(self.name, self.path, batch,
+                                      tiny=FLAGS.tiny), self.options)
       self.seconds += time.perf_counter() - start
       self.cache[batch] = r['bytes']['peak']
       _log(f'    {self.name} {self.path} B={batch}: planned peak '
@@ -328,7 +334,8 @@ def run_batch(results: dict[str, Any]) -> None:
                          for p in paths},
            'compiles': {p: len(peaks[p].cache) for p in paths},
            'search_s': {p: peaks[p].seconds for p in paths},
-           'fast_switches': cases_lib.get(name, 'fast', 1).switches}
+           'fast_switches': cases_lib.get(name, 'fast', 1,
+                                          tiny=FLAGS.tiny).switches}
     results.setdefault('batch', {})[name] = out
     for budget in budgets:
       e, f = found.get(('exact', budget)), found.get(('fast', budget))

@@ -31,9 +31,9 @@ of `--repeats` calls each ended by `block_until_ready`, the two encoders
 alternating call by call. The machine may be shared: the script prints the
 load average (os.getloadavg) next to every timing.
 
-  python benchmarks/entities.py --sections=table,scaling,baselines \
-      --plot=benchmarks/entities_scaling.png
-  python benchmarks/entities.py --sections=compare --budget_min=21 \
+  python benchmarks/repro/entities.py --sections=table,scaling,baselines \
+      --plot=benchmarks/repro/figures/entities_scaling.png
+  python benchmarks/repro/entities.py --sections=compare --budget_min=21 \
       --workdir=/tmp/entities_compare
 
 The plot needs matplotlib (a benchmark-only dependency: pip install
@@ -50,7 +50,8 @@ import sys
 import time
 from typing import Any, Callable, Sequence
 
-_REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_REPO = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
 if _REPO not in sys.path:
   sys.path.insert(0, _REPO)
 
@@ -67,7 +68,9 @@ import optax
 from perceiver.tasks.entities import battle
 from perceiver.tasks.entities import encoders
 from perceiver.tasks.entities import models
+from perceiver.tasks.entities import recipes
 from perceiver.tasks.entities import task as entity_task
+from perceiver.train import optim
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
 SECTIONS = ('table', 'sweep', 'scaling', 'baselines', 'compare', 'curves')
@@ -179,7 +182,11 @@ def run_table() -> dict[str, Any]:
     params, state = model.init(jax.random.PRNGKey(0), data, is_training=True)
     encoder_params = _count({k: v for k, v in params.items()
                              if k.startswith(f'{name}_entity_encoder')})
-    tx = optax.adamw(1e-3)
+    # The experiment's optimiser (AdamW, clipping, the decay mask), as the
+    # trainer builds it.
+    recipe = recipes.entities({'encoder': name})
+    tx = optim.make_optimizer(recipe.optimizer, optim.make_schedule(
+        recipe.schedule, recipe.num_train_steps))
 
     def train_step(params, opt_state, batch, model=model, state=state, tx=tx):
       def loss_fn(p):

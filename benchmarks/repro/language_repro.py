@@ -14,8 +14,8 @@ and report validation/test accuracy of both and the wall time of each stage.
 Everything runs through perceiver.train.trainer.train_and_evaluate, the one
 training loop; each stage is the launch/train.py command this prints.
 
-  .venv/bin/python benchmarks/language_repro.py --workdir=/tmp/lang_repro
-  .venv/bin/python benchmarks/language_repro.py --workdir=/tmp/lang3 \
+  .venv/bin/python benchmarks/repro/language_repro.py --workdir=/tmp/lang_repro
+  .venv/bin/python benchmarks/repro/language_repro.py --workdir=/tmp/lang3 \
       --seeds=0,1,2 --pretrain_config=input.mask_unit=token
 
 With several seeds, each runs in <workdir>/seed<k> and a mean +- standard
@@ -25,7 +25,7 @@ model of all three runs, so that the checkpoint still fits the classifier.
 The printed launch/train.py commands spell overrides as --config.KEY=VALUE,
 which launch/train.py accepts only for keys the config already has (for
 the MLM's model fields, use experiments/mlm_bytes.py's variants instead).
-Results and the exact settings: benchmarks/LANGUAGE.md.
+Results and the exact settings: benchmarks/repro/LANGUAGE.md.
 """
 import argparse
 import functools
@@ -38,14 +38,16 @@ import time
 
 import numpy as np
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
+_REPO = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
+if _REPO not in sys.path:
+  sys.path.insert(0, _REPO)
 
 from perceiver.train import trainer  # pylint: disable=wrong-import-position
 
 
 def _experiment(name, arg):
-  path = os.path.join(REPO, 'experiments', f'{name}.py')
+  path = os.path.join(_REPO, 'experiments', f'{name}.py')
   spec = importlib.util.spec_from_file_location(f'exp_{name}', path)
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)

@@ -1,4 +1,4 @@
-r"""The CPU-scale flow reproduction's evaluation (benchmarks/FLOW.md).
+r"""The CPU-scale flow reproduction's evaluation (benchmarks/repro/FLOW.md).
 
 Evaluates a trained run of experiments/optical_flow.py:cpu beside three
 baselines, on the same pairs:
@@ -16,9 +16,10 @@ sigma 1.2); OpenCV's DIS (preset MEDIUM). OpenCV is a benchmark-only
 dependency: pip install opencv-python-headless. opencv-doc is Debian-only:
 bash scripts/fetch_flow_data.sh extracts it and prints its folder.
 
-  python benchmarks/flow_repro.py --workdir=workdirs/flow_cpu \
+  python benchmarks/repro/flow_repro.py --workdir=workdirs/flow_cpu \
       --opencv_data=.cache/opencv_data/examples/data \
-      --json=benchmarks/flow_repro.json --picture=benchmarks/flow_repro.png
+      --json=benchmarks/repro/flow_repro.json \
+      --picture=benchmarks/repro/figures/flow_repro.png
 
 Prints a markdown table of EPE (px) and >3px outlier rates.
 """
@@ -31,7 +32,10 @@ from absl import app
 from absl import flags
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+_REPO = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
+if _REPO not in sys.path:
+  sys.path.insert(0, _REPO)
 
 from perceiver.tasks.flow import autoflow  # pylint: disable=g-import-not-at-top,wrong-import-position
 from perceiver.tasks.flow import colorwheel  # pylint: disable=g-import-not-at-top,wrong-import-position
@@ -42,7 +46,8 @@ from perceiver.tasks.flow import metrics  # pylint: disable=g-import-not-at-top,
 from perceiver.tasks.flow import task as flow_task  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 _WORKDIR = flags.DEFINE_string('workdir', 'workdirs/flow_cpu',
-                               'The trained run (or a checkpoint).')
+                               "The trained run (or a checkpoint); '': the "
+                               'model at its initialisation (a check).')
 _CONFIG = flags.DEFINE_string('config', 'cpu', 'Variant of the experiment.')
 _OPENCV_DATA = flags.DEFINE_string(
     'opencv_data', '.cache/opencv_data/examples/data',
@@ -51,6 +56,10 @@ _NUM_GENERATED = flags.DEFINE_integer('num_generated', 128,
                                       'Held-out generated pairs.')
 _JSON = flags.DEFINE_string('json', '', 'Write the results here.')
 _PICTURE = flags.DEFINE_string('picture', '', 'Write the figure here (PNG).')
+_REAL = flags.DEFINE_list('real', ['motorcycle', 'aloe'],
+                          'The real pairs evaluated (of REAL).')
+_OPENCV = flags.DEFINE_bool('opencv', True, "OpenCV's Farnebäck and DIS "
+                            'beside the model (--noopencv: without OpenCV).')
 
 REAL = (('motorcycle', 8), ('aloe', 16))
 
@@ -74,9 +83,8 @@ def dis(frames):
 
 def _load_config(variant):
   import importlib.util  # pylint: disable=g-import-not-at-top
-  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
   spec = importlib.util.spec_from_file_location(
-      'optical_flow', os.path.join(root, 'experiments', 'optical_flow.py'))
+      'optical_flow', os.path.join(_REPO, 'experiments', 'optical_flow.py'))
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
   return module.get_config(variant)
@@ -99,7 +107,8 @@ def main(argv):
   del argv
   config = _load_config(_CONFIG.value)
   network = inference.network_size(config)
-  model = inference.load(config, _WORKDIR.value)
+  model = inference.load(config, _WORKDIR.value,
+                         seed=None if _WORKDIR.value else 0)
   methods = {
       'zero flow': lambda f: np.zeros(f.shape[1:3] + (2,), np.float32),
       'OpenCV Farnebäck': farneback,
@@ -107,9 +116,13 @@ def main(argv):
       'Perceiver IO (ours, CPU)': lambda f: inference.predict(model, f,
                                                               network),
   }
+  if not _OPENCV.value:
+    methods = {k: v for k, v in methods.items() if 'OpenCV' not in k}
   sets = {'generated (held-out)': list(generated_pairs(
       config, _NUM_GENERATED.value))}
   for name, factor in REAL:
+    if name not in _REAL.value:
+      continue
     data_dir = _OPENCV_DATA.value if name == 'aloe' else None
     sets[f'{name} /{factor}'] = list(datasets.pairs(name, data_dir, factor))
   results, outputs = {}, {}

@@ -2,7 +2,7 @@ r"""Training throughput on an accelerator (a script, not a test).
 
 Shapes: B per-device batch.
 
-For each case (benchmarks/cases.py; default the full-size MLM on bytes and
+For each case (benchmarks/speed/cases.py; default the full-size MLM on bytes and
 ImageNet with Fourier features, as their experiments train them: the fast
 path, bfloat16 compute), on one device:
   * steps/s and examples/s of the jitted train step (parameters, state and
@@ -19,9 +19,10 @@ path, bfloat16 compute), on one device:
 The paper's reference: MLM bytes trains at 7.6 steps/s at batch 2048 ([P]
 Table 11; hardware unstated), i.e. ~15.6k examples/s in all.
 
-  python benchmarks/bench_accel.py                          # full size
-  python benchmarks/bench_accel.py --cases=mlm_bytes --batch=64 --steps=20
-  python benchmarks/bench_accel.py --tiny                   # CPU smoke run
+  python benchmarks/speed/bench_accel.py                # full size
+  python benchmarks/speed/bench_accel.py --tiny         # CPU smoke run
+  python benchmarks/speed/bench_accel.py --cases=mlm_bytes --batch=64 \
+      --steps=20
 """
 import json
 import os
@@ -29,7 +30,8 @@ import sys
 import time
 from typing import Any, Optional, Sequence
 
-_REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_REPO = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
 if _REPO not in sys.path:
   sys.path.insert(0, _REPO)
 
@@ -38,7 +40,7 @@ from absl import app
 from absl import flags
 import jax
 
-from benchmarks import cases as cases_lib
+from benchmarks.speed import cases as cases_lib
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
 DEFAULT_CASES = ('mlm_bytes', 'imagenet_fourier')
@@ -77,7 +79,7 @@ def define_flags() -> None:
   """The command line (only when run as a script: the module's functions
   take plain arguments, so tests can import it)."""
   flags.DEFINE_list('cases', list(DEFAULT_CASES),
-                    'Cases of benchmarks/cases.py.')
+                    'Cases of benchmarks/speed/cases.py.')
   flags.DEFINE_integer('batch', 0, 'Per-device batch (0: DEFAULT_BATCH, or 2 '
                        'with --tiny).')
   flags.DEFINE_integer('steps', 10, 'Timed steps.')

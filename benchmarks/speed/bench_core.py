@@ -19,8 +19,8 @@ temporaries ('temp'); 'peak' = argument + output + temp - aliased (donated)
 bytes, an upper bound on what one call holds live. On CPU
 `jax.Device.memory_stats()` is None, so there is no measured peak.
 
-  python benchmarks/bench_core.py                      # everything, ~5 min
-  python benchmarks/bench_core.py --sections=scale_m --max_log2=14
+  python benchmarks/speed/bench_core.py                # everything, ~5 min
+  python benchmarks/speed/bench_core.py --sections=scale_m --max_log2=14
 """
 import os
 import statistics
@@ -28,7 +28,8 @@ import sys
 import time
 from typing import Any, Callable, Sequence
 
-_REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_REPO = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
 if _REPO not in sys.path:
   sys.path.insert(0, _REPO)
 
@@ -41,7 +42,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from benchmarks import cases as cases_lib
+from benchmarks.speed import cases as cases_lib
 from perceiver import builders
 from perceiver import perceiver
 # pylint: enable=g-import-not-at-top,wrong-import-position

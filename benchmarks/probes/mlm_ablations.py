@@ -1,6 +1,6 @@
-r"""The plateau ablations of benchmarks/LANGUAGE.md: run them, tabulate, plot.
+r"""The plateau ablations of benchmarks/repro/LANGUAGE.md: run, tabulate, plot.
 
-Not a test. Each arm is a set of benchmarks/mlm_plateau.py flags; every
+Not a test. Each arm is a set of benchmarks/probes/mlm_plateau.py flags; every
 (arm, seed) runs as its own process (one XLA thread each, `--jobs` at a
 time) and appends one JSON line to `--out`, so an interrupted sweep resumes
 where it stopped. Then it prints a table (validation masked-byte accuracy
@@ -8,10 +8,11 @@ and NLL at the last step, mean +- standard error over seeds) and, with
 `--png`, plots masked-byte accuracy against steps (needs matplotlib, which
 the pinned requirements do not include: `pip install matplotlib`).
 
-  .venv/bin/python benchmarks/mlm_ablations.py --arms=release,bert \
+  .venv/bin/python benchmarks/probes/mlm_ablations.py --arms=release,bert \
       --seeds=0,1,2 --steps=2000 --out=/tmp/mlm_ablations.jsonl
-  .venv/bin/python benchmarks/mlm_ablations.py --out=/tmp/mlm_ablations.jsonl \
-      --arms=all --run=false --png=benchmarks/mlm_ablations.png
+  .venv/bin/python benchmarks/probes/mlm_ablations.py \
+      --out=/tmp/mlm_ablations.jsonl \
+      --arms=all --run=false --png=benchmarks/repro/figures/mlm_ablations.png
 
 Arms: ARMS below (the defaults of mlm_plateau.py are the release's).
 """

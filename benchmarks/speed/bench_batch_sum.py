@@ -7,12 +7,21 @@ as a [B] x [B, T * C] contraction; perceiver.kernels.broadcast_batch takes
 the gradient that way under the fast kernels. This script times both (and
 the gradient of both broadcasts) for the shapes of the small MLM:
 
-  python benchmarks/bench_batch_sum.py
-  python benchmarks/bench_batch_sum.py --shapes=8x512x256,8x128x384 --repeats=20
+  python benchmarks/speed/bench_batch_sum.py
+  python benchmarks/speed/bench_batch_sum.py --shapes=8x512x256,8x128x384 \
+      --repeats=20
 """
+import os
+import sys
 import time
 from typing import Sequence
 
+_REPO = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
+if _REPO not in sys.path:
+  sys.path.insert(0, _REPO)
+
+# pylint: disable=wrong-import-position
 from absl import app
 from absl import flags
 import jax

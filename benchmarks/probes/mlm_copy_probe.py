@@ -1,25 +1,26 @@
 r"""Copy probe of the small bytes MLM: can it reproduce its visible input?
 
 Not a test. [P] §4.1's model at recipes.SMALL size (models.mlm) trained
-with a bare optax loop on the identity task: the input is the unmasked
-text and the loss is the cross-entropy of every valid byte, so a model
-that routes each byte from its input slot to its output query reaches
-100% and one that predicts the same distribution everywhere sits at the
-unigram (about 17% accuracy, 3.2 nats on this text). It separates the
+with a bare loop (the project's optimiser, benchmarks/probes/optimiser.py:
+AdamW without weight decay at a constant learning rate) on the identity
+task: the input is the unmasked text and the loss is the cross-entropy of
+every valid byte, so a model that routes each byte from its input slot to
+its output query reaches 100% and one that predicts the same distribution
+everywhere sits at the unigram (about 17% accuracy, 3.2 nats on this text). It separates the
 plumbing (data, loss weights, optimiser: all trivial here) from the
 optimisation of the architecture.
 
 Shapes: B = 32 examples, T bytes (the first T of each cached example),
 V = 262 byte ids.
 
-Data: the first 2000 training batches cached by benchmarks/mlm_plateau.py
-(run it once; `--cache`), or with `--random=K` uniform random ids over K
+Data: the first 2000 training batches cached by
+benchmarks/probes/mlm_plateau.py (run it once; `--cache`), or with `--random=K` uniform random ids over K
 symbols (no unigram shortcut: the trivial loss is ln K).
 
-  .venv/bin/python benchmarks/mlm_copy_probe.py --T=128 --steps=200
-  .venv/bin/python benchmarks/mlm_copy_probe.py --T=32 --steps=300 \
+  .venv/bin/python benchmarks/probes/mlm_copy_probe.py --T=128 --steps=200
+  .venv/bin/python benchmarks/probes/mlm_copy_probe.py --T=32 --steps=300 \
       --config=num_layers=1
-  .venv/bin/python benchmarks/mlm_copy_probe.py --T=32 --random=16
+  .venv/bin/python benchmarks/probes/mlm_copy_probe.py --T=32 --random=16
 
 `--config k=v,...` overrides models.mlm_config kwargs (e.g.
 input_position_encoding=fourier, input_position_init_scale=1.0);
@@ -29,14 +30,23 @@ and, with `--grad_norms`, the gradient norm of every module at the first
 and the last step.
 """
 import argparse
+import os
+import sys
 import time
 
+_REPO = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
+if _REPO not in sys.path:
+  sys.path.insert(0, _REPO)
+
+# pylint: disable=wrong-import-position
 import haiku as hk
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
+from benchmarks.probes import optimiser
 from perceiver.tasks.language import models
 from perceiver.tasks.language import recipes
 
@@ -56,7 +66,8 @@ def main():
   a('--cache', default='/tmp/mlm_plateau/batches_T128_B32_p0.15_word.npz')
   a('--T', type=int, default=128)
   a('--steps', type=int, default=300)
-  a('--lr', type=float, default=1e-3, help='Adam, constant')
+  a('--lr', type=float, default=1e-3,
+    help='constant; AdamW without weight decay (optimiser.config)')
   a('--config', default='', help='mlm_config overrides k=v,k=v')
   a('--embed_scale', type=float, default=1.0)
   a('--random', type=int, default=0)
@@ -81,7 +92,8 @@ def main():
   model = hk.transform(lambda x, m: mlm(x, m, is_training=True))
   params = model.init(jax.random.PRNGKey(args.seed), targets[0], valid[0])
   params['embed']['embeddings'] *= args.embed_scale
-  opt = optax.adam(args.lr)
+  opt = optimiser.make(optimiser.config(
+      name='adamw', lr=args.lr, steps=args.steps, cosine=False))
   opt_state = opt.init(params)
 
   def loss_fn(p, x, m):  # the input is the target: identity

@@ -1,11 +1,12 @@
 r"""Does a flow model start to learn on the generated stream? (FLOW.md)
 
-Diagnoses issue 9's finding that the CPU-sized Perceiver stays at zero
-flow. Trains one model for a few hundred steps on the training stream of
-experiments/optical_flow.py:cpu (perceiver.tasks.flow.task.train_iterator,
-the task's loss, Adam at a constant learning rate, no trainer) and prints,
-every 25 steps, the mean training loss over those steps divided by the
-mean loss of zero flow on the same batches: 1.0 = nothing learnt.
+Asks why a CPU-sized Perceiver can stay at zero flow. Trains one model for
+a few hundred steps on the training stream of experiments/optical_flow.py:cpu
+(perceiver.tasks.flow.task.train_iterator, the task's loss, no trainer; the
+project's optimiser, benchmarks/probes/optimiser.py: AdamW without weight
+decay at a constant learning rate) and prints, every 25 steps, the mean
+training loss over those steps divided by the mean loss of zero flow on
+the same batches: 1.0 = nothing learnt.
 
 Glossary of shapes: B batch, H, W the network's input (32 x 48 for `cpu`);
 images [B, 2, H, W, 3] in [-1, 1], flow [B, H, W, 2] in pixels.
@@ -21,8 +22,10 @@ Data (--scene):
   cpu         the `cpu` variant's scenes and curriculum.
   translate   background only, pure translation (the simplest flow).
 
-  python benchmarks/flow_learnability.py --model=perceiver --scene=translate
-  python benchmarks/flow_learnability.py --model=cnn --scene=cpu --steps=300
+  python benchmarks/probes/flow_learnability.py --model=perceiver \
+      --scene=translate
+  python benchmarks/probes/flow_learnability.py --model=cnn --scene=cpu \
+      --steps=300
 """
 import os
 import sys
@@ -36,8 +39,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+_REPO = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
+if _REPO not in sys.path:
+  sys.path.insert(0, _REPO)
 
+from benchmarks.probes import optimiser  # pylint: disable=g-import-not-at-top,wrong-import-position
 from experiments import optical_flow  # pylint: disable=g-import-not-at-top,wrong-import-position
 from perceiver.tasks.flow import autoflow  # pylint: disable=g-import-not-at-top,wrong-import-position
 from perceiver.tasks.flow import task as flow_task  # pylint: disable=g-import-not-at-top,wrong-import-position
@@ -47,7 +54,8 @@ _MODEL = flags.DEFINE_enum('model', 'perceiver', ['perceiver', 'fixed', 'cnn'],
 _SCENE = flags.DEFINE_enum('scene', 'cpu', ['cpu', 'translate'],
                            'The generated scenes (module docstring).')
 _STEPS = flags.DEFINE_integer('steps', 200, 'Training steps.')
-_LR = flags.DEFINE_float('lr', 1e-3, 'Adam learning rate (constant).')
+_LR = flags.DEFINE_float(
+    'lr', 1e-3, 'Learning rate (constant; AdamW without weight decay).')
 _SEED = flags.DEFINE_integer('seed', 0, 'Data and init seed.')
 
 
@@ -90,7 +98,8 @@ def main(argv):
         options=flow_task.scene_options(config.input)))
   params, state = model.init(jax.random.PRNGKey(_SEED.value), first,
                              is_training=True)
-  optimizer = optax.adam(_LR.value)
+  optimizer = optimiser.make(optimiser.config(
+      name='adamw', lr=_LR.value, steps=_STEPS.value, cosine=False))
   opt_state = optimizer.init(params)
 
   def loss_fn(params, state, batch):

@@ -14,12 +14,12 @@ Writes results.json and a picture (original / reconstructions / baseline of
 a held-out clip) into --workdir, and copies the picture to --picture.
 
   bash scripts/fetch_video_data.sh    # Megamind.avi (Debian opencv-doc)
-  .venv/bin/python benchmarks/multimodal_repro.py --workdir=/tmp/mm_repro
+  .venv/bin/python benchmarks/repro/multimodal_repro.py --workdir=/tmp/mm_repro
 
 `--video_weight=0.03` trains with [P]'s loss weights instead of the CPU
 recipe's (its DEVIATION, in perceiver/tasks/multimodal/recipes.py).
 
-Results and the exact settings: benchmarks/MULTIMODAL.md.
+Results and the exact settings: benchmarks/repro/MULTIMODAL.md.
 """
 import argparse
 import importlib.util
@@ -29,8 +29,10 @@ import subprocess
 import sys
 import time
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
+_REPO = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
+if _REPO not in sys.path:
+  sys.path.insert(0, _REPO)
 
 import numpy as np  # pylint: disable=wrong-import-position
 
@@ -41,7 +43,7 @@ from perceiver.tasks.multimodal import reconstruct  # pylint: disable=wrong-impo
 from perceiver.tasks.multimodal import recipes  # pylint: disable=wrong-import-position
 from perceiver.train import trainer  # pylint: disable=wrong-import-position
 
-EXPERIMENT = os.path.join(REPO, 'experiments', 'multimodal_autoencoding.py')
+EXPERIMENT = os.path.join(_REPO, 'experiments', 'multimodal_autoencoding.py')
 
 
 def _config(arg):
@@ -82,7 +84,8 @@ def main():
                       help="the loss's video weight (default: the recipe's)")
   parser.add_argument('--latents', default='88,44,22')
   parser.add_argument('--picture', default=os.path.join(
-      REPO, 'benchmarks', 'multimodal_reconstructions.png'))
+      _REPO, 'benchmarks', 'repro', 'figures',
+      'multimodal_reconstructions.png'))
   args = parser.parse_args()
   os.makedirs(args.workdir, exist_ok=True)
   embedded.megamind_path()  # a clear error (how to fetch it) before training
