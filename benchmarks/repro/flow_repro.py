@@ -44,6 +44,7 @@ from perceiver.tasks.flow import flow_io  # pylint: disable=g-import-not-at-top,
 from perceiver.tasks.flow import inference  # pylint: disable=g-import-not-at-top,wrong-import-position
 from perceiver.tasks.flow import metrics  # pylint: disable=g-import-not-at-top,wrong-import-position
 from perceiver.tasks.flow import task as flow_task  # pylint: disable=g-import-not-at-top,wrong-import-position
+from perceiver.train import config_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 _WORKDIR = flags.DEFINE_string('workdir', 'workdirs/flow_cpu',
                                "The trained run (or a checkpoint); '': the "
@@ -82,12 +83,8 @@ def dis(frames):
 
 
 def _load_config(variant):
-  import importlib.util  # pylint: disable=g-import-not-at-top
-  spec = importlib.util.spec_from_file_location(
-      'optical_flow', os.path.join(_REPO, 'experiments', 'optical_flow.py'))
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config(variant)
+  return config_lib.load_experiment(
+      os.path.join(_REPO, 'experiments', 'optical_flow.py'), variant)
 
 
 def generated_pairs(config, count):

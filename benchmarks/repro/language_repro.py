@@ -29,7 +29,6 @@ Results and the exact settings: benchmarks/repro/LANGUAGE.md.
 """
 import argparse
 import functools
-import importlib.util
 import json
 import os
 import shutil
@@ -43,15 +42,13 @@ _REPO = os.path.dirname(os.path.dirname(os.path.dirname(
 if _REPO not in sys.path:
   sys.path.insert(0, _REPO)
 
+from perceiver.train import config_lib  # pylint: disable=wrong-import-position
 from perceiver.train import trainer  # pylint: disable=wrong-import-position
 
 
 def _experiment(name, arg):
-  path = os.path.join(_REPO, 'experiments', f'{name}.py')
-  spec = importlib.util.spec_from_file_location(f'exp_{name}', path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config(arg)
+  return config_lib.load_experiment(
+      os.path.join(_REPO, 'experiments', f'{name}.py'), arg)
 
 
 def _set(config, overrides):

@@ -22,7 +22,6 @@ recipe's (its DEVIATION, in perceiver/tasks/multimodal/recipes.py).
 Results and the exact settings: benchmarks/repro/MULTIMODAL.md.
 """
 import argparse
-import importlib.util
 import json
 import os
 import subprocess
@@ -41,16 +40,14 @@ from perceiver.tasks.multimodal import media  # pylint: disable=wrong-import-pos
 from perceiver.tasks.multimodal import metrics  # pylint: disable=wrong-import-position
 from perceiver.tasks.multimodal import reconstruct  # pylint: disable=wrong-import-position
 from perceiver.tasks.multimodal import recipes  # pylint: disable=wrong-import-position
+from perceiver.train import config_lib  # pylint: disable=wrong-import-position
 from perceiver.train import trainer  # pylint: disable=wrong-import-position
 
 EXPERIMENT = os.path.join(_REPO, 'experiments', 'multimodal_autoencoding.py')
 
 
 def _config(arg):
-  spec = importlib.util.spec_from_file_location('exp_mm', EXPERIMENT)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config(arg)
+  return config_lib.load_experiment(EXPERIMENT, arg)
 
 
 def _held_out_clips(data_dir):
