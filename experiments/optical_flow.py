@@ -1,14 +1,8 @@
 r"""Optical flow with Perceiver IO ([P] §4.2, App. H, Tables 3, 5, 6, 16).
 
-The paper's model ([P] §4.2, App. H; the released architecture, 41,057,134
-params): 3x3 patches of both frames concatenated (54 values), Linear 54->64
-plus 2D Fourier features (64 bands): 182,528 inputs of 322 channels at
-368x496; N = 2048 latents of D = 512, 24 self-attention layers of 16 heads;
-per-pixel queries; flow = Linear->2 (zero-init) x 20 / 100, in pixels.
-Trained on AutoFlow-style pairs rendered on the fly
-(perceiver/tasks/flow/autoflow.py; 400k scenes, 480 epochs, batch 512:
-375k steps), LAMB with a cosine from 4e-4, with a curriculum: a phase
-without augmentation that feeds every pair both ways, then rising severity.
+The paper's model and recipe (the released architecture, 41,057,134
+params, trained on AutoFlow-style pairs with a curriculum) are described
+once, in perceiver/tasks/flow/recipes.py.
 
   python launch/train.py --config=experiments/optical_flow.py \
       --workdir=workdirs/flow

@@ -5,10 +5,8 @@ batch, H, W the network's input size (a training crop), M = O = H*W inputs
 and output queries; images [B, 2, H, W, 3] in [-1, 1], flow [B, H, W, 2]
 (u, v) in pixels, valid [B, H, W].
 
-Model ([P] §4.2, Table 6; [code] flow colab): `builders.optical_flow` with
-`config.model` as its kwargs: 3x3 patches of both frames, Linear 54->64
-plus 2D Fourier features, N latents, 24 self-attention layers, per-pixel
-queries that are the input features, Linear->2 (zero-init), x 20 / 100.
+Model: `builders.optical_flow` with `config.model` as its kwargs (the
+architecture is described in perceiver/tasks/flow/recipes.py).
 
 Loss. [P] does not state the loss. The release
 fixes the output scale: the decoder's Linear output is divided by 100 and
