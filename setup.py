@@ -11,9 +11,15 @@ setuptools.setup(
     package_data={'perceiver': ['release_specs/*.json']},
     include_package_data=False,
     python_requires='>=3.11',
+    # Every distribution perceiver/ imports (tests/test_packaging.py checks),
+    # but TensorFlow: TFDS needs one, and which (tensorflow, tensorflow-cpu,
+    # a TPU build) is the user's choice, as TFDS leaves it; requirements.txt
+    # pins tensorflow-cpu. Exact versions that work together are in
+    # requirements.txt.
     install_requires=[
-        'jax', 'jaxlib', 'dm-haiku', 'optax', 'chex', 'ml-collections',
-        'absl-py', 'orbax-checkpoint', 'numpy',
+        'absl-py', 'av', 'chex', 'dm-haiku', 'etils', 'jax', 'jaxlib', 'jmp',
+        'ml-collections', 'ml-dtypes', 'numpy', 'optax', 'orbax-checkpoint',
+        'scikit-image', 'sentencepiece', 'tensorflow-datasets',
     ],
     # Export to / import from Hugging Face transformers (perceiver/hf).
     # torch is pinned to the release whose CPU wheel this project's machines

@@ -7,8 +7,11 @@ subprocess that runs outside the checkout with only that folder on its path:
 it imports every module, builds a released architecture from the wheel's own
 `release_specs` and loads an experiment config through the wheel's recipes.
 """
+import ast
+import importlib.metadata
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -104,3 +107,49 @@ def test_installed_wheel_works_without_the_checkout(wheel, tmp_path):
   assert sorted(['perceiver'] + result['modules']) == expected
   assert result['params'] == result['spec_total'] == 41_057_134
   assert result['task'] == 'perceiver.tasks.flow.task'
+
+
+def _canonical(name: str) -> str:
+  return re.sub(r'[-_.]+', '-', name).lower()
+
+
+def test_wheel_requires_every_distribution_the_package_imports(wheel):
+  """install_requires (and the hf extra) name every third-party
+  distribution that perceiver/ imports, so `pip install` brings them."""
+  path, package_files = wheel
+  with zipfile.ZipFile(path) as z:
+    (meta,) = [n for n in z.namelist() if n.endswith('.dist-info/METADATA')]
+    lines = z.read(meta).decode().splitlines()
+  required, extra = set(), set()
+  for line in lines:
+    if line.startswith('Requires-Dist:'):
+      spec = line.split(':', 1)[1].strip()
+      name = _canonical(re.match(r'[A-Za-z0-9_.-]+', spec).group(0))
+      (extra if 'extra ==' in spec else required).add(name)
+  imported = set()
+  for name in package_files:
+    if not name.endswith('.py'):
+      continue
+    with open(os.path.join(REPO, name), encoding='utf-8') as f:
+      tree = ast.parse(f.read())
+    for node in ast.walk(tree):
+      if isinstance(node, ast.Import):
+        imported.update(a.name.split('.')[0] for a in node.names)
+      elif isinstance(node, ast.ImportFrom) and node.level == 0:
+        imported.add(node.module.split('.')[0])
+  distributions = importlib.metadata.packages_distributions()
+  needed = {}
+  for module in sorted(imported - set(sys.stdlib_module_names)):
+    if module == 'perceiver':
+      continue
+    assert module in distributions, f'{module}: installed by no distribution'
+    needed[module] = {_canonical(d) for d in distributions[module]}
+  hf_only = {'torch', 'transformers', 'safetensors'}
+  missing = []
+  for module, names in needed.items():
+    if module == 'tensorflow':  # the user's choice of build (setup.py)
+      continue
+    where = extra if module in hf_only else required
+    if not names & where:
+      missing.append(f'{module} ({sorted(names)})')
+  assert not missing, f'not required by the wheel: {missing}'

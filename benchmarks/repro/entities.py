@@ -184,7 +184,7 @@ def run_table() -> dict[str, Any]:
                              if k.startswith(f'{name}_entity_encoder')})
     # The experiment's optimiser (AdamW, clipping, the decay mask), as the
     # trainer builds it.
-    recipe = recipes.entities({'encoder': name})
+    recipe = recipes.from_variants({'encoder': name})
     tx = optim.make_optimizer(recipe.optimizer, optim.make_schedule(
         recipe.schedule, recipe.num_train_steps))
 

@@ -31,6 +31,7 @@ from typing import Any, Mapping, Optional
 
 import numpy as np
 
+from perceiver import checkpoint_io
 from perceiver.hf import mapping
 from perceiver.hf import parity as parity_lib
 from perceiver.hf import specs
@@ -65,6 +66,7 @@ class Exported:
 
 def _transformers():
   try:
+    # Optional dependency (the hf extra): imported where it is used.
     import torch  # pylint: disable=g-import-not-at-top,unused-import
     import transformers  # pylint: disable=g-import-not-at-top
   except ImportError as e:
@@ -79,6 +81,7 @@ def check_against_module(hf_class, config,
   """Raises unless `shapes` ({key: shape}) are exactly the module's
   state_dict. The module is built on the meta device: nothing is allocated,
   so full-size models are checked in a second."""
+  # Optional dependency (the hf extra): imported where it is used.
   import torch  # pylint: disable=g-import-not-at-top
   with torch.device('meta'):
     module = hf_class(config)
@@ -150,11 +153,11 @@ def export(spec: Mapping[str, Any], params, state, output_dir: str, *,
   tmp = output_dir.rstrip('/') + '.tmp-export'
   shutil.rmtree(tmp, ignore_errors=True)
   os.makedirs(tmp)
+  # Optional dependency (the hf extra): imported where it is used.
   from safetensors import numpy as st  # pylint: disable=g-import-not-at-top
   config.save_pretrained(tmp)
   st.save_file(tensors, os.path.join(tmp, WEIGHTS), metadata={'format': 'pt'})
   # <WEIGHTS>.sha256 (sha256sum format), checked by perceiver.hf.load.
-  from perceiver import checkpoint_io  # pylint: disable=g-import-not-at-top
   checkpoint_io.write_checksum(os.path.join(tmp, WEIGHTS))
   if plan.tokenizer:
     transformers.PerceiverTokenizer(

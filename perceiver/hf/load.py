@@ -43,13 +43,13 @@ class Imported:
 
 def read_weights(directory: str) -> dict[str, np.ndarray]:
   """{state_dict key: array} from a transformers model directory."""
+  # Optional dependency (the hf extra): imported where it is used.
   from safetensors import numpy as st  # pylint: disable=g-import-not-at-top
   single = os.path.join(directory, export.WEIGHTS)
   index = single + '.index.json'
   if os.path.exists(single):
     # Ours come with model.safetensors.sha256: a damaged file is refused
     # (checkpoint_io.CorruptCheckpointError); others load unchecked.
-    from perceiver import checkpoint_io  # pylint: disable=g-import-not-at-top
     checkpoint_io.verify_checksum(single)
     return st.load_file(single)
   if os.path.exists(index):
@@ -61,6 +61,7 @@ def read_weights(directory: str) -> dict[str, np.ndarray]:
     return out
   bin_path = os.path.join(directory, 'pytorch_model.bin')
   if os.path.exists(bin_path):
+    # Optional dependency (the hf extra): imported where it is used.
     import torch  # pylint: disable=g-import-not-at-top
     return {k: v.numpy() for k, v in
             torch.load(bin_path, map_location='cpu', weights_only=True).items()}
@@ -88,6 +89,7 @@ def load(directory: str) -> Imported:
       spec = specs.clean(ours['spec'])
       state_path = os.path.join(directory, export.SIDECAR_STATE)
       if os.path.exists(state_path):
+        # Optional dependency (the hf extra): imported where it is used.
         from safetensors import numpy as st  # pylint: disable=g-import-not-at-top
         extras = st.load_file(state_path)
   params, state = mapping.from_hf(spec, read_weights(directory), extras)

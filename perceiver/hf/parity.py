@@ -103,6 +103,7 @@ def run_ours(spec: Mapping[str, Any], params, state,
 def torch_inputs(spec: Mapping[str, Any], inputs: Mapping[str, np.ndarray]
                  ) -> dict[str, Any]:
   """The forward() kwargs of the transformers model for our inputs."""
+  # Optional dependency (the hf extra): imported where it is used.
   import torch  # pylint: disable=g-import-not-at-top
   kind = specs.clean(spec)['builder']
   t = lambda x: torch.from_numpy(np.array(x))  # a writable copy
@@ -128,6 +129,7 @@ def torch_inputs(spec: Mapping[str, Any], inputs: Mapping[str, np.ndarray]
 def run_hf(model, spec: Mapping[str, Any], inputs: Mapping[str, np.ndarray]
            ) -> dict[str, np.ndarray]:
   """The transformers model's outputs in our layout and scale."""
+  # Optional dependency (the hf extra): imported where it is used.
   import torch  # pylint: disable=g-import-not-at-top
   spec = specs.clean(spec)
   with torch.no_grad():

@@ -92,7 +92,7 @@ def release_config(meta):
   config in the .json, so the test checks the recipe, not a copy of it)."""
   rel = meta['config']
   batch = rel['training']['batch_size']
-  c = recipes.imagenet('fourier', {'batch': batch})
+  c = recipes.from_variants('fourier', {'batch': batch})
   pk = rel['model']['perceiver_kwargs']
   prep = pk['input_preprocessor']
   fourier = prep['fourier_position_encoding_kwargs']

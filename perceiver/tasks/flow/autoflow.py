@@ -59,6 +59,8 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
+from perceiver.tasks.flow import flow_io
+
 # scikit-image's photos that are in its wheel (no download).
 SKIMAGE_PHOTOS = ('astronaut', 'camera', 'coffee', 'chelsea', 'rocket',
                   'hubble_deep_field', 'retina', 'grass', 'gravel', 'brick',
@@ -129,7 +131,6 @@ def directory_textures(path: str, exclude: Sequence[str] = EXCLUDED_TEXTURES,
                        min_size: int = 128) -> tuple[np.ndarray, ...]:
   """Photos in `path` (e.g. opencv-doc's examples/data), sorted by name;
   files matching `exclude` and images under `min_size` pixels are skipped."""
-  from perceiver.tasks.flow import flow_io  # pylint: disable=g-import-not-at-top
   if not os.path.isdir(path):
     raise FileNotFoundError(
         f'Texture folder {path} does not exist. opencv-doc\'s images: run '
