@@ -19,3 +19,20 @@ from tests.training_fixtures import experiment  # noqa: E402,F401
 from tests.training_fixtures import mnist_data_dir  # noqa: E402,F401
 from tests.training_fixtures import tiny_config  # noqa: E402,F401
 
+
+
+# Fixtures that train a model or build a dataset (15-40 s each): a test that
+# needs one is in the slow tier (pytest.ini), whatever its own duration, so
+# that `make quick` builds none of them.
+TRAINED_FIXTURES = frozenset({
+    'reference_run', 'one_step_each_way', 'two_process_run', 'mlm_run',
+    'exported', 'four_device_run', 'flow_run', 'mnist_data_dir', 'multitask',
+    'mlm_checkpoint', 'plateau_run', 'wheel',
+})
+
+
+def pytest_collection_modifyitems(config, items):
+  del config  # unused
+  for item in items:
+    if TRAINED_FIXTURES & set(getattr(item, 'fixturenames', ())):
+      item.add_marker('slow')

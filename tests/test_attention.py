@@ -20,6 +20,7 @@ def _qkv(seed, b=2, t=37, s=53, h=4, d=8, v=5):
   return q, k, vv, mask
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('q_chunk,kv_chunk', [(8, None), (None, 16), (8, 16),
                                                (37, 53), (5, 7), (1, 1)])
 @pytest.mark.parametrize('masked', [False, True])
@@ -54,6 +55,7 @@ def test_chunk_sizes_must_be_positive(sizes):
     perceiver.attend(q, k, v, **sizes)
 
 
+@pytest.mark.slow
 def test_chunked_gradients_equal_dense():
   q, k, v, mask = _qkv(1)
   def loss(fn_kwargs, q, k, v):
@@ -102,6 +104,7 @@ def test_chunked_attention_does_not_build_the_full_matrix():
   assert chunked * 8 < dense, (chunked, dense)
 
 
+@pytest.mark.slow
 def test_model_with_chunking_matches_golden():
   """Chunking selected per model reproduces the released outputs."""
   spec = golden.load_json('language_mlm_tiny')
@@ -182,6 +185,7 @@ def _cross_inputs(seed, b=2, t=11, s=53):
   return x_q, x_kv, mask
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('kv_chunk', [16, 7, 1, 53])
 @pytest.mark.parametrize('masked', [False, True])
 def test_projected_chunks_equal_the_whole_block(kv_chunk, masked):
@@ -211,6 +215,7 @@ def test_projected_chunks_equal_the_whole_block(kv_chunk, masked):
     assert 'scan' in jaxpr
 
 
+@pytest.mark.slow
 def test_projected_chunks_hold_no_whole_projection():
   """The gradient of a block over S = 16384 inputs: with the projections
   made per chunk, XLA plans a fraction of the temporaries of attention
@@ -230,6 +235,7 @@ def test_projected_chunks_hold_no_whole_projection():
   assert projected * 2 < whole, (projected, whole)
 
 
+@pytest.mark.slow
 def test_projected_chunks_run_inside_shard_map():
   """As test_chunked_attention_runs_inside_shard_map, with the chunks'
   projections inside the loop."""

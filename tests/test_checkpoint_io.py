@@ -123,6 +123,7 @@ def test_pystate_holding_params_alone_loads_with_empty_state(tmp_path):
   assert state == {}
 
 
+@pytest.mark.slow
 def test_round_trip_of_haiku_model_gives_identical_outputs(tmp_path):
   model = hk.without_apply_rng(
       hk.transform(lambda x: hk.nets.MLP([16, 8, 4])(x)))

@@ -17,6 +17,7 @@ def _run(family, **overrides):
   return model, params, state, args, outputs
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('family', ['imagenet_fourier', 'language_mlm'])
 @pytest.mark.parametrize('remat', [False, True])
 def test_scanned_equals_unrolled(family, remat):
@@ -53,6 +54,7 @@ def test_scanned_layout_has_one_stack():
   assert not any('self_attention_1' in m for m in converted)
 
 
+@pytest.mark.slow
 def test_remat_gradients_equal():
   model, params, state, args, _ = _run('imagenet_fourier')
   remat, *_ = _run('imagenet_fourier', remat=True)
@@ -65,6 +67,7 @@ def test_remat_gradients_equal():
                                                        atol=1e-6), g1, g2)
 
 
+@pytest.mark.slow
 def test_bf16_policy_keeps_softmax_and_layer_norm_in_float32():
   model, params, state, args, outputs = _run('imagenet_fourier')
   with mixed_precision.bf16_policy():

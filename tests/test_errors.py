@@ -77,6 +77,7 @@ def _encode(input_mask_shape):
   return _init(f, jnp.zeros((2, 5, 3)), jnp.ones(input_mask_shape, jnp.int32))
 
 
+@pytest.mark.slow
 def test_mask_shape():
   _encode((2, 5))  # fits
   with pytest.raises(ValueError, match=r'input_mask.*\(2, 6\).*\(2, 5\)'):
@@ -168,6 +169,7 @@ def test_extra_position_mlp_layers_are_built():
       'image_preprocessor/~_build_network_inputs/linear_1']
 
 
+@pytest.mark.slow
 def test_dropout_and_random_masking_without_rng():
   """Training-mode dropout or masking with 0 < p < 1 needs an RNG; p = 0 and
   p = 1 (evaluation) work with rng=None."""

@@ -34,6 +34,7 @@ def test_tiled_flow_stitches_tiles_in_place():
   np.testing.assert_allclose(out, images[:, 0, :, :, :2], rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_tiled_flow_with_the_tiny_release_model():
   spec = golden.load_json('optical_flow_tiny')
   params, state, inputs, outputs = golden.load_npz('optical_flow_tiny')
@@ -79,6 +80,7 @@ def _raft(features, s, params_fn=None):
   return model.apply(params, None, features), params
 
 
+@pytest.mark.slow
 def test_raft_upsampling_shapes_and_names():
   feats = jnp.ones((2, 3, 5, 8))
   out, params = _raft(feats, 4)
@@ -88,6 +90,7 @@ def test_raft_upsampling_shapes_and_names():
   assert params['image_postprocessor/mask_linear']['w'].shape == (8, 9 * 16)
 
 
+@pytest.mark.slow
 def test_raft_with_centre_weights_is_nearest_upsampling_times_scale():
   feats = jax.random.normal(jax.random.PRNGKey(3), (1, 3, 4, 8))
   def centre_only(params):
@@ -105,6 +108,7 @@ def test_raft_with_centre_weights_is_nearest_upsampling_times_scale():
   np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_raft_is_a_convex_combination_of_neighbours():
   """A constant coarse flow stays constant (x scale) away from the border."""
   feats = jax.random.normal(jax.random.PRNGKey(4), (1, 5, 6, 8))

@@ -26,6 +26,7 @@ def _seeded_init(family):
                     *[inputs[name] for name in arg_names], is_training=True)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('family', golden.TINY_FAMILIES)
 def test_seeded_init_is_the_release_init(family):
   """init(PRNGKey(0)) draws the keys in the release's order (dropout keys

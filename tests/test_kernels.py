@@ -46,6 +46,7 @@ def _attend(fast, **kwargs):
   return fn
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('masked', [False, True])
 def test_fast_attention_equals_the_release(masked):
   q, k, v, mask = _qkv(0)
@@ -100,6 +101,7 @@ def _layer_norm(fast):
   return hk.without_apply_rng(hk.transform(fn))
 
 
+@pytest.mark.slow
 def test_fast_layer_norm_equals_hk_layer_norm():
   x = jax.random.normal(jax.random.PRNGKey(0), (3, 7, 16)) * 4 + 1
   release, fast = _layer_norm(False), _layer_norm(True)
@@ -182,6 +184,7 @@ def _golden_model(family, fast):
 
 
 # Fourier inputs and a 1-head cross-attention; bytes, masks and 8 heads.
+@pytest.mark.slow
 @pytest.mark.parametrize('family', ['imagenet_fourier', 'language_mlm'])
 def test_golden_models_with_fast_kernels(family):
   """The same parameter tree and seeded init; the golden outputs and the
@@ -212,6 +215,7 @@ def test_golden_models_with_fast_kernels(family):
       a, b, rtol=1e-3, atol=1e-4 * scale), g_got, g_want)
 
 
+@pytest.mark.slow
 def test_bf16_with_fast_kernels_stays_near_float32():
   params, outputs, _, apply = _golden_model('imagenet_fourier', True)
   with mixed_precision.bf16_policy():
@@ -252,6 +256,7 @@ def _attention_with_biases(fast, chunk, heads=2, q_chunk=None):
 # 2 heads: keys and values projected (attention.attend or attend_projected
 # with a key chunk); 1 head: factored (attention.attend_factored), whole,
 # normalised a key chunk at a time, or in key and query chunks.
+@pytest.mark.slow
 @pytest.mark.parametrize('heads,chunk,q_chunk', [
     (2, None, None), (2, 8, None), (1, None, None), (1, 8, None),
     (1, 8, 2)])

@@ -81,6 +81,7 @@ def _check(forward, path, x, mask, *extra, whole=True):
       np.testing.assert_array_equal(got[mask], want[mask])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('heads', [1, 2])
 @pytest.mark.parametrize('path', sorted(PATHS))
 def test_encoder_input_mask(path, heads):
@@ -98,6 +99,7 @@ def test_encoder_input_mask(path, heads):
   _check(forward, path, x, _mask())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('residual', [True, False])
 @pytest.mark.parametrize('path', sorted(PATHS))
 def test_decoder_query_mask(path, residual):
@@ -117,6 +119,7 @@ def test_decoder_query_mask(path, residual):
   _check(forward, path, query, _mask(), z, whole=False)
 
 
+@pytest.mark.slow
 def test_perceiver_input_mask_end_to_end():
   """The whole model (no preprocessor): NaN padding, finite outputs equal
   to zero padding's, as in the MLM's padded sequences."""
@@ -135,6 +138,7 @@ def test_perceiver_input_mask_end_to_end():
   _check(forward, 'release', x, _mask())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('kind', sorted(entity_encoders.ENCODERS))
 @pytest.mark.parametrize('path', sorted(PATHS))
 def test_entity_encoders(path, kind):

@@ -3,6 +3,7 @@ import haiku as hk
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from perceiver import builders
 from perceiver import model_card
@@ -17,6 +18,7 @@ def _tiny():
   return spec, fwd, params, state, inputs, outputs
 
 
+@pytest.mark.slow
 def test_full_decode_matches_release_and_single_pass():
   spec, fwd, params, state, inputs, outputs = _tiny()
   images, audio = inputs['images'], inputs['audio']
@@ -58,6 +60,7 @@ def _full_size_abstract(fwd):
   return params, state, images, audio
 
 
+@pytest.mark.slow
 def test_full_size_decode_memory_is_bounded():
   """The released geometry: 802,816 + 1,920 + 1 queries, 1026 channels.
 
@@ -77,6 +80,7 @@ def test_full_size_decode_memory_is_bounded():
   assert temp[128] * 10 < temp[1], temp
 
 
+@pytest.mark.slow
 def test_full_size_geometry_runs_in_one_call():
   """Real 16x224x224 video and 30,720 samples through a narrow model."""
   fwd = builders.video_autoencoder(

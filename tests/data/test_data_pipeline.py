@@ -16,6 +16,7 @@ def _cfg(tiny_config, data_dir, **kw):
   return c.input
 
 
+@pytest.mark.slow
 def test_stream_is_deterministic_and_resumes_at_any_step(
     mnist_data_dir, tiny_config):
   cfg = _cfg(tiny_config, mnist_data_dir)

@@ -54,6 +54,7 @@ def _batch(num_slots, mask, seed=0):
           'entity_mask': np.broadcast_to(mask, (2, num_slots)).copy()}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('name', ENCODERS)
 def test_outputs_have_alphastars_shapes_and_zero_padding(name):
   params, apply = _model(name)

@@ -31,6 +31,7 @@ def test_full_configs_are_valid():
     load_experiment('entities', 'encoder=lstm')
 
 
+@pytest.mark.slow
 def test_perceiver_smoke_trains_through_the_trainer(tmp_path):
   config = load_experiment('entities', 'smoke')
   assert config.model.encoder == 'perceiver'
@@ -40,6 +41,7 @@ def test_perceiver_smoke_trains_through_the_trainer(tmp_path):
   assert 0.0 <= result['eval/pointer_accuracy'] <= 1.0
 
 
+@pytest.mark.slow
 def test_transformer_smoke_trains_through_launch_train(tmp_path):
   env = dict(os.environ, PYTHONPATH=REPO, JAX_PLATFORMS='cpu')
   env.pop('XLA_FLAGS', None)  # one device

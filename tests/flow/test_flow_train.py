@@ -54,6 +54,7 @@ def _final_params(workdir):
   return step, jax.device_get(params)
 
 
+@pytest.mark.slow
 def test_smoke_trains_and_evaluates(flow_run):
   workdir, metrics = flow_run
   assert metrics['eval/num_examples'] == 8
@@ -70,6 +71,7 @@ def test_smoke_trains_and_evaluates(flow_run):
   assert out and np.abs(out[0]['w']).max() > 0
 
 
+@pytest.mark.slow
 def test_flow_cli_writes_flo_and_png_and_prints_epe(flow_run, tmp_path):
   """launch/flow.py on a real stereo pair (skimage's Motorcycle, cropped to
   a 40x60 patch: 36 tiles of the 12x16 smoke network, overlapping by 6),

@@ -103,6 +103,7 @@ def test_config_errors_name_the_fix(smoke_config):
     task.make_model(c)
 
 
+@pytest.mark.slow
 def test_model_outputs_flow_in_pixels(smoke_config):
   model = task.make_model(smoke_config)
   batch = task.example_batch(smoke_config, 2)
@@ -161,6 +162,7 @@ def test_cli_model_loads_a_release_file_and_matches_the_release(
 FIT_STEPS, FIT_RATIO = 60, 0.5
 
 
+@pytest.mark.slow
 def test_smoke_model_fits_a_fixed_batch_of_pairs(smoke_config):
   """The model, loss and output scale can learn: the release's zero-init,
   x 20 / 100 head gets gradients, and 4 fixed generated pairs are fitted

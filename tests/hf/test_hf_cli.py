@@ -59,6 +59,7 @@ def exported(mlm_run, tmp_path_factory):
   return output, stdout
 
 
+@pytest.mark.slow
 def test_cli_exports_a_training_run_and_checks_it(mlm_run, exported):
   output, stdout = exported
   assert 'PerceiverForMaskedLM' in stdout and 'OK' in stdout, stdout

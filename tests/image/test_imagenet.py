@@ -29,6 +29,7 @@ def test_missing_data_names_where_to_put_it(tmp_path):
   assert 'ILSVRC2012_img_train.tar' in message and 'image-net.org' in message
 
 
+@pytest.mark.slow
 def test_train_and_eval_batches_on_mock_data(tmp_path, experiment):
   cfg = _cfg(experiment, tmp_path)
   with tfds.testing.mock_data(num_examples=16):

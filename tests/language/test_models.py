@@ -106,6 +106,7 @@ def test_glue_num_labels_matches_the_data_pipeline():
 #  ------------------------  Classifier  ------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('num_labels, want', [(3, (B, 3)), (1, (B,))])
 def test_classifier_shapes(num_labels, want):
   model = _transform(models.glue_classifier(SMOKE, num_labels))
@@ -121,6 +122,7 @@ def test_classifier_shapes(num_labels, want):
                                                    num_labels)
 
 
+@pytest.mark.slow
 def test_classifier_masked_equals_padded():
   """Short input == the same text padded to max_seq_len with junk."""
   model = _transform(models.glue_classifier(SMOKE, 2))
@@ -160,6 +162,7 @@ def multitask():
   return out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('variant', models.MULTITASK_VARIANTS)
 def test_multitask_one_output_per_task(multitask, variant):
   _, params, _, _, outputs = multitask[variant]
@@ -353,6 +356,7 @@ def test_merge_params_refuses_an_unrelated_checkpoint():
         'w': np.zeros([2, 2], np.float32)}})
 
 
+@pytest.mark.slow
 def test_mlm_input_position_fields():
   """The config fields of the plateau ablations (benchmarks/repro/LANGUAGE.md):
   release values write nothing; Fourier input positions widen the encoder
@@ -384,6 +388,7 @@ def test_mlm_input_position_fields():
     models.mlm(models.smoke_config(input_position_encoding='sinusoid'))
 
 
+@pytest.mark.slow
 def test_mlm_embedding_init_scale_field():
   """embedding_init_scale (benchmarks/repro/LANGUAGE.md): the release's 1.0
   writes nothing and keeps hk.Embed's init bit for bit; another value sets

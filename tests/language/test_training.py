@@ -67,6 +67,7 @@ def _finite(final):
   assert final and all(np.isfinite(v) for v in final.values()), final
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('name', ['mlm_bytes', 'mlm_bytes_plusplus',
                                   'mlm_spm_base'])
 def test_mlm_smoke_trains(name, tmp_path, data_dir, spm_model):
@@ -83,6 +84,7 @@ def test_mlm_smoke_trains(name, tmp_path, data_dir, spm_model):
     assert 0.0 <= final['eval/accuracy'] <= 1.0
 
 
+@pytest.mark.slow
 def test_mlm_ablation_variants_train(tmp_path, data_dir):
   """The plateau ablations' fields (benchmarks/repro/LANGUAGE.md) reach the
   model from the experiment's variants, and the MLM trains with all of them
@@ -114,6 +116,7 @@ def test_mlm_ablation_variants_train(tmp_path, data_dir):
     load_experiment('mlm_bytes', 'smoke,embed_init=0')
 
 
+@pytest.mark.slow
 def test_glue_smoke_trains_single_task(tmp_path):
   config = load_experiment('glue', 'smoke,task=stsb')  # the regression
   config.input.data_dir = str(tmp_path / 'tfds')
@@ -123,6 +126,7 @@ def test_glue_smoke_trains_single_task(tmp_path):
   assert 'eval/pearson' in final and final['eval/num_examples'] == 8
 
 
+@pytest.mark.slow
 def test_multitask_one_output_per_task_through_training(tmp_path):
   config = load_experiment('glue', 'smoke,multitask=task_tokens')
   config.input.data_dir = str(tmp_path / 'tfds')
@@ -156,6 +160,7 @@ def _save_mlm_pickle(path):
   return params
 
 
+@pytest.mark.slow
 def test_sentiment_fine_tunes_from_release_pickle_and_resume_wins(
     tmp_path, data_dir, caplog):
   pickle_path = str(tmp_path / 'mlm.pickle')

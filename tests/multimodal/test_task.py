@@ -73,6 +73,7 @@ def _tiny_inputs(batch=3):
   return video, audio, label
 
 
+@pytest.mark.slow
 def test_per_example_queries_equal_one_example_at_a_time():
   """[B, O] subsampled points decode example b at its own points."""
   fwd = builders.video_autoencoder(**TINY_MODEL)

@@ -62,6 +62,7 @@ def four_device_run(tmp_path_factory, tiny_data_dir):
   return config, workdir, final
 
 
+@pytest.mark.slow
 def test_one_device_equals_four(tmp_path, four_device_run):
   """Per-example queries and label masks come with the data, so the device
   layout does not change training (AdamW's eps = 1 keeps the update close
@@ -131,6 +132,7 @@ def _run(*args):
   return done.stdout
 
 
+@pytest.mark.slow
 def test_launch_train_resumes_exactly_then_reconstruct(
     tmp_path, tiny_data_dir, bigbuckbunny, four_device_run):
   """The commands of the experiment's docstring, on the smoke model.

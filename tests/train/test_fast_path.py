@@ -38,6 +38,7 @@ def test_every_experiment_trains_on_the_fast_path(name):
                    for k in config_lib.CHUNK_KEYS)
 
 
+@pytest.mark.slow
 def test_lamb_takes_its_trust_ratio_per_scanned_layer():
   """LAMB's ||param|| / ||update|| is per leaf; a scanned stack's leaves
   hold every layer, so the project's LAMB takes it per layer: the update of
@@ -124,6 +125,7 @@ def _restore(workdir, config):
   return jax.device_get(ts)
 
 
+@pytest.mark.slow
 def test_one_fast_step_equals_one_release_exact_step(one_step_each_way):
   exact, fast, exact_dir, fast_dir, _, init = one_step_each_way
   want = _restore(exact_dir, exact).params

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from perceiver import checkpoint_io
 from perceiver import perceiver
@@ -26,6 +27,7 @@ def _run(script, workdir, flags, extra):
       env=env, capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_export_writes_the_checkpoint_in_release_format(
     reference_run, mnist_data_dir, tiny_flags, tmp_path):
   out_path = str(tmp_path / 'exported.pystate')
@@ -48,6 +50,7 @@ def test_export_writes_the_checkpoint_in_release_format(
       np.testing.assert_array_equal(params[module][name], np.asarray(value))
 
 
+@pytest.mark.slow
 def test_eval_reports_test_accuracy(reference_run, mnist_data_dir, tiny_flags):
   out = _run('eval.py', reference_run, tiny_flags(mnist_data_dir),
              ['--split=test'])
@@ -65,6 +68,7 @@ def test_eval_reports_test_accuracy(reference_run, mnist_data_dir, tiny_flags):
 # --- Bad input ---------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_bad_step_flag_stops_at_flag_parsing(tmp_path):
   out = _run('eval.py', str(tmp_path / 'no_run'), [], ['--step=last'])
   assert out.returncode == 1
@@ -74,6 +78,7 @@ def test_bad_step_flag_stops_at_flag_parsing(tmp_path):
   assert not os.path.exists(tmp_path / 'no_run')
 
 
+@pytest.mark.slow
 def test_failed_resume_prints_its_error_once(
     reference_run, mnist_data_dir, tiny_flags, tmp_path):
   """A changed model config on resume (it used to end in Orbax's shape error

@@ -235,8 +235,10 @@ def golden():
 
 
 @pytest.mark.parametrize('path,num_devices,tol', [
-    ('exact', 1, EXACT_TOL), ('exact', 4, TOL), ('fast', 1, TOL),
-    ('fast', 4, TOL)])
+    ('exact', 1, EXACT_TOL),
+    pytest.param('exact', 4, TOL, marks=pytest.mark.slow),
+    ('fast', 1, TOL),
+    pytest.param('fast', 4, TOL, marks=pytest.mark.slow)])
 def test_updates_are_the_release_updates(golden, path, num_devices, tol):
   arrays, meta, config, batch = golden
   if path == 'exact':

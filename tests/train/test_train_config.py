@@ -52,6 +52,7 @@ def test_variant_given_twice_is_rejected():
     config_lib.parse_variants('steps=1,steps=2', {'steps'}, 'x.py')
 
 
+@pytest.mark.slow
 def test_launch_flags_lock_the_config(tmp_path):
   """launch/train.py uses lock_config=True: a misspelt override fails before
   anything runs (a real subprocess: absl parses the flags)."""

@@ -66,6 +66,7 @@ def test_imagenet_hyperparameters_match_the_paper():
   assert c.input.randaugment_layers == 4 and c.input.mixup_alpha == 0.2
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('name', EXPERIMENTS)
 def test_smoke_variant_trains(name, tmp_path, mnist_data_dir):
   config = _load(name, 'smoke')

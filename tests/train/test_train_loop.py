@@ -36,6 +36,7 @@ def _assert_trees(a, b, atol):
                                  rtol=0)
 
 
+@pytest.mark.slow
 def test_one_device_equals_four_devices(tmp_path, mnist_data_dir, tiny_config,
                                         reference_run):
   """Same global batch of 16 on 1, 2 (the reference) and 4 devices."""
@@ -59,6 +60,7 @@ def test_one_device_equals_four_devices(tmp_path, mnist_data_dir, tiny_config,
   assert moved > 1e-3
 
 
+@pytest.mark.slow
 def test_shard_map_equals_pmap(tmp_path, mnist_data_dir, tiny_config,
                                reference_run):
   config = tiny_config(mnist_data_dir)
@@ -69,6 +71,7 @@ def test_shard_map_equals_pmap(tmp_path, mnist_data_dir, tiny_config,
                 _params(str(tmp_path / 'pm'), config).params, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_resume_is_bit_identical(tmp_path, mnist_data_dir, tiny_config,
                                  reference_run):
   """N steps, restore, N more steps == 2N steps uninterrupted, bit for bit
@@ -85,6 +88,7 @@ def test_resume_is_bit_identical(tmp_path, mnist_data_dir, tiny_config,
                 _params(str(resumed), config), atol=0)
 
 
+@pytest.mark.slow
 def test_nan_loss_stops_with_step_range_and_keeps_good_checkpoint(
     tmp_path, mnist_data_dir, tiny_config):
   config = tiny_config(mnist_data_dir, num_train_steps=40, checkpoint_every=2,
@@ -103,6 +107,7 @@ def test_nan_loss_stops_with_step_range_and_keeps_good_checkpoint(
     assert all(np.all(np.isfinite(x)) for x in jax.tree.leaves(tree['params']))
 
 
+@pytest.mark.slow
 def test_init_from_release_pickle_with_subset_and_export(
     tmp_path, mnist_data_dir, tiny_config, reference_run):
   config = tiny_config(mnist_data_dir)
@@ -127,6 +132,7 @@ def test_init_from_release_pickle_with_subset_and_export(
       assert same == (module != head), (module, name)
 
 
+@pytest.mark.slow
 def test_warm_start_from_a_release_pickle_into_a_scanned_model(
     tmp_path, mnist_data_dir, tiny_config):
   """One warm-start path for every layout: a release-layout pickle (per-layer
@@ -165,6 +171,7 @@ def test_warm_start_from_a_release_pickle_into_a_scanned_model(
   _assert_trees(back, release, atol=0)
 
 
+@pytest.mark.slow
 def test_evaluate_counts_every_example_once(mnist_data_dir, tiny_config,
                                             reference_run):
   config = tiny_config(mnist_data_dir)
@@ -176,6 +183,7 @@ def test_evaluate_counts_every_example_once(mnist_data_dir, tiny_config,
   assert 0.0 <= result['accuracy'] <= 1.0
 
 
+@pytest.mark.slow
 def test_bfloat16_compute_with_remat_keeps_float32_master_weights(
     tmp_path, mnist_data_dir, tiny_config):
   config = tiny_config(mnist_data_dir, num_train_steps=4)
@@ -214,6 +222,7 @@ def _damage(step_dir, kind):
     os.mkdir(step_dir)
 
 
+@pytest.mark.slow
 def test_resume_falls_back_past_each_kind_of_damaged_step(
     tmp_path, mnist_data_dir, tiny_config, reference_run, caplog):
   """Steps 5, 6 and 7 (real checkpoints of the reference run, each damaged

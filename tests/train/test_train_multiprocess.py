@@ -36,6 +36,7 @@ def _final_params(workdir, config):
   return step, jax.device_get(ts.params)
 
 
+@pytest.mark.slow
 def test_sigkilled_run_resumes_to_the_same_parameters(
     tmp_path, mnist_data_dir, tiny_config, tiny_flags):
   steps = 80  # killed once step 40 is saved, with ~40 steps to go
@@ -84,6 +85,7 @@ import time; time.sleep(600)
 '''
 
 
+@pytest.mark.slow
 def test_interrupted_save_is_never_picked_up(tmp_path):
   directory = str(tmp_path / 'ckpts')
   proc = subprocess.Popen([PY, '-c', _SAVER, directory], env=_env(),
@@ -159,6 +161,7 @@ def two_process_run(tmp_path_factory, mnist_data_dir):
   return workdir
 
 
+@pytest.mark.slow
 def test_two_processes_train_like_one(two_process_run, mnist_data_dir,
                                       tiny_config, reference_run):
   """2 processes x 1 CPU device through jax.distributed (gloo) == 1 process
