@@ -27,15 +27,14 @@ Specs. A spec is a dict in the form of the release's JSON specs
 (perceiver/release_specs/full_<family>.json, tests/golden_data/*_tiny.json):
 'builder' names the perceiver/builders.py function and the other keys are
 its configuration. `builders.build(spec)` gives the forward of any such spec
-and `builders.example_inputs(spec, batch)` its input shapes (both also
-named here, as `build` and `example_inputs`); the golden tests build their
-models through the same two functions.
+and `builders.example_inputs(spec, batch)` its input shapes; the golden tests
+build their models through the same two functions.
 
 Adding a family: `register(Family(name, spec=..., paper_params=...,
 paper_flops=...))`. `spec` is a release spec name (under
 perceiver/release_specs) or a callable returning the spec dict; the spec's
 'builder' key picks the default `build` and `example_inputs` from
-SPEC_BUILDERS, or pass your own.
+builders.SPEC_BUILDERS, or pass your own.
 """
 import dataclasses
 import json
@@ -53,21 +52,6 @@ from perceiver.tasks.language import models as language_models
 Spec = builders.Spec
 Forward = builders.Forward
 InputsFn = builders.InputsFn
-
-# The full-size architectures of the six released checkpoints.
-RELEASE_SPECS_DIR = release_specs.DIR
-release_spec = release_specs.load
-
-# Spec -> forward and spec -> input shapes live in perceiver/builders.py;
-# these names keep the model card's library interface (module doc).
-VIDEO_KEYS = builders.VIDEO_KEYS
-SPEC_BUILDERS = builders.SPEC_BUILDERS
-INPUT_NAMES = builders.INPUT_NAMES
-build = builders.build
-example_inputs = builders.example_inputs
-video_autoencoder = builders.video_autoencoder_from_spec
-build_video_train_decode = builders.build_video_train_decode
-build_video_full_decode = builders.build_video_full_decode
 
 #  ------------------------------------------------------------
 #  -----------------------  Registry  -------------------------
@@ -111,7 +95,7 @@ class Family:
   def load_spec(self) -> Spec:
     if callable(self.spec):
       return self.spec()
-    return release_spec(self.spec)
+    return release_specs.load(self.spec)
 
 
 REGISTRY: dict[str, Family] = {}
@@ -154,10 +138,10 @@ register(Family(
     paper_flops=310e9, paper_flops_text='310B train',
     note=('subsampled decode as in the golden JSON (392 px + 15 audio '
           'patches + label); [P] trains with 512 px + 512 audio'),
-    variants=(Variant('[P] train decode', build_video_train_decode,
+    variants=(Variant('[P] train decode', builders.build_video_train_decode,
                       paper_flops=310e9,
                       note='512 px + 512 audio patches + label'),
-              Variant('full-output decode', build_video_full_decode,
+              Variant('full-output decode', builders.build_video_full_decode,
                       paper_flops=6.85e12,
                       note=('eval: all 802,816 px + 1,920 audio patches + '
                             'label, [P] 6.85T eval')),)))
@@ -254,13 +238,14 @@ def _resolve(family: str, spec: Optional[Spec]):
                    f'{sorted(REGISTRY)}. Pass spec= for an unregistered one.')
   if spec is None:
     spec = fam.load_spec()
-  build_fn, inputs_fn = SPEC_BUILDERS.get(spec.get('builder'), (None, None))
+  build_fn, inputs_fn = builders.SPEC_BUILDERS.get(spec.get('builder'),
+                                                   (None, None))
   if fam is not None:
     build_fn = fam.build or build_fn
     inputs_fn = fam.example_inputs or inputs_fn
   if build_fn is None or inputs_fn is None:
     raise ValueError(f'No builder for spec builder {spec.get("builder")!r}; '
-                     f'known: {sorted(SPEC_BUILDERS)}.')
+                     f'known: {sorted(builders.SPEC_BUILDERS)}.')
   return fam, spec, build_fn, inputs_fn
 
 

@@ -9,13 +9,14 @@ import os
 import haiku as hk
 import numpy as np
 
-from perceiver import model_card
+from perceiver import builders
+from perceiver import release_specs
 
 GOLDEN_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)),
                           'golden_data')
 # The full-size release architectures are library data (the model card and
 # the exporters read them): perceiver/release_specs/full_<family>.json.
-RELEASE_SPECS_DIR = model_card.RELEASE_SPECS_DIR
+RELEASE_SPECS_DIR = release_specs.DIR
 TINY_FAMILIES = ('imagenet_fourier', 'imagenet_learned', 'imagenet_conv',
                  'perceiver_projection', 'language_mlm', 'optical_flow',
                  'video_autoencoding')
@@ -77,12 +78,12 @@ def manifest(tree):
 
 def build(spec, **overrides):
   """-> (transformed, input names) for a golden or release spec, built by the
-  library's own spec code (perceiver.model_card.build)."""
-  forward = model_card.build(spec, **overrides)
-  return hk.transform_with_state(forward), model_card.INPUT_NAMES[
+  library's own spec code (perceiver.builders.build)."""
+  forward = builders.build(spec, **overrides)
+  return hk.transform_with_state(forward), builders.INPUT_NAMES[
       spec['builder']]
 
 
 def example_inputs(spec, batch=1):
   """Shape structs of the full-size inputs, for jax.eval_shape."""
-  return model_card.example_inputs(spec, batch)
+  return builders.example_inputs(spec, batch)

@@ -224,6 +224,10 @@ def test_language_repro_runs_two_steps(tmp_path):
 @pytest.mark.slow
 def test_multimodal_repro_runs_two_steps(tmp_path):
   from perceiver.tasks.multimodal import embedded  # pylint: disable=g-import-not-at-top
+  # The reproduction's dataset (embedded_av/cpu) needs a second real film,
+  # Megamind.avi, which the bootstrap does not fetch (it comes from Debian's
+  # opencv-doc: scripts/fetch_video_data.sh). Without it the script stops at
+  # once with that instruction, so there is nothing to run.
   try:
     embedded.megamind_path()
   except FileNotFoundError as e:

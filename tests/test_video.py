@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from perceiver import builders
-from perceiver import model_card
 from tests import golden
 
 
@@ -14,7 +13,7 @@ def _tiny():
   spec = golden.load_json('video_autoencoding_tiny')
   params, state, inputs, outputs = golden.load_npz('video_autoencoding_tiny')
   fwd = builders.video_autoencoder(
-      **{k: spec[k] for k in model_card.VIDEO_KEYS})
+      **{k: spec[k] for k in builders.VIDEO_KEYS})
   return spec, fwd, params, state, inputs, outputs
 
 

@@ -42,8 +42,9 @@ import ml_collections
 import numpy as np
 import optax
 
+from perceiver import builders
 from perceiver import mixed_precision
-from perceiver import model_card
+from perceiver import release_specs
 from perceiver.train import config_lib
 from perceiver.train import optim
 # pylint: enable=g-import-not-at-top,wrong-import-position
@@ -347,9 +348,9 @@ def _from_spec(spec: Mapping[str, Any], fast: Mapping[str, Any], path: str,
     encoder = dict(fast.get('encoder', {}))
     if fast.get('decoder'):
       spec['decoder'] = dict(spec['decoder'], **fast['decoder'])
-  forward = (build or model_card.build)(spec, **encoder)
-  names = model_card.INPUT_NAMES[spec['builder']]
-  inputs = model_card.example_inputs(spec, batch)
+  forward = (build or builders.build)(spec, **encoder)
+  names = builders.INPUT_NAMES[spec['builder']]
+  inputs = builders.example_inputs(spec, batch)
 
   def apply(b, *, is_training):
     return forward(*[b[n] for n in names], is_training=is_training)
@@ -371,7 +372,7 @@ def optical_flow(path: str, batch: int, *, tiny: bool = False,
   """The released flow model (368x496 frame pairs, 2048 x 512 latents, 24
   layers; perceiver/release_specs/full_optical_flow.json)."""
   del tiny
-  return _from_spec(model_card.release_spec('full_optical_flow'),
+  return _from_spec(release_specs.load('full_optical_flow'),
                     FAST['optical_flow'], path, batch, compute_dtype)
 
 
@@ -380,9 +381,9 @@ def video_autoencoding(path: str, batch: int, *, tiny: bool = False,
   """The released Kinetics autoencoder decoding [P]'s training outputs (512
   pixels, 512 audio patches, the label; App. I)."""
   del tiny
-  return _from_spec(model_card.release_spec('full_video_autoencoding'),
+  return _from_spec(release_specs.load('full_video_autoencoding'),
                     FAST['video_autoencoding'], path, batch, compute_dtype,
-                    build=model_card.build_video_train_decode)
+                    build=builders.build_video_train_decode)
 
 
 CASES: dict[str, Callable[..., Case]] = {

@@ -33,8 +33,9 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 import haiku as hk
 import numpy as np
 
-from perceiver import model_card
+from perceiver import builders
 from perceiver import perceiver
+from perceiver import release_specs
 from perceiver.train import checkpoint
 
 Spec = dict[str, Any]
@@ -85,7 +86,7 @@ def release_spec(family: str) -> Spec:
   if family not in RELEASE_FAMILIES:
     raise ValueError(f'Unknown release family {family!r}; expected one of '
                      f'{RELEASE_FAMILIES}.')
-  return clean(model_card.release_spec(f'full_{family}'))
+  return clean(release_specs.load(f'full_{family}'))
 
 
 def load_spec(name_or_path: str) -> Spec:
@@ -154,7 +155,7 @@ BUILDERS = ('image_classifier', 'mlm', 'optical_flow', 'video_autoencoder')
 
 def build(spec: Mapping[str, Any]) -> tuple[hk.TransformedWithState,
                                             Sequence[str]]:
-  """-> (transformed, input names) for `spec` (perceiver.model_card.build,
+  """-> (transformed, input names) for `spec` (perceiver.builders.build,
   except that the video autoencoder takes its subsampled points as inputs).
 
   apply(params, state, rng, *inputs, is_training) with inputs:
@@ -168,9 +169,9 @@ def build(spec: Mapping[str, Any]) -> tuple[hk.TransformedWithState,
   """
   spec = clean(spec)
   if spec['builder'] != 'video_autoencoder':
-    return (hk.transform_with_state(model_card.build(spec)),
-            model_card.INPUT_NAMES[spec['builder']])
-  video = model_card.video_autoencoder(spec)
+    return (hk.transform_with_state(builders.build(spec)),
+            builders.INPUT_NAMES[spec['builder']])
+  video = builders.video_autoencoder_from_spec(spec)
 
   def fwd(images, audio, subsampled_image, subsampled_audio, *, is_training):
     return video(images, audio, {'image': subsampled_image,

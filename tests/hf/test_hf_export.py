@@ -12,8 +12,8 @@ import torch
 import torch.nn.functional as F
 import transformers
 
-from perceiver import model_card
 from perceiver import perceiver
+from perceiver import release_specs
 from perceiver.hf import export
 from perceiver.hf import load
 from perceiver.hf import mapping
@@ -297,7 +297,7 @@ def test_full_size_release_architectures_fit_transformers_modules(family):
   """Every released checkpoint's tree (perceiver/release_specs manifests)
   maps onto the transformers module of its class, name for name and shape
   for shape; the learned family with the class's query residual."""
-  full = model_card.release_spec(f'full_{family}')
+  full = release_specs.load(f'full_{family}')
   spec = specs.clean(full)
   params = None
   if family == 'imagenet_learned':
