@@ -184,11 +184,17 @@ TRAIN_SIZE = (368, 496)  # [code] TRAIN_SIZE; the network's input size.
 @checks.keyword_arguments
 def optical_flow(*, input_preprocessor: Mapping[str, Any],
                  encoder: Mapping[str, Any], decoder: Mapping[str, Any],
-                 flow_scale_factor: float = FLOW_SCALE_FACTOR):
+                 flow_scale_factor: float = FLOW_SCALE_FACTOR,
+                 conv_stem: Optional[Mapping[str, Any]] = None):
   """Returns forward(images [B, 2, H, W, 3], *, is_training) -> [B, H, W, 2].
 
   Images are scaled to [-1, 1]. The preprocessor sees patches_for_flow
   (a zero-padded 3x3 patch per pixel per frame, [P] §4.2).
+
+  `conv_stem`: None (the release) or io_processors.FlowConvStem kwargs.
+  DEVIATION when set: the stem's per-pixel features of both frames are
+  concatenated to the preprocessed inputs, which are also the decoder's
+  queries; the release's modules keep their names.
   """
   decoder = dict(decoder)
   image_shape = tuple(decoder['output_image_shape'])
@@ -203,8 +209,19 @@ def optical_flow(*, input_preprocessor: Mapping[str, Any],
       raise ValueError(
           f'optical_flow was built for {image_shape} frames; got '
           f'{tuple(images.shape[2:4])}. Use tiled_flow for larger images.')
+    preprocessor = io_processors.ImagePreprocessor(**input_preprocessor)
+    if conv_stem is not None:
+      stem = io_processors.FlowConvStem(**conv_stem)
+      release_preprocessor = preprocessor
+
+      def preprocessor(patches, **kwargs):
+        inputs, sizes, without_pos = release_preprocessor(patches, **kwargs)
+        features = stem(images)  # [B, H, W, C_stem]
+        features = features.reshape(inputs.shape[:2] + features.shape[-1:])
+        return jnp.concatenate([inputs, features], -1), sizes, without_pos
+
     model = perceiver.Perceiver(
-        input_preprocessor=io_processors.ImagePreprocessor(**input_preprocessor),
+        input_preprocessor=preprocessor,
         encoder=perceiver.PerceiverEncoder(**encoder),
         decoder=perceiver.FlowDecoder(**decoder),
         output_postprocessor=None)

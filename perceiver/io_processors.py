@@ -167,6 +167,41 @@ class Conv2DDownsample(hk.Module):
     return out
 
 
+class FlowConvStem(hk.Module):
+  """Per-pixel features that compare the two frames: dilated 3x3 convolutions.
+
+  DEVIATION (not in [P] or the release; `builders.optical_flow(conv_stem=)`,
+  off by default): the release's flow input is each pixel's 3x3 patches of
+  both frames, so it sees motions of at most about one pixel before the
+  attention pools the pixels. This stem stacks both frames' channels and
+  applies `len(rates)` 3x3 convolutions with those dilation rates (ReLU),
+  a receptive field of 1 + 2 * sum(rates) pixels, and its features are
+  concatenated to the preprocessed inputs (so also to the decoder's
+  queries). benchmarks/repro/FLOW.md measures it.
+  """
+
+  @checks.keyword_arguments
+  def __init__(self, num_channels: int = 48,
+               rates: Sequence[int] = (1, 2, 4, 8),
+               name: str = 'flow_conv_stem'):
+    super().__init__(name=name)
+    checks.positive('FlowConvStem', num_channels=num_channels)
+    if not rates or any(int(r) < 1 for r in rates):
+      raise ValueError(f'FlowConvStem: rates={tuple(rates)} must be a '
+                       'non-empty list of dilation rates >= 1.')
+    self._num_channels = num_channels
+    self._rates = tuple(int(r) for r in rates)
+
+  def __call__(self, frames):
+    """[B, 2, H, W, C] frame pair -> [B, H, W, num_channels]."""
+    _check_rank(frames, (5,), 'FlowConvStem', '[B, 2, H, W, C]')
+    x = jnp.concatenate([frames[:, 0], frames[:, 1]], axis=-1)
+    for i, rate in enumerate(self._rates):
+      x = jax.nn.relu(hk.Conv2D(self._num_channels, 3, rate=rate,
+                                name=f'conv_{i}')(x))
+    return x
+
+
 class Conv2DUpsample(hk.Module):
   """Upsamples 4x with two stride-2 transposed convolutions."""
 

@@ -57,10 +57,14 @@ _STEPS = flags.DEFINE_integer('steps', 200, 'Training steps.')
 _LR = flags.DEFINE_float(
     'lr', 1e-3, 'Learning rate (constant; AdamW without weight decay).')
 _SEED = flags.DEFINE_integer('seed', 0, 'Data and init seed.')
+_LEVERS = flags.DEFINE_string(
+    'levers', '', 'experiments/optical_flow.py variants added to "cpu", '
+    'e.g. "qres,head_init,stem" (recipes.LEVERS).')
 
 
 def _config(scene: str):
-  config = optical_flow.get_config('cpu')
+  config = optical_flow.get_config(
+      ','.join(filter(None, ['cpu', _LEVERS.value])))
   if scene == 'translate':
     config.input.min_layers = config.input.max_layers = 0
     config.input.max_rotation = 0.0
@@ -116,7 +120,8 @@ def main(argv):
     updates, opt_state = optimizer.update(grads, opt_state, params)
     return optax.apply_updates(params, updates), opt_state, (loss,) + aux
 
-  print(f'model={_MODEL.value} scene={_SCENE.value} lr={_LR.value} '
+  print(f'model={_MODEL.value} levers={_LEVERS.value} scene={_SCENE.value} '
+        f'lr={_LR.value} '
         f'batch={config.input.global_batch_size} '
         f'size={tuple(config.input.image_size)}')
   print('step  loss/zero  epe  zero-flow epe  seconds')

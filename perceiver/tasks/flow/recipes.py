@@ -35,7 +35,11 @@ AUTOFLOW_PAIRS = 400_000  # [P] App. H
 PAPER_EPOCHS = 480  # [P] App. H
 PAPER_BATCH = 512  # [P] App. H
 PAPER_LR = 4e-4  # [P] App. H
-VARIANTS = ('smoke', 'cpu', 'steps', 'batch', 'accum', 'lr', 'textures')
+# Departures from the release that help a small model start to learn
+# (benchmarks/repro/FLOW.md measures each); every one is off by default.
+LEVERS = ('qres', 'head_init', 'stem', 'motion')
+VARIANTS = ('smoke', 'cpu', 'steps', 'batch', 'accum', 'lr',
+            'textures') + LEVERS
 
 _PREP_FOURIER = 'input_preprocessor.fourier_position_encoding_kwargs.'
 _DEC_FOURIER = 'decoder.fourier_position_encoding_kwargs.'
@@ -173,8 +177,46 @@ def smoke(lr: float = PAPER_LR, textures: str = ''
   return c
 
 
+def apply_levers(c: ml_collections.ConfigDict, args: dict[str, Any]
+                 ) -> ml_collections.ConfigDict:
+  """Turns on the LEVERS named in `args` (each a DEVIATION, FLOW.md).
+
+  qres       the decoder's query residual: each pixel's output adds its own
+             input features (its patches, and the stem's) to what it reads
+             from the latents. The release has none ([P] §4.2).
+  head_init  the output Linear starts at Haiku's default init instead of
+             the release's zeros. With zeros and motions drawn symmetrically
+             about zero, the model starts at a saddle of the L1 loss
+             (../leads: neither lever alone leaves it in 1,500 steps).
+  stem       io_processors.FlowConvStem: 4 dilated 3x3 convolutions (rates
+             1, 2, 4, 8; 48 channels) on both frames, a 31-pixel receptive
+             field, concatenated to each pixel's inputs.
+  motion=F   the motion curriculum (task.py: config.input.motion_warmup):
+             motion ranges rise from a quarter to full over the first F of
+             training.
+  """
+  if args.get('qres'):
+    c.model.decoder.use_query_residual = True
+  if args.get('head_init'):
+    c.model.decoder.output_w_init = None
+  if args.get('stem'):
+    c.model.conv_stem = ml_collections.ConfigDict(
+        {'num_channels': 48, 'rates': (1, 2, 4, 8)})
+  if 'motion' in args:
+    warmup = config_lib.positive_variant(args, 'motion', 0.3, float)
+    if warmup > 1:
+      raise ValueError(f'experiments/optical_flow.py: motion={warmup} is a '
+                       'fraction of training in (0, 1].')
+    c.input.motion_warmup = warmup
+  return c
+
+
 def from_variants(args: dict[str, Any]) -> ml_collections.ConfigDict:
   """experiments/optical_flow.py's variants -> a config."""
+  return apply_levers(_from_variants(args), args)
+
+
+def _from_variants(args: dict[str, Any]) -> ml_collections.ConfigDict:
   textures = args.get('textures', '')
   lr = config_lib.positive_variant(
       args, 'lr', 1e-3 if args.get('cpu') and not args.get('smoke')
