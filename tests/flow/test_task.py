@@ -74,6 +74,10 @@ def test_loss_and_eval_sums(smoke_config):
   loss, m = task.loss_and_metrics(pred, batch, c)
   np.testing.assert_allclose(loss, (7 + 1 + 0 + 2) / 4)  # L1, all pixels
   np.testing.assert_allclose(m['epe'], (5 + 1 + 0) / 3)  # valid only
+  np.testing.assert_allclose(m['zero_loss'], 0)  # zero flow is exact here
+  swapped = dict(batch, flow=pred)  # now zero flow errs by |pred|
+  np.testing.assert_allclose(task.loss_and_metrics(gt, swapped, c)[1][
+      'zero_loss'], loss)
   c.task.supervise_occluded = False
   np.testing.assert_allclose(task.loss_and_metrics(pred, batch, c)[0], 8 / 3)
   c.task.loss = 'epe'

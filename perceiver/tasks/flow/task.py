@@ -202,10 +202,18 @@ def loss_and_metrics(outputs: jax.Array,  # [B, H, W, 2]
     per_pixel = jnp.sum(jnp.abs(pred - gt), -1)
   else:
     per_pixel = flow_metrics.end_point_error(pred, gt)
-  loss = jnp.sum(per_pixel * weights) / jnp.maximum(jnp.sum(weights), 1.0)
+  if config.task.loss == 'l1':
+    zero_per_pixel = jnp.sum(jnp.abs(gt), -1)
+  else:
+    zero_per_pixel = flow_metrics.end_point_error(jnp.zeros_like(gt), gt)
+  normaliser = jnp.maximum(jnp.sum(weights), 1.0)
+  loss = jnp.sum(per_pixel * weights) / normaliser
   sums = flow_metrics.sums(pred, gt, valid)
   epe = sums['epe_sum'] / jnp.maximum(sums['valid_pixels'], 1.0)
+  # zero flow's loss on the same pairs: loss / zero_loss = 1 means nothing
+  # has been learnt (benchmarks/repro/FLOW.md plots it).
   return loss, {'loss': loss, 'epe': epe,
+                'zero_loss': jnp.sum(zero_per_pixel * weights) / normaliser,
                 'valid_fraction': jnp.mean(valid)}
 
 
