@@ -241,11 +241,18 @@ def test_multimodal_repro_runs_two_steps(tmp_path):
 @pytest.mark.slow
 def test_flow_repro_runs_at_init(tmp_path):
   out = tmp_path / 'flow.json'
-  run_script('repro/flow_repro.py', '--workdir=', '--config=smoke',
+  run_script('repro/flow_repro.py', '--arm=init=smoke@',
+             '--arm=stem init=smoke,stem,qres,head_init@',
              '--num_generated=2', '--real=motorcycle', '--noopencv',
              f'--json={out}')
   results = json.loads(out.read_text())
   assert set(results) == {'generated (held-out)', 'motorcycle /8'}
+  for rows in results.values():
+    assert set(rows) == {'zero flow', 'Perceiver IO, init',
+                         'Perceiver IO, stem init'}
+    # The release's zero-initialised head predicts zero flow exactly.
+    assert rows['Perceiver IO, init']['epe'] == rows['zero flow']['epe']
+    assert rows['Perceiver IO, stem init']['epe'] != rows['zero flow']['epe']
 
 
 @pytest.mark.slow

@@ -1,7 +1,7 @@
 r"""The CPU-scale flow reproduction's evaluation (benchmarks/repro/FLOW.md).
 
-Evaluates a trained run of experiments/optical_flow.py:cpu beside three
-baselines, on the same pairs:
+Evaluates trained runs of experiments/optical_flow.py (--arm, one per
+run) beside three baselines, on the same pairs:
   * held-out generated pairs (the training distribution, a stream that
     training never draws), at the network's size;
   * REAL pairs with ground truth, box-downscaled so their disparities fall
@@ -16,7 +16,9 @@ sigma 1.2); OpenCV's DIS (preset MEDIUM). OpenCV is a benchmark-only
 dependency: pip install opencv-python-headless. opencv-doc is Debian-only:
 bash scripts/fetch_flow_data.sh extracts it and prints its folder.
 
-  python benchmarks/repro/flow_repro.py --workdir=workdirs/flow_cpu \
+  python benchmarks/repro/flow_repro.py \
+      --arm="release design=cpu@workdirs/flow_cpu" \
+      --arm="levers=cpu,qres,head_init,stem,motion=0.3@workdirs/flow_levers" \
       --opencv_data=.cache/opencv_data/examples/data \
       --json=benchmarks/repro/flow_repro.json \
       --picture=benchmarks/repro/figures/flow_repro.png
@@ -46,10 +48,12 @@ from perceiver.tasks.flow import metrics  # pylint: disable=g-import-not-at-top,
 from perceiver.tasks.flow import task as flow_task  # pylint: disable=g-import-not-at-top,wrong-import-position
 from perceiver.train import config_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
 
-_WORKDIR = flags.DEFINE_string('workdir', 'workdirs/flow_cpu',
-                               "The trained run (or a checkpoint); '': the "
-                               'model at its initialisation (a check).')
-_CONFIG = flags.DEFINE_string('config', 'cpu', 'Variant of the experiment.')
+_ARMS = flags.DEFINE_multi_string(
+    'arm', ['release design=cpu@workdirs/flow_cpu'],
+    'LABEL=VARIANT@WORKDIR, repeatable: a trained run (or checkpoint) of '
+    'experiments/optical_flow.py:VARIANT, shown as "Perceiver IO, LABEL"; '
+    'an empty WORKDIR evaluates the initialisation (a check). The first '
+    "arm's config gives the held-out pairs.")
 _OPENCV_DATA = flags.DEFINE_string(
     'opencv_data', '.cache/opencv_data/examples/data',
     "opencv-doc's examples/data (scripts/fetch_flow_data.sh).")
@@ -100,19 +104,34 @@ def generated_pairs(config, count):
            'valid': ex['valid'] > 0}
 
 
+def parse_arm(text):
+  """'LABEL=VARIANT@WORKDIR' -> (label, variant, workdir)."""
+  label, eq, rest = text.partition('=')
+  variant, at, workdir = rest.partition('@')
+  if not (eq and at and label and variant):
+    raise ValueError(f'--arm={text!r}: expected LABEL=VARIANT@WORKDIR, e.g. '
+                     '"levers=cpu,qres,head_init,stem@workdirs/flow_levers".')
+  return label, variant, workdir
+
+
+def _arm_method(variant, workdir):
+  config = _load_config(variant)
+  network = inference.network_size(config)
+  model = inference.load(config, workdir, seed=None if workdir else 0)
+  return lambda f: inference.predict(model, f, network)
+
+
 def main(argv):
   del argv
-  config = _load_config(_CONFIG.value)
-  network = inference.network_size(config)
-  model = inference.load(config, _WORKDIR.value,
-                         seed=None if _WORKDIR.value else 0)
+  arms = [parse_arm(a) for a in _ARMS.value]
+  config = _load_config(arms[0][1])
   methods = {
       'zero flow': lambda f: np.zeros(f.shape[1:3] + (2,), np.float32),
       'OpenCV Farnebäck': farneback,
       'OpenCV DIS (medium)': dis,
-      'Perceiver IO (ours, CPU)': lambda f: inference.predict(model, f,
-                                                              network),
   }
+  for label, variant, workdir in arms:
+    methods[f'Perceiver IO, {label}'] = _arm_method(variant, workdir)
   if not _OPENCV.value:
     methods = {k: v for k, v in methods.items() if 'OpenCV' not in k}
   sets = {'generated (held-out)': list(generated_pairs(
@@ -172,7 +191,7 @@ def write_picture(path, sets, outputs, methods):
       tiles.append(colorwheel.flow_to_color(
           outputs[(set_name, method, pair['name'])], max_flow))
       labels.append(method.replace('OpenCV ', '').replace('ä', 'a').replace(
-          ' (ours, CPU)', ''))
+          'Perceiver IO, ', 'PIO '))
     row = []
     for tile, label in zip(tiles, labels):
       big = cv2.resize(tile, None, fx=scale, fy=scale,
