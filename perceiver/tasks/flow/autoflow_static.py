@@ -40,9 +40,10 @@ pixel"): the pair (im1, im0), whose flow at a pixel of im1 is the weighted
 mean of -flow over the im0 pixels whose forward flow lands there (each
 splatted bilinearly onto the 4 pixels around its target). Pixels that get
 less than half a pixel's weight (disocclusions, the strip that comes in
-over a border) are invalid ([P] silent on them); their flow is filled in
-from their neighbours so that the loss, which supervises every pixel
-(config.task.supervise_occluded), sees a smooth target there rather than 0.
+over a border) are invalid ([P] silent on them); those that get none take
+the flow of the nearest pixel that does in their row (or column), so that
+the loss, which supervises every pixel (config.task.supervise_occluded),
+sees a plausible target there rather than 0.
 
 Augmentation ([P] App. H: AutoFlow's curriculum with RAFT's parameters;
 perceiver/tasks/flow/autoflow.py holds the values and their sources).
@@ -72,6 +73,7 @@ Valid pixels: AutoFlow ships no occlusion masks, so every pixel of a
 forward pair with a finite flow is valid (as in Sintel's metrics); a pixel
 stays valid after resampling only if the 4 pixels it interpolates are.
 """
+from concurrent import futures
 import dataclasses
 import functools
 import hashlib
@@ -209,30 +211,31 @@ def read_sample(data_dir: str, name: str) -> dict[str, np.ndarray]:
 # ---------------------------------------------------------------------------
 
 
-def _fill_from_neighbours(values: np.ndarray, known: np.ndarray
-                          ) -> np.ndarray:
-  """values [H, W, C] where `known`; elsewhere the mean of the filled
-  4-neighbours, growing inwards one ring per pass (0 if nothing is known)."""
-  out = np.where(known[..., None], values, 0.0)
-  have = known.copy()
-  while not have.all():
-    total = np.zeros_like(out)
-    count = np.zeros(have.shape)
-    for axis in (0, 1):
-      for shift in (1, -1):
-        src = [slice(None)] * 2
-        dst = [slice(None)] * 2
-        src[axis] = slice(None, -1) if shift == 1 else slice(1, None)
-        dst[axis] = slice(1, None) if shift == 1 else slice(None, -1)
-        src, dst = tuple(src), tuple(dst)
-        total[dst] += np.where(have[src][..., None], out[src], 0.0)
-        count[dst] += have[src]
-    new = ~have & (count > 0)
-    if not new.any():
-      break
-    out[new] = total[new] / count[new][:, None]
-    have |= new
-  return out
+def _nearest_along_rows(values: np.ndarray, known: np.ndarray
+                        ) -> tuple[np.ndarray, np.ndarray]:
+  """(values [H, W, C] with each unknown pixel given the value of the
+  nearest known pixel in its row, [H, W] which are now known)."""
+  width = known.shape[1]
+  cols = np.arange(width)
+  left = np.maximum.accumulate(np.where(known, cols, -1), axis=1)
+  right = np.minimum.accumulate(
+      np.where(known, cols, width)[:, ::-1], axis=1)[:, ::-1]
+  use_left = (left >= 0) & ((right >= width) | (cols - left <= right - cols))
+  source = np.where(use_left, left, np.minimum(right, width - 1))
+  rows = np.arange(known.shape[0])[:, None]
+  filled = known.any(axis=1, keepdims=True) & np.ones_like(known)
+  out = np.where(filled[..., None], values[rows, source], values)
+  return out, filled
+
+
+def _fill_nearest(values: np.ndarray, known: np.ndarray) -> np.ndarray:
+  """values [H, W, C] where `known`; elsewhere the nearest known value in
+  the row, or in the column for rows with none (0 if nothing is known)."""
+  out, have = _nearest_along_rows(values, known)
+  if not have.all():
+    out, have = _nearest_along_rows(out.transpose(1, 0, 2), have.T)
+    out, have = out.transpose(1, 0, 2), have.T
+  return np.where(have[..., None], out, 0.0)
 
 
 def reverse_flow(flow: np.ndarray, valid: Optional[np.ndarray] = None
@@ -264,8 +267,7 @@ def reverse_flow(flow: np.ndarray, valid: Optional[np.ndarray] = None
   weight = weight.reshape(height, width)
   mean = np.stack([sum_u, sum_v], -1).reshape(height, width, 2)
   mean /= np.maximum(weight, 1e-12)[..., None]
-  reached = weight > 0
-  filled = _fill_from_neighbours(mean, reached)
+  filled = _fill_nearest(mean, weight > 0)
   return filled.astype(np.float32), weight >= REVERSE_MIN_WEIGHT
 
 
@@ -436,7 +438,14 @@ def stack(examples: Sequence[dict[str, Any]]) -> dict[str, np.ndarray]:
 
 
 def make_batch(data_dir: str, names: Sequence[str], indices: Sequence[int],
-               **kwargs: Any) -> dict[str, np.ndarray]:
-  """make_example for each index, stacked on a new axis 0."""
-  return stack([make_example(data_dir, names, index=i, **kwargs)
-                for i in indices])
+               threads: int = 1, **kwargs: Any) -> dict[str, np.ndarray]:
+  """make_example for each index, stacked on a new axis 0; `threads` > 1
+  makes them in a thread pool (PNG decoding and numpy release the GIL),
+  with the same result."""
+  def one(i):
+    return make_example(data_dir, names, index=i, **kwargs)
+
+  if threads <= 1 or len(indices) <= 1:
+    return stack([one(i) for i in indices])
+  with futures.ThreadPoolExecutor(min(threads, len(indices))) as pool:
+    return stack(list(pool.map(one, indices)))

@@ -80,6 +80,7 @@ def default_input_config(config: ml_collections.ConfigDict
   # pairs under config.input.data_dir; autoflow_static.py).
   c.source = 'generated'
   c.heldout_fraction = autoflow_static.HELDOUT_FRACTION  # autoflow only
+  c.read_threads = 8  # autoflow: threads per process reading a batch
   c.texture_dirs = ()  # image folders added to scikit-image's photos
   c.num_scenes = 0  # >0: cycle through this many scenes (AutoFlow: 400k)
   # Curriculum ([P] App. H): phase p covers the fraction of training up to
@@ -266,8 +267,9 @@ def train_iterator(config: ml_collections.ConfigDict, *,
     def make(step, indices):
       _, severity, reverse = phase_at(config, step)
       return autoflow_static.make_batch(
-          data_dir, names, indices, size=tuple(cfg.image_size), seed=seed,
-          stream=TRAIN_STREAM, severity=severity, reverse_pairs=reverse)
+          data_dir, names, indices, threads=cfg.read_threads,
+          size=tuple(cfg.image_size), seed=seed, stream=TRAIN_STREAM,
+          severity=severity, reverse_pairs=reverse)
   else:
     textures = autoflow.textures(tuple(cfg.texture_dirs))
     opts = scene_options(cfg)
