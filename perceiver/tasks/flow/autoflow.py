@@ -93,11 +93,18 @@ class SceneOptions:
   texture_scale: float = 0.0
 
 
-# RAFT's augmentation for its Chairs/AutoFlow stage, at severity 1.
-_MIN_LOG2_ZOOM, _MAX_LOG2_ZOOM = -0.1, 1.0
-_STRETCH, _SPATIAL_PROB, _HFLIP_PROB, _VFLIP_PROB = 0.2, 0.8, 0.5, 0.1
-_JITTER, _HUE, _ASYMMETRIC_PROB = 0.4, 0.5 / np.pi, 0.2
-_ERASER_PROB, _ERASER_SIZE = 0.5, (0.1, 0.2)
+# RAFT's augmentation for its Chairs/AutoFlow stage, at severity 1 (RAFT's
+# train.py passes min_scale -0.1, max_scale 1.0 for that stage; the rest are
+# FlowAugmentor's fixed values, which AutoFlow's raft_augmentation.py keeps).
+# perceiver/tasks/flow/autoflow_static.py augments the released pairs with
+# the same values.
+MIN_LOG2_ZOOM, MAX_LOG2_ZOOM = -0.1, 1.0
+STRETCH, STRETCH_PROB, SPATIAL_PROB = 0.2, 0.8, 0.8
+HFLIP_PROB, VFLIP_PROB = 0.5, 0.1
+# RAFT writes the hue range as 0.5 / 3.14.
+JITTER, HUE, ASYMMETRIC_PROB = 0.4, 0.5 / np.pi, 0.2
+# RAFT erases boxes of 50-100 px in frames about 496 px wide.
+ERASER_PROB, ERASER_SIZE = 0.5, (0.1, 0.2)
 
 # ---------------------------------------------------------------------------
 # Textures
@@ -361,13 +368,12 @@ def random_camera(rng: np.random.Generator, size, severity: float) -> Camera:
   and a random crop of the zoomed scene."""
   height, width = size
   zoom = np.ones(2)
-  if rng.random() < _SPATIAL_PROB * min(severity, 1.0):
-    zoom *= 2.0 ** rng.uniform(_MIN_LOG2_ZOOM * severity,
-                               _MAX_LOG2_ZOOM * severity)
-    if rng.random() < _SPATIAL_PROB:
-      zoom *= 2.0 ** rng.uniform(-_STRETCH * severity, _STRETCH * severity,
-                                 2)
-  flips = np.where(rng.random(2) < np.array([_HFLIP_PROB, _VFLIP_PROB]) *
+  if rng.random() < SPATIAL_PROB * min(severity, 1.0):
+    zoom *= 2.0 ** rng.uniform(MIN_LOG2_ZOOM * severity,
+                               MAX_LOG2_ZOOM * severity)
+    if rng.random() < STRETCH_PROB:
+      zoom *= 2.0 ** rng.uniform(-STRETCH * severity, STRETCH * severity, 2)
+  flips = np.where(rng.random(2) < np.array([HFLIP_PROB, VFLIP_PROB]) *
                    min(severity, 1.0), -1.0, 1.0)
   frame = np.array([width, height], float)
   # The crop: the view's centre moves within the part of the scene that a
@@ -470,10 +476,10 @@ _YIQ = np.array([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322],
 
 
 def _jitter_params(rng: np.random.Generator, severity: float) -> np.ndarray:
-  s = _JITTER * severity
+  s = JITTER * severity
   return np.array([rng.uniform(1 - s, 1 + s), rng.uniform(1 - s, 1 + s),
                    rng.uniform(1 - s, 1 + s),
-                   rng.uniform(-_HUE * severity, _HUE * severity)])
+                   rng.uniform(-HUE * severity, HUE * severity)])
 
 
 def _color_jitter(image: np.ndarray, params: np.ndarray) -> np.ndarray:
@@ -502,19 +508,19 @@ def photometric(rng: np.random.Generator, frame1: np.ndarray,
     return frame1, frame2, valid
   height, width = frame1.shape[:2]
   params = _jitter_params(rng, severity)
-  if rng.random() < _ASYMMETRIC_PROB:
+  if rng.random() < ASYMMETRIC_PROB:
     frame1 = _color_jitter(frame1, params)
     frame2 = _color_jitter(frame2, _jitter_params(rng, severity))
   else:
     frame1 = _color_jitter(frame1, params)
     frame2 = _color_jitter(frame2, params)
-  if rng.random() < _ERASER_PROB * min(severity, 1.0):
+  if rng.random() < ERASER_PROB * min(severity, 1.0):
     frame2 = frame2.copy()
     mean = frame2.reshape(-1, 3).mean(0)
     target = _pixel_grid((height, width)).reshape(height, width, 2) + flow
     valid = valid.copy()
     for _ in range(int(rng.integers(1, 3))):
-      dx, dy = (rng.uniform(*_ERASER_SIZE, 2) * width).astype(int) + 1
+      dx, dy = (rng.uniform(*ERASER_SIZE, 2) * width).astype(int) + 1
       x0 = int(rng.integers(0, max(width - dx, 1)))
       y0 = int(rng.integers(0, max(height - dy, 1)))
       frame2[y0:y0 + dy, x0:x0 + dx] = mean

@@ -17,6 +17,12 @@ AutoFlow (400k pairs), 480 epochs at batch 512 (375k steps), LAMB, cosine
 from 4e-4, with a curriculum of rising augmentation severity after a first
 phase without augmentation that feeds each pair both ways.
 
+Data (`source`): the paper recipe reads the released static AutoFlow pairs
+('autoflow', perceiver/tasks/flow/autoflow_static.py); `cpu` and `smoke`
+render AutoFlow-style pairs on the fly ('generated'). DEVIATION (data
+availability): the released set has 40k pairs, not the paper's 400k, so the
+paper's 375k updates at batch 512 are 4,800 passes over it.
+
 Where [P] is silent (config fields, named in the experiment's docstring):
 no warmup, no weight decay, no clipping; the curriculum's phase lengths
 (10% without augmentation, then severities 1/3, 2/3, 1 over equal thirds of
@@ -38,8 +44,8 @@ PAPER_LR = 4e-4  # [P] App. H
 # Departures from the release that help a small model start to learn
 # (benchmarks/repro/FLOW.md measures each); every one is off by default.
 LEVERS = ('qres', 'head_init', 'stem', 'motion')
-VARIANTS = ('smoke', 'cpu', 'steps', 'batch', 'accum', 'lr',
-            'textures') + LEVERS
+VARIANTS = ('smoke', 'cpu', 'steps', 'batch', 'accum', 'lr', 'textures',
+            'source') + LEVERS
 
 _PREP_FOURIER = 'input_preprocessor.fourier_position_encoding_kwargs.'
 _DEC_FOURIER = 'decoder.fourier_position_encoding_kwargs.'
@@ -83,12 +89,14 @@ def model_config(diffs: dict[str, Any]) -> dict[str, Any]:
   return release_specs.override(model, diffs)
 
 
-def _base(diffs: dict[str, Any], textures: str = ''
-          ) -> ml_collections.ConfigDict:
+def _base(diffs: dict[str, Any], textures: str = '',
+          source: str = 'generated') -> ml_collections.ConfigDict:
   """What every flow config shares: the model of `diffs`, the data, the
   curriculum and LAMB ([P] App. H)."""
+  task.check_source(source)
   c = config_lib.base_config(TASK_MODULE)
   config_lib.add_task_defaults(c)
+  c.input.source = source
   c.model = ml_collections.ConfigDict(model_config(diffs))
   c.input.image_size = tuple(c.model.decoder.output_image_shape)
   c.input.train_split = 'train'
@@ -118,11 +126,12 @@ def _base(diffs: dict[str, Any], textures: str = ''
 
 
 def paper(batch: int = PAPER_BATCH, accum: int = 1, steps: int = 0,
-          lr: float = PAPER_LR, textures: str = ''
+          lr: float = PAPER_LR, textures: str = '', source: str = 'autoflow'
           ) -> ml_collections.ConfigDict:
   """The paper's recipe (module doc): B = `batch` per update in `accum`
-  micro-batches, `steps` updates (default 480 epochs of AutoFlow)."""
-  c = _base(PAPER_CHUNKS, textures)
+  micro-batches, `steps` updates (default 480 epochs of AutoFlow's 400k),
+  on the released AutoFlow pairs (`source`)."""
+  c = _base(PAPER_CHUNKS, textures, source)
   c.remat = True
   c.schedule.base_lr = lr
   config_lib.set_batch(
@@ -134,10 +143,11 @@ def paper(batch: int = PAPER_BATCH, accum: int = 1, steps: int = 0,
 
 
 def cpu(batch: int = 8, steps: int = 700, lr: float = 1e-3,
-        textures: str = '') -> ml_collections.ConfigDict:
+        textures: str = '', source: str = 'generated'
+        ) -> ml_collections.ConfigDict:
   """The CPU-scale reproduction (benchmarks/repro/FLOW.md): unique scenes,
   batch 8, a fixed step count for a ~45 minute run on 2 cores."""
-  c = _base(CPU, textures)
+  c = _base(CPU, textures, source)
   config_lib.set_batch(c, batch, 1, steps)
   c.input.num_scenes = 0
   # Small motions (up to ~3 px per layer before the zoom augmentation)
@@ -163,10 +173,10 @@ def cpu(batch: int = 8, steps: int = 700, lr: float = 1e-3,
   return c
 
 
-def smoke(lr: float = PAPER_LR, textures: str = ''
-          ) -> ml_collections.ConfigDict:
-  """2 steps of the tiny model on generated pairs."""
-  c = _base(SMOKE, textures)
+def smoke(lr: float = PAPER_LR, textures: str = '',
+          source: str = 'generated') -> ml_collections.ConfigDict:
+  """2 steps of the tiny model (on generated pairs by default)."""
+  c = _base(SMOKE, textures, source)
   c.schedule.base_lr = lr
   config_lib.set_batch(c, 8, 1, 2)
   c.input.num_scenes = 0
@@ -218,6 +228,14 @@ def from_variants(args: dict[str, Any]) -> ml_collections.ConfigDict:
 
 def _from_variants(args: dict[str, Any]) -> ml_collections.ConfigDict:
   textures = args.get('textures', '')
+  paper_model = not (args.get('smoke') or args.get('cpu'))
+  source = args.get('source', 'autoflow' if paper_model else 'generated')
+  if source not in task.SOURCES:
+    raise ValueError(f'experiments/optical_flow.py: variant "source={source}"'
+                     f'; use source=generated or source=autoflow.')
+  if textures and source == 'autoflow':
+    raise ValueError('experiments/optical_flow.py: textures= applies to '
+                     'generated pairs; add source=generated, or drop it.')
   lr = config_lib.positive_variant(
       args, 'lr', 1e-3 if args.get('cpu') and not args.get('smoke')
       else PAPER_LR, float)
@@ -226,11 +244,11 @@ def _from_variants(args: dict[str, Any]) -> ml_collections.ConfigDict:
       raise ValueError('experiments/optical_flow.py: accum= applies to the '
                        'paper model only.')
   if args.get('smoke'):
-    return smoke(lr, textures)
+    return smoke(lr, textures, source)
   if args.get('cpu'):
     batch, _, steps = config_lib.batch_variants(args, batch=8, steps=700)
-    return cpu(batch, steps, lr, textures)
+    return cpu(batch, steps, lr, textures, source)
   batch, accum, steps = config_lib.batch_variants(
       args, batch=PAPER_BATCH,
       steps=lambda b: AUTOFLOW_PAIRS * PAPER_EPOCHS // b)
-  return paper(batch, accum, steps, lr, textures)
+  return paper(batch, accum, steps, lr, textures, source)

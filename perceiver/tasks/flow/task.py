@@ -19,18 +19,23 @@ All pixels are supervised, occluded ones included, as RAFT and AutoFlow do
 on dense synthetic flow (`config.task.supervise_occluded`); metrics count
 only valid (non-occluded, in-frame) pixels.
 
-Data. Training pairs are rendered on the fly (perceiver.tasks.flow.autoflow)
-from (seed, example index): example i of step s is global index
-(s - 1) * B + i, so the stream is a pure function of (seed, step) and resume
-is exact. The augmentation curriculum ([P] App. H) is a list of phases over
-the fraction of training done: `config.input.phase_ends` and
+Data (`config.input.source`). 'generated': training pairs are rendered on
+the fly (perceiver.tasks.flow.autoflow) from (seed, example index).
+'autoflow': the released static AutoFlow pairs under
+`config.input.data_dir`, read and augmented by
+perceiver.tasks.flow.autoflow_static (its docstring: the layout, the
+held-out rule, the augmentation). Either way example i of step s is global
+index (s - 1) * B + i, so the stream is a pure function of (seed, step) and
+resume is exact. The augmentation curriculum ([P] App. H) is a list of
+phases over the fraction of training done: `config.input.phase_ends` and
 `phase_severities`; the first phase feeds each pair forward and reversed
 when `reverse_first_phase`.
 
-Evaluation in the training loop: split 'heldout', `num_eval_examples`
-generated pairs from `eval_seed` (a stream the training never draws), at
-the network's size, without augmentation. The best checkpoint is the lowest
-'eval/epe'. Sintel, KITTI and the real stereo pairs are evaluated at full
+Evaluation in the training loop: split 'heldout', at the network's size,
+without augmentation: `num_eval_examples` generated pairs from `eval_seed`
+(a stream the training never draws), or the first `num_eval_examples`
+held-out AutoFlow samples (`heldout_fraction` of them, never trained on),
+centre-cropped. The best checkpoint is the lowest 'eval/epe'. Sintel, KITTI and the real stereo pairs are evaluated at full
 resolution through `builders.tiled_flow`, as [P] does, by
 perceiver.tasks.flow.inference (launch/flow.py --dataset=...).
 """
@@ -45,11 +50,13 @@ import numpy as np
 from perceiver import builders
 from perceiver.tasks import common
 from perceiver.tasks.flow import autoflow
+from perceiver.tasks.flow import autoflow_static
 from perceiver.tasks.flow import metrics as flow_metrics
 
 HELDOUT = 'heldout'  # the one eval split of the training loop
 TRAIN_STREAM, EVAL_STREAM = 0, 1  # autoflow.make_example streams
 LOSSES = ('l1', 'epe')
+SOURCES = ('generated', 'autoflow')  # config.input.source
 
 
 # ---------------------------------------------------------------------------
@@ -69,6 +76,11 @@ def default_input_config(config: ml_collections.ConfigDict
   del config
   c = ml_collections.ConfigDict()
   c.image_size = (368, 496)  # (H, W) of the training crops = network input
+  # 'generated' (rendered on the fly) | 'autoflow' (the released static
+  # pairs under config.input.data_dir; autoflow_static.py).
+  c.source = 'generated'
+  c.heldout_fraction = autoflow_static.HELDOUT_FRACTION  # autoflow only
+  c.read_threads = 8  # autoflow: threads per process reading a batch
   c.texture_dirs = ()  # image folders added to scikit-image's photos
   c.num_scenes = 0  # >0: cycle through this many scenes (AutoFlow: 400k)
   # Curriculum ([P] App. H): phase p covers the fraction of training up to
@@ -97,7 +109,20 @@ def default_input_config(config: ml_collections.ConfigDict
   return c
 
 
+def check_source(source: str) -> None:
+  if source not in SOURCES:
+    raise ValueError(
+        f'config.input.source={source!r}; use one of {SOURCES} (the variant '
+        'source=generated|autoflow): generated pairs rendered on the fly, or '
+        'the released static AutoFlow pairs under config.input.data_dir.')
+
+
 def _check(config: ml_collections.ConfigDict) -> None:
+  check_source(config.input.source)
+  if not 0 < config.input.heldout_fraction < 1:
+    raise ValueError(
+        f'config.input.heldout_fraction={config.input.heldout_fraction} must '
+        'lie in (0, 1): the fraction of AutoFlow samples held out for eval.')
   if config.task.loss not in LOSSES:
     raise ValueError(f'config.task.loss={config.task.loss!r}; use one of '
                      f'{LOSSES}.')
@@ -117,6 +142,11 @@ def _check(config: ml_collections.ConfigDict) -> None:
         f'config.input.motion_warmup={cfg.motion_warmup} must lie in [0, 1] '
         f'(a fraction of training) and motion_start={cfg.motion_start} in '
         '(0, 1] (the first step\'s fraction of the motion ranges).')
+  if cfg.motion_warmup and cfg.source != 'generated':
+    raise ValueError(
+        f'config.input.motion_warmup={cfg.motion_warmup} scales the motions '
+        'of generated scenes; the static AutoFlow pairs have fixed motions. '
+        'Use source=generated or drop the motion= variant.')
   model_shape = tuple(config.model.decoder.output_image_shape)
   if tuple(cfg.image_size) != model_shape:
     raise ValueError(
@@ -244,11 +274,20 @@ def finalize_eval(sums, config: ml_collections.ConfigDict
 
 def prepare_data(config: ml_collections.ConfigDict, workdir: str
                  ) -> Optional[str]:
-  """Loads the textures (failing early with a clear error); nothing to
-  build, since pairs are rendered on the fly."""
+  """Fails early, with a clear error, on missing data: loads the textures
+  (generated pairs: nothing to build) or lists the AutoFlow folder and its
+  splits (returning config.input.data_dir, which the iterators then read)."""
   del workdir
   _check(config)
-  autoflow.textures(tuple(config.input.texture_dirs))
+  cfg = config.input
+  if cfg.source == 'autoflow':
+    autoflow_static.split(cfg.data_dir, autoflow_static.TRAIN,
+                          cfg.heldout_fraction)
+    if cfg.eval_split:
+      autoflow_static.split(cfg.data_dir, autoflow_static.HELDOUT,
+                            cfg.heldout_fraction)
+    return cfg.data_dir
+  autoflow.textures(tuple(cfg.texture_dirs))
   return None
 
 
@@ -257,18 +296,29 @@ def train_iterator(config: ml_collections.ConfigDict, *,
                    process_index: int, process_count: int
                    ) -> Iterator[dict[str, np.ndarray]]:
   """This process's batches [B_p, ...] for steps start_step + 1, ..."""
-  del data_dir
   _check(config)
   cfg = config.input
-  textures = autoflow.textures(tuple(cfg.texture_dirs))
+  if cfg.source == 'autoflow':
+    data_dir = data_dir or cfg.data_dir
+    names = autoflow_static.split(data_dir, autoflow_static.TRAIN,
+                                  cfg.heldout_fraction)
 
-  def make(step, indices):
-    _, severity, reverse = phase_at(config, step)
-    return autoflow.make_batch(
-        textures, indices, size=tuple(cfg.image_size),
-        seed=seed, stream=TRAIN_STREAM, severity=severity,
-        reverse_pairs=reverse, num_scenes=cfg.num_scenes,
-        options=scene_options(cfg, motion_at(config, step)))
+    def make(step, indices):
+      _, severity, reverse = phase_at(config, step)
+      return autoflow_static.make_batch(
+          data_dir, names, indices, threads=cfg.read_threads,
+          size=tuple(cfg.image_size), seed=seed, stream=TRAIN_STREAM,
+          severity=severity, reverse_pairs=reverse)
+  else:
+    textures = autoflow.textures(tuple(cfg.texture_dirs))
+
+    def make(step, indices):
+      _, severity, reverse = phase_at(config, step)
+      return autoflow.make_batch(
+          textures, indices, size=tuple(cfg.image_size),
+          seed=seed, stream=TRAIN_STREAM, severity=severity,
+          reverse_pairs=reverse, num_scenes=cfg.num_scenes,
+          options=scene_options(cfg, motion_at(config, step)))
 
   return common.generated_train_batches(
       make, global_batch=cfg.global_batch_size, start_step=start_step,
@@ -280,28 +330,42 @@ def eval_iterator(config: ml_collections.ConfigDict, split: str, *,
                   data_dir: Optional[str], process_index: int,
                   process_count: int) -> tuple[Any, int]:
   """(batches with 'mask', number of batches) of the held-out pairs."""
-  del data_dir
   if split != HELDOUT:
     raise ValueError(
-        f'The flow task evaluates split {HELDOUT!r} (held-out generated '
-        f'pairs) in the training loop, not {split!r}. Evaluate Sintel, '
-        'KITTI and real stereo pairs at full resolution with launch/flow.py '
-        '--dataset=... --config=... --checkpoint=...')
+        f'The flow task evaluates split {HELDOUT!r} (held-out generated or '
+        f'AutoFlow pairs) in the training loop, not {split!r}. Evaluate '
+        'Sintel, KITTI and real stereo pairs at full resolution with '
+        'launch/flow.py --dataset=... --config=... --checkpoint=...')
+  _check(config)
   cfg = config.input
   lo, hi = common.process_slice(cfg.eval_batch_size, process_index,
                                 process_count, 'eval_batch_size')
-  total = cfg.num_eval_examples
+  size = tuple(cfg.image_size)
+  if cfg.source == 'autoflow':
+    data_dir = data_dir or cfg.data_dir
+    names = autoflow_static.split(data_dir, autoflow_static.HELDOUT,
+                                  cfg.heldout_fraction)
+    total = min(cfg.num_eval_examples, len(names))
+
+    def render(indices):
+      return autoflow_static.stack([
+          autoflow_static.make_eval_example(data_dir, names[i], size)
+          for i in indices])
+  else:
+    total = cfg.num_eval_examples
+    textures = autoflow.textures(tuple(cfg.texture_dirs))
+    opts = scene_options(cfg)
+
+    def render(indices):
+      return autoflow.make_batch(textures, indices, size=size,
+                                 seed=cfg.eval_seed, stream=EVAL_STREAM,
+                                 options=opts)
   num_batches = common.num_eval_batches(total, cfg.eval_batch_size)
-  textures = autoflow.textures(tuple(cfg.texture_dirs))
-  opts = scene_options(cfg)
 
   def make(b):
     indices, real = common.eval_rows(b, total, cfg.eval_batch_size, lo, hi)
-    # Only the real pairs are rendered; the padding copies the first.
-    out = autoflow.make_batch(
-        textures, [int(i) for i in indices[real]] or [0],
-        size=tuple(cfg.image_size), seed=cfg.eval_seed, stream=EVAL_STREAM,
-        options=opts)
+    # Only the real pairs are made; the padding copies the first.
+    out = render([int(i) for i in indices[real]] or [0])
     out = common.pad_rows(out, hi - lo)
     out['mask'] = real.astype(np.float32)
     return out
