@@ -37,6 +37,7 @@ TINY = {
     'repro/multimodal_repro.py': 'test_multimodal_repro_runs_two_steps',
     'repro/flow_repro.py': 'test_flow_repro_runs_at_init',
     'repro/entities.py': 'test_entities_benchmark_runs_small',
+    'repro/train_curves.py': 'test_train_curves_reads_a_runs_events',
     'probes/mlm_plateau.py': 'test_mlm_plateau_runs_two_steps',
     'probes/mlm_ablations.py': 'test_mlm_ablations_run_one_arm',
     'probes/mlm_copy_probe.py': 'test_mlm_copy_probe_runs_two_steps',
@@ -253,6 +254,22 @@ def test_flow_repro_runs_at_init(tmp_path):
     # The release's zero-initialised head predicts zero flow exactly.
     assert rows['Perceiver IO, init']['epe'] == rows['zero flow']['epe']
     assert rows['Perceiver IO, stem init']['epe'] != rows['zero flow']['epe']
+
+
+@pytest.mark.slow
+def test_train_curves_reads_a_runs_events(tmp_path):
+  """The events the trainer's MetricWriter writes, read back as a ratio."""
+  from perceiver.train import metric_writer  # pylint: disable=g-import-not-at-top
+  writer = metric_writer.MetricWriter(str(tmp_path / 'run' / 'tensorboard'),
+                                      enabled=True, total_steps=30)
+  for step in (10, 20, 30):
+    writer.write_scalars(step, {'train/loss': step / 10,
+                                'train/zero_loss': 4.0})
+  out = run_script('repro/train_curves.py', f'--run=a={tmp_path / "run"}',
+                   '--over=train/zero_loss', '--at=10,25,30,40')
+  assert '| a | 0.250 | 0.500 | 0.750 |  |' in out, out
+  with pytest.raises(AssertionError, match='No TensorBoard events'):
+    run_script('repro/train_curves.py', f'--run=a={tmp_path}')
 
 
 @pytest.mark.slow
