@@ -254,6 +254,29 @@ def test_peer_models_have_their_documented_sizes(name, want):
   assert sum(p.numel() for p in model.parameters()) == ours
 
 
+def test_peer_profile_reads_xla_ops_and_their_phase():
+  def loss(w, x):
+    return -jax.nn.log_softmax(jax.nn.relu(x @ w)).sum()
+  w, x = np.ones((8, 4), np.float32), np.ones((2, 8), np.float32)
+  text = jax.jit(jax.grad(loss)).lower(w, x).compile().as_text()
+  instructions, computations = bench_peer.parse_hlo(text)
+  assert instructions and computations
+  families, phases = set(), set()
+  for inst in instructions.values():
+    families.add(bench_peer.op_family(bench_peer._opcodes(  # pylint: disable=protected-access
+        inst, instructions, computations)))
+    phases.add(bench_peer.phase(inst.op_name))
+  assert 'dot (GEMM, incl. fused epilogues)' in families
+  assert 'exp/log (softmax, cross-entropy)' in families
+  assert {'forward', 'backward'} <= phases
+  assert bench_peer.op_family({'copy', 'transpose'}) == 'copies/transposes'
+  assert bench_peer.op_family({'multiply', 'rsqrt'}) == 'layer norm (rsqrt)'
+  assert bench_peer.phase('jit(step)/checkpoint/rematted_computation/x') == (
+      'remat recomputation')
+  assert bench_peer.part('jit(step)/jvp(embedding_decoder)/dot_general') == (
+      'output head (262-way logits) + loss')
+
+
 @pytest.mark.slow
 def test_peer_benchmark_runs_tiny(tmp_path):
   # The core install has no PyTorch; `make test` installs the hf extra.
@@ -264,7 +287,9 @@ def test_peer_benchmark_runs_tiny(tmp_path):
       pytest.skip(f'bench_peer.py compares with transformers (PyTorch): '
                   f"{e}; pip install -e '.[hf]'")
   out_json = tmp_path / 'peer.json'
-  out = run_script('speed/bench_peer.py', '--tiny', f'--json_out={out_json}')
+  out = run_script('speed/bench_peer.py', '--tiny', '--profile=mlm',
+                   f'--trace_dir={tmp_path / "trace"}',
+                   f'--json_out={out_json}')
   rows = _table_rows(out, 'model')
   assert [(r[0], r[3]) for r in rows] == [
       (m, mode) for m in ('mlm', 'classifier', 'flow')
@@ -290,6 +315,16 @@ def test_peer_benchmark_runs_tiny(tmp_path):
     for mode in ('train', 'forward'):
       assert r[mode]['ratio'] == pytest.approx(
           r[mode]['torch_s'] / r[mode]['jax_s'])
+  # The profile: every traced XLA op of the step falls in one row of each
+  # grouping; the step has GEMMs, a backward pass and Adam's update.
+  profile = results['profile']
+  assert profile['model'] == 'mlm' and profile['thunk_s_per_step'] > 0
+  for group in ('family', 'phase', 'part'):
+    assert sum(profile['shares'][group].values()) == pytest.approx(1.0)
+  assert profile['shares']['family']['dot (GEMM, incl. fused epilogues)'] > 0
+  assert profile['shares']['phase']['backward'] > 0
+  assert profile['shares']['phase']['optimizer (Adam) and glue'] > 0
+  assert '## profile: our mlm train step' in out
 
 
 @pytest.mark.slow
