@@ -237,7 +237,7 @@ def test_peer_models_have_their_documented_sizes(name, want):
   spec = bench_peer.spec_of(name, config)
   batch = bench_peer.make_batch(name, config, spec, 1)
   case = bench_paths.cases_lib.from_config(config, 'fast',
-                                           bench_peer._shapes(batch))  # pylint: disable=protected-access
+                                           bench_peer.shapes_of(batch))
   params, _, _ = jax.eval_shape(bench_paths.cases_lib.init_fn(case),
                                 jax.random.PRNGKey(0))
   ours = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(params))
@@ -263,7 +263,7 @@ def test_peer_profile_reads_xla_ops_and_their_phase():
   assert instructions and computations
   families, phases = set(), set()
   for inst in instructions.values():
-    families.add(bench_peer.op_family(bench_peer._opcodes(  # pylint: disable=protected-access
+    families.add(bench_peer.op_family(bench_peer.opcodes(
         inst, instructions, computations)))
     phases.add(bench_peer.phase(inst.op_name))
   assert 'dot (GEMM, incl. fused epilogues)' in families

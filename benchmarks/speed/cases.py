@@ -322,7 +322,8 @@ def imagenet_small(path: str, batch: int, *, tiny: bool = False,
   """The ImageNet recipe on 64x64 images with SMALL_CLASSIFIER (M = 4096,
   N x D = 128 x 256, 2 blocks of 2 shared layers)."""
   del tiny
-  config = _recipe('perceiver.tasks.image.recipes', 'from_variants', 'fourier', {})
+  config = _recipe('perceiver.tasks.image.recipes', 'from_variants',
+                   'fourier', {})
   config.input.image_size = 64
   return _image(swap_model(config, SMALL_CLASSIFIER), path, batch,
                 compute_dtype)
