@@ -22,6 +22,7 @@ from benchmarks.probes import mlm_plateau
 from benchmarks.speed import bench_accel
 from benchmarks.speed import bench_batch_sum
 from benchmarks.speed import bench_paths
+from benchmarks.speed import bench_peer
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCHMARKS = os.path.join(REPO, 'benchmarks')
@@ -33,6 +34,7 @@ TINY = {
     'speed/bench_batch_sum.py': 'test_batch_sum_script_runs',
     'speed/bench_core.py': 'test_core_benchmark_runs_small',
     'speed/bench_paths.py': 'test_paths_benchmark_runs_tiny',
+    'speed/bench_peer.py': 'test_peer_benchmark_runs_tiny',
     'repro/language_repro.py': 'test_language_repro_runs_two_steps',
     'repro/multimodal_repro.py': 'test_multimodal_repro_runs_two_steps',
     'repro/flow_repro.py': 'test_flow_repro_runs_at_init',
@@ -210,6 +212,120 @@ def test_paths_benchmark_runs_tiny(tmp_path):
   results = json.loads(out.read_text())
   assert set(results) >= {'step', 'compile', 'batch'}
   assert results['step']['mlm_bytes']['speedup'] > 0
+
+
+def _table_rows(out, first_header):
+  """The rows of the printed table whose header starts with
+  `first_header`, as lists of stripped cells."""
+  lines = out.splitlines()
+  start = next(i for i, line in enumerate(lines)
+               if line.split('|')[0].strip() == first_header)
+  rows = []
+  for line in lines[start + 2:]:  # past the header and its rule
+    if ' | ' not in line:
+      break
+    rows.append([cell.strip() for cell in line.split('|')])
+  return rows
+
+
+@pytest.mark.parametrize('name,want', [('mlm', 9_934_086),
+                                       ('classifier', 2_023_253),
+                                       ('flow', 2_633_582)])
+def test_peer_models_have_their_documented_sizes(name, want):
+  """Our side counted from shapes (jax.eval_shape); transformers' side, when
+  installed, on the meta device (nothing allocated)."""
+  config = getattr(bench_peer, f'{name}_config')()
+  spec = bench_peer.spec_of(name, config)
+  batch = bench_peer.make_batch(name, config, spec, 1)
+  case = bench_paths.cases_lib.from_config(config, 'fast',
+                                           bench_peer.shapes_of(batch))
+  params, _, _ = jax.eval_shape(bench_paths.cases_lib.init_fn(case),
+                                jax.random.PRNGKey(0))
+  ours = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(params))
+  assert ours == want
+  try:
+    import torch  # pylint: disable=g-import-not-at-top
+    import transformers  # pylint: disable=g-import-not-at-top
+  except ImportError:
+    return
+  plan = bench_peer.mapping.plan(spec)
+  with torch.device('meta'):
+    model = getattr(transformers, plan.hf_class)(
+        transformers.PerceiverConfig(**plan.hf_config))
+  assert sum(p.numel() for p in model.parameters()) == ours
+
+
+def test_peer_profile_reads_xla_ops_and_their_phase():
+  def loss(w, x):
+    return -jax.nn.log_softmax(jax.nn.relu(x @ w)).sum()
+  w, x = np.ones((8, 4), np.float32), np.ones((2, 8), np.float32)
+  text = jax.jit(jax.grad(loss)).lower(w, x).compile().as_text()
+  instructions, computations = bench_peer.parse_hlo(text)
+  assert instructions and computations
+  families, phases = set(), set()
+  for inst in instructions.values():
+    families.add(bench_peer.op_family(bench_peer.opcodes(
+        inst, instructions, computations)))
+    phases.add(bench_peer.phase(inst.op_name))
+  assert 'dot (GEMM, incl. fused epilogues)' in families
+  assert 'exp/log (softmax, cross-entropy)' in families
+  assert {'forward', 'backward'} <= phases
+  assert bench_peer.op_family({'copy', 'transpose'}) == 'copies/transposes'
+  assert bench_peer.op_family({'multiply', 'rsqrt'}) == 'layer norm (rsqrt)'
+  assert bench_peer.phase('jit(step)/checkpoint/rematted_computation/x') == (
+      'remat recomputation')
+  assert bench_peer.part('jit(step)/jvp(embedding_decoder)/dot_general') == (
+      'output head (262-way logits) + loss')
+
+
+@pytest.mark.slow
+def test_peer_benchmark_runs_tiny(tmp_path):
+  # The core install has no PyTorch; `make test` installs the hf extra.
+  for module in ('torch', 'transformers'):
+    try:
+      __import__(module)
+    except ImportError as e:
+      pytest.skip(f'bench_peer.py compares with transformers (PyTorch): '
+                  f"{e}; pip install -e '.[hf]'")
+  out_json = tmp_path / 'peer.json'
+  out = run_script('speed/bench_peer.py', '--tiny', '--profile=mlm',
+                   f'--trace_dir={tmp_path / "trace"}',
+                   f'--json_out={out_json}')
+  rows = _table_rows(out, 'model')
+  assert [(r[0], r[3]) for r in rows] == [
+      (m, mode) for m in ('mlm', 'classifier', 'flow')
+      for mode in ('train', 'forward')]
+  for r in rows:
+    ours, theirs = int(r[1].replace(',', '')), int(r[2].replace(',', ''))
+    assert ours == theirs > 0
+    for cell in r[4:8]:  # both medians (ms) and both ratios
+      assert math.isfinite(float(cell)) and float(cell) > 0
+  results = json.loads(out_json.read_text())
+  assert results['machine']['torch_threads'] == len(os.sched_getaffinity(0))
+  assert results['gemm']['xla_gflops'] > 0
+  classes = {r['model']: r['hf_class'] for r in results['models']}
+  assert classes == {'mlm': 'PerceiverForMaskedLM',
+                     'classifier': 'PerceiverForImageClassificationFourier',
+                     'flow': 'PerceiverForOpticalFlow'}
+  for r in results['models']:
+    assert r['params'] == r['hf_params']
+    assert r['step_flops'] > r['forward_flops'] > 0
+    # Same weights, same batch: the first train-step losses agree.
+    jax_loss, torch_loss = r['losses']['jax'][0], r['losses']['torch'][0]
+    assert jax_loss == pytest.approx(torch_loss, rel=1e-4)
+    for mode in ('train', 'forward'):
+      assert r[mode]['ratio'] == pytest.approx(
+          r[mode]['torch_s'] / r[mode]['jax_s'])
+  # The profile: every traced XLA op of the step falls in one row of each
+  # grouping; the step has GEMMs, a backward pass and Adam's update.
+  profile = results['profile']
+  assert profile['model'] == 'mlm' and profile['thunk_s_per_step'] > 0
+  for group in ('family', 'phase', 'part'):
+    assert sum(profile['shares'][group].values()) == pytest.approx(1.0)
+  assert profile['shares']['family']['dot (GEMM, incl. fused epilogues)'] > 0
+  assert profile['shares']['phase']['backward'] > 0
+  assert profile['shares']['phase']['optimizer (Adam) and glue'] > 0
+  assert '## profile: our mlm train step' in out
 
 
 @pytest.mark.slow

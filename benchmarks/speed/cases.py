@@ -22,7 +22,9 @@ step) and LAMB. Only the switches of `FAST` differ between the paths.
 
 Adding a task: write `def my_case(path, batch, *, tiny=False) -> Case` (a
 recipe's config through `_from_config`, or a spec through `_from_spec`) and
-add it to CASES; bench_paths and bench_accel pick it up by name.
+add it to CASES; bench_paths and bench_accel pick it up by name. Scripts
+that need another batch or loss build a case of any config with
+`from_config` (bench_peer does).
 """
 import dataclasses
 import os
@@ -211,6 +213,16 @@ def _from_config(config: ml_collections.ConfigDict, path: str, batch: int,
       switches=describe(config))
 
 
+def from_config(config: ml_collections.ConfigDict, path: str,
+                shapes: Mapping[str, jax.ShapeDtypeStruct], *,
+                int_ranges: Optional[Mapping[str, int]] = None,
+                compute_dtype: Optional[str] = None) -> Case:
+  """A case of any experiment config on `path`, for the batch `shapes`
+  (what the task's model reads, plus whatever a replaced loss reads)."""
+  return _from_config(config, path, 0, shapes, int_ranges or {},
+                      compute_dtype)
+
+
 def _shape(shape, dtype) -> jax.ShapeDtypeStruct:
   return jax.ShapeDtypeStruct(tuple(int(d) for d in shape), jnp.dtype(dtype))
 
@@ -243,7 +255,7 @@ def _recipe(module: str, *args):
 def imagenet_fourier(path: str, batch: int, *, tiny: bool = False,
                      compute_dtype: Optional[str] = None) -> Case:
   """experiments/imagenet_fourier.py (tiny: its smoke variant, 32x32)."""
-  config = _recipe('perceiver.tasks.image.recipes', 'imagenet', 'fourier',
+  config = _recipe('perceiver.tasks.image.recipes', 'from_variants', 'fourier',
                    {'smoke': True} if tiny else {})
   return _image(config, path, batch, compute_dtype)
 
@@ -292,7 +304,7 @@ SMALL_MLM = dict(
                  trainable_position_encoding_kwargs=dict(num_channels=256)))
 
 
-def _swap_model(config, model: Mapping[str, Any]):
+def swap_model(config, model: Mapping[str, Any]):
   """config with `model` in place of config.model, keeping the recipe's
   chunk sizes (the fast path's switches stay the recipe's)."""
   new = ml_collections.ConfigDict(dict(model))
@@ -310,9 +322,10 @@ def imagenet_small(path: str, batch: int, *, tiny: bool = False,
   """The ImageNet recipe on 64x64 images with SMALL_CLASSIFIER (M = 4096,
   N x D = 128 x 256, 2 blocks of 2 shared layers)."""
   del tiny
-  config = _recipe('perceiver.tasks.image.recipes', 'imagenet', 'fourier', {})
+  config = _recipe('perceiver.tasks.image.recipes', 'from_variants',
+                   'fourier', {})
   config.input.image_size = 64
-  return _image(_swap_model(config, SMALL_CLASSIFIER), path, batch,
+  return _image(swap_model(config, SMALL_CLASSIFIER), path, batch,
                 compute_dtype)
 
 
@@ -324,7 +337,7 @@ def mlm_small(path: str, batch: int, *, tiny: bool = False,
   config = _recipe('perceiver.tasks.language.recipes', 'mlm', 'mlm_bytes', {})
   config.input.sequence_length = SMALL_MLM_SEQ
   config.optimizer.grad_accum_steps = 1
-  return _mlm(_swap_model(config, SMALL_MLM), path, batch, compute_dtype)
+  return _mlm(swap_model(config, SMALL_MLM), path, batch, compute_dtype)
 
 
 def _mean_square(outputs, batch) -> jax.Array:
