@@ -16,7 +16,10 @@ AutoFlow-style pairs on the fly instead (source=generated).
   python launch/train.py --config=experiments/optical_flow.py \
       --workdir=workdirs/flow --config.input.data_dir=DIR
   python launch/train.py --config=experiments/optical_flow.py:cpu \
-      --workdir=workdirs/flow_cpu          # the reproduction, FLOW.md
+      --workdir=workdirs/flow_cpu          # the release design, small
+  python launch/train.py \
+      --config=experiments/optical_flow.py:cpu,qres,head_init,stem,motion=0.3 \
+      --workdir=workdirs/flow_levers       # the arm that learns, FLOW.md
   python launch/train.py --config=experiments/optical_flow.py:smoke \
       --workdir=/tmp/flow_smoke
   python launch/flow.py --config=experiments/optical_flow.py \
@@ -36,8 +39,9 @@ Variants (comma-separated after the colon):
   smoke      2 steps of a tiny model (12x16) on generated pairs.
   cpu        the CPU-sized reproduction model (recipes.CPU; DEVIATION: not in
              the paper): 32x48 crops, N x D = 64 x 128, 4 layers, batch 8,
-             AdamW, small motions, 700 steps.
-  steps=N    optimiser updates (paper: 375000; cpu: 700).
+             AdamW, small motions, 4000 steps. The release design learns
+             nothing at this size; add the levers below (FLOW.md).
+  steps=N    optimiser updates (paper: 375000; cpu: 4000).
   batch=B    batch per update (paper: 512; cpu: 8).
   accum=K    micro-batches per update (paper only: an error with cpu or
              smoke; the batch stays B).
