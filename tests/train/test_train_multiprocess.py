@@ -162,7 +162,7 @@ def two_process_run(tmp_path_factory, mnist_data_dir):
 
 
 @pytest.mark.slow
-@pytest.mark.alone  # a starved process fails its collectives' time limits
+@pytest.mark.alone  # time limits that assume no process is starved
 def test_two_processes_train_like_one(two_process_run, mnist_data_dir,
                                       tiny_config, reference_run):
   """2 processes x 1 CPU device through jax.distributed (gloo) == 1 process
