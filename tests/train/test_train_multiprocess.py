@@ -162,6 +162,7 @@ def two_process_run(tmp_path_factory, mnist_data_dir):
 
 
 @pytest.mark.slow
+@pytest.mark.alone  # time limits that assume no process is starved
 def test_two_processes_train_like_one(two_process_run, mnist_data_dir,
                                       tiny_config, reference_run):
   """2 processes x 1 CPU device through jax.distributed (gloo) == 1 process
@@ -176,6 +177,7 @@ def test_two_processes_train_like_one(two_process_run, mnist_data_dir,
 
 
 @pytest.mark.slow
+@pytest.mark.alone
 def test_lost_process_ends_the_job_and_a_relaunch_resumes(
     tmp_path, mnist_data_dir, tiny_config, tiny_flags, two_process_run):
   """SIGKILL process 1 mid-run: process 0 exits non-zero within the
