@@ -73,8 +73,9 @@ def _raised(fn, **kwargs):
 def test_every_public_module_is_covered():
   names = {cls.__name__ for cls in MODULES.values()}
   assert {'PerceiverEncoder', 'BasicDecoder', 'ImagePreprocessor',
-          'FourierPositionEncoding', 'MultimodalPostprocessor'} <= names
-  assert len(MODULES) == 30, sorted(names)
+          'FourierPositionEncoding', 'MultimodalPostprocessor',
+          'FlowConvStem'} <= names
+  assert len(MODULES) == 31, sorted(names)
 
 
 @pytest.mark.parametrize('path', sorted(MODULES))
