@@ -35,9 +35,10 @@ Evaluation in the training loop: split 'heldout', at the network's size,
 without augmentation: `num_eval_examples` generated pairs from `eval_seed`
 (a stream the training never draws), or the first `num_eval_examples`
 held-out AutoFlow samples (`heldout_fraction` of them, never trained on),
-centre-cropped. The best checkpoint is the lowest 'eval/epe'. Sintel, KITTI and the real stereo pairs are evaluated at full
-resolution through `builders.tiled_flow`, as [P] does, by
-perceiver.tasks.flow.inference (launch/flow.py --dataset=...).
+centre-cropped. The best checkpoint is the lowest 'eval/epe'. Sintel,
+KITTI and the real stereo pairs are evaluated at full resolution through
+`builders.tiled_flow`, as [P] does, by perceiver.tasks.flow.inference
+(launch/flow.py --dataset=...).
 """
 from typing import Any, Iterator, Optional
 
