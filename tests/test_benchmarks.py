@@ -228,6 +228,7 @@ def _table_rows(out, first_header):
   return rows
 
 
+@pytest.mark.slow  # about 9 s for the first (torch's import)
 @pytest.mark.parametrize('name,want', [('mlm', 9_934_086),
                                        ('classifier', 2_023_253),
                                        ('flow', 2_633_582)])
