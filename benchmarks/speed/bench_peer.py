@@ -136,40 +136,15 @@ def define_flags() -> None:
 # ---------------------------------------------------------------------------
 
 MLM_SEQ = 512
-MLM = dict(
-    vocab_size=262, d_model=256, max_seq_len=MLM_SEQ,
-    encoder=dict(num_self_attends_per_block=6, num_blocks=1,
-                 z_index_dim=128, num_z_channels=512,
-                 num_self_attend_heads=8, num_cross_attend_heads=8,
-                 qk_channels=256, v_channels=512, use_query_residual=True,
-                 cross_attend_widening_factor=1,
-                 self_attend_widening_factor=1),
-    # transformers' MLM decoder: 8 heads, qk 256, v = d_model.
-    decoder=dict(output_num_channels=512, position_encoding_type='trainable',
-                 output_index_dims=MLM_SEQ, num_z_channels=512,
-                 qk_channels=256, v_channels=256, num_heads=8,
-                 final_project=False, use_query_residual=False,
-                 trainable_position_encoding_kwargs=dict(num_channels=256)))
+# transformers' MLM decoder: 8 heads, qk 256, v = d_model.
+MLM = cases_lib.bytes_mlm(seq=MLM_SEQ, d_model=256, channels=512, layers=6,
+                          qk=256)
 
 CLASSIFIER_SIZE = 64
-CLASSIFIER = dict(
-    num_classes=10, input_channels=3, projection_decoder=False,
-    # transformers' Fourier classifier: 64 bands for a 224x224 grid,
-    # whatever the image size.
-    input_preprocessor=dict(
-        position_encoding_type='fourier', prep_type='pixels',
-        spatial_downsample=1,
-        fourier_position_encoding_kwargs=dict(
-            num_bands=64, max_resolution=(224, 224), sine_only=False,
-            concat_pos=True)),
-    encoder=dict(num_self_attends_per_block=3, num_blocks=2,
-                 z_index_dim=128, num_z_channels=256,
-                 num_cross_attend_heads=1, num_self_attend_heads=8,
-                 cross_attend_widening_factor=1,
-                 self_attend_widening_factor=1, dropout_prob=0.0),
-    decoder=dict(num_z_channels=256, use_query_residual=True,
-                 position_encoding_type='trainable',
-                 trainable_position_encoding_kwargs=dict(num_channels=256)))
+# transformers' Fourier classifier: 64 bands for a 224x224 grid, whatever
+# the image size.
+CLASSIFIER = cases_lib.fourier_classifier(
+    num_classes=10, num_bands=64, max_resolution=(224, 224), layers=3)
 
 FLOW_SIZE = (48, 64)
 FLOW_LAYERS, FLOW_LATENTS, FLOW_CHANNELS, FLOW_HEADS = 4, 128, 256, 8
@@ -177,30 +152,14 @@ FLOW_LAYERS, FLOW_LATENTS, FLOW_CHANNELS, FLOW_HEADS = 4, 128, 256, 8
 # Tiny variants (--tiny): the same classes, the sizes transformers
 # hard-wires kept (MLM decoder qk 256 and 8 heads, 64 Fourier bands).
 TINY_MLM_SEQ = 32
-TINY_MLM = dict(
-    vocab_size=262, d_model=32, max_seq_len=TINY_MLM_SEQ,
-    encoder=dict(num_self_attends_per_block=1, num_blocks=1, z_index_dim=8,
-                 num_z_channels=32, num_self_attend_heads=4,
-                 num_cross_attend_heads=4, qk_channels=16, v_channels=32,
-                 use_query_residual=True),
-    decoder=dict(output_num_channels=32, position_encoding_type='trainable',
-                 output_index_dims=TINY_MLM_SEQ, num_z_channels=32,
-                 qk_channels=256, v_channels=32, num_heads=8,
-                 final_project=False, use_query_residual=False,
-                 trainable_position_encoding_kwargs=dict(num_channels=32)))
+TINY_MLM = cases_lib.bytes_mlm(seq=TINY_MLM_SEQ, d_model=32, channels=32,
+                               layers=1, qk=16, heads=4, latents=8,
+                               decoder_qk=256)
 TINY_CLASSIFIER_SIZE = 8
+TINY_CLASSIFIER = cases_lib.fourier_classifier(
+    num_classes=10, num_bands=64, max_resolution=(224, 224), layers=1,
+    blocks=1, latents=8, channels=16, heads=2)
 TINY_FLOW_SIZE = (8, 12)
-
-
-def _tiny_classifier() -> dict[str, Any]:
-  model = json.loads(json.dumps(CLASSIFIER))
-  model['encoder'].update(num_self_attends_per_block=1, num_blocks=1,
-                          z_index_dim=8, num_z_channels=16,
-                          num_self_attend_heads=2)
-  model['decoder'].update(num_z_channels=16,
-                          trainable_position_encoding_kwargs=dict(
-                              num_channels=16))
-  return model
 
 
 def _recipe(module: str, name: str, *args) -> ml_collections.ConfigDict:
@@ -223,8 +182,7 @@ def classifier_config(tiny: bool = False) -> ml_collections.ConfigDict:
   config = _recipe('perceiver.tasks.image.recipes', 'from_variants',
                    'fourier', {})
   config.input.image_size = TINY_CLASSIFIER_SIZE if tiny else CLASSIFIER_SIZE
-  return cases_lib.swap_model(config,
-                              _tiny_classifier() if tiny else CLASSIFIER)
+  return cases_lib.swap_model(config, TINY_CLASSIFIER if tiny else CLASSIFIER)
 
 
 def flow_config(tiny: bool = False) -> ml_collections.ConfigDict:

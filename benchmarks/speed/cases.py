@@ -268,40 +268,69 @@ def mlm_bytes(path: str, batch: int, *, tiny: bool = False,
   return _mlm(config, path, batch, compute_dtype)
 
 
+def fourier_classifier(*, num_classes: int, num_bands: int,
+                       max_resolution: tuple[int, int], layers: int,
+                       blocks: int = 2, latents: int = 128,
+                       channels: int = 256, heads: int = 8
+                       ) -> dict[str, Any]:
+  """builders.image_classifier kwargs: pixels plus 2D Fourier features, N x
+  D = latents x channels, `blocks` x `layers` shared self-attention layers
+  of `heads` heads, 1-head cross-attention, widening 1, the classification
+  decoder."""
+  return dict(
+      num_classes=num_classes, input_channels=3,
+      input_preprocessor=dict(
+          position_encoding_type='fourier', prep_type='pixels',
+          spatial_downsample=1,
+          fourier_position_encoding_kwargs=dict(
+              num_bands=num_bands, max_resolution=tuple(max_resolution),
+              sine_only=False, concat_pos=True)),
+      encoder=dict(num_self_attends_per_block=layers, num_blocks=blocks,
+                   z_index_dim=latents, num_z_channels=channels,
+                   num_cross_attend_heads=1, num_self_attend_heads=heads,
+                   cross_attend_widening_factor=1,
+                   self_attend_widening_factor=1, dropout_prob=0.0),
+      decoder=dict(num_z_channels=channels, use_query_residual=True,
+                   position_encoding_type='trainable',
+                   trainable_position_encoding_kwargs=dict(
+                       num_channels=channels)),
+      projection_decoder=False)
+
+
+def bytes_mlm(*, seq: int, d_model: int, channels: int, layers: int,
+              qk: int, heads: int = 8, latents: int = 128,
+              decoder_qk: int = 0, decoder_heads: int = 8
+              ) -> dict[str, Any]:
+  """builders.mlm kwargs: T = seq bytes embedded in d_model, N x D = latents
+  x channels, `layers` self-attention layers and the cross-attention of
+  `heads` heads (qk `qk`, v = D), widening 1; the decoder's per-position
+  queries (d_model wide) read the latents with `decoder_heads` heads (qk
+  `decoder_qk`, default `qk`; v = d_model)."""
+  return dict(
+      vocab_size=262, d_model=d_model, max_seq_len=seq,
+      encoder=dict(num_self_attends_per_block=layers, num_blocks=1,
+                   z_index_dim=latents, num_z_channels=channels,
+                   num_self_attend_heads=heads, num_cross_attend_heads=heads,
+                   qk_channels=qk, v_channels=channels,
+                   use_query_residual=True, cross_attend_widening_factor=1,
+                   self_attend_widening_factor=1),
+      decoder=dict(output_num_channels=channels,
+                   position_encoding_type='trainable',
+                   output_index_dims=seq, num_z_channels=channels,
+                   qk_channels=decoder_qk or qk, v_channels=d_model,
+                   num_heads=decoder_heads, final_project=False,
+                   use_query_residual=False,
+                   trainable_position_encoding_kwargs=dict(
+                       num_channels=d_model)))
+
+
 # The reduced configs of speed/bench_core.py ("core"): the ImageNet and
 # MLM recipes with a small model, for timing on a CPU.
-SMALL_CLASSIFIER = dict(
-    num_classes=100, input_channels=3,
-    input_preprocessor=dict(
-        position_encoding_type='fourier', prep_type='pixels',
-        spatial_downsample=1,
-        fourier_position_encoding_kwargs=dict(
-            num_bands=32, max_resolution=(64, 64), sine_only=False,
-            concat_pos=True)),
-    encoder=dict(num_self_attends_per_block=2, num_blocks=2,
-                 z_index_dim=128, num_z_channels=256,
-                 num_cross_attend_heads=1, num_self_attend_heads=8,
-                 cross_attend_widening_factor=1,
-                 self_attend_widening_factor=1, dropout_prob=0.0),
-    decoder=dict(num_z_channels=256, use_query_residual=True,
-                 position_encoding_type='trainable',
-                 trainable_position_encoding_kwargs=dict(num_channels=256)),
-    projection_decoder=False)
-
+SMALL_CLASSIFIER = fourier_classifier(num_classes=100, num_bands=32,
+                                      max_resolution=(64, 64), layers=2)
 SMALL_MLM_SEQ = 512
-SMALL_MLM = dict(
-    vocab_size=262, d_model=256, max_seq_len=SMALL_MLM_SEQ,
-    encoder=dict(num_self_attends_per_block=4, num_blocks=1,
-                 z_index_dim=128, num_z_channels=384,
-                 num_self_attend_heads=8, num_cross_attend_heads=8,
-                 qk_channels=128, v_channels=384, use_query_residual=True,
-                 cross_attend_widening_factor=1,
-                 self_attend_widening_factor=1),
-    decoder=dict(output_num_channels=384, position_encoding_type='trainable',
-                 output_index_dims=SMALL_MLM_SEQ, num_z_channels=384,
-                 qk_channels=128, v_channels=256, num_heads=8,
-                 final_project=False, use_query_residual=False,
-                 trainable_position_encoding_kwargs=dict(num_channels=256)))
+SMALL_MLM = bytes_mlm(seq=SMALL_MLM_SEQ, d_model=256, channels=384,
+                      layers=4, qk=128)
 
 
 def swap_model(config, model: Mapping[str, Any]):
