@@ -50,12 +50,15 @@ Variants (comma-separated after the colon):
   init=PATH        the pretrained checkpoint (config.init_from.path).
   length=T         input length (default the model's, 2048 bytes / 512).
   smoke            2 steps of a tiny model.
+  The model fields of experiments/mlm_bytes.py (embed_init=X, local=W, ...)
+  build the pretrained model's DEVIATIONs; they must match the checkpoint's.
 """
 from perceiver.tasks.language import recipes
 from perceiver.train import config_lib
 
 VARIANTS = {'task', 'multitask', 'bs', 'lr', 'epochs', 'model', 'spm', 'init',
-            'length', 'smoke'}
+            'length', 'smoke',
+            *recipes.MODEL_VARIANTS}
 
 
 def sweep() -> list[str]:

@@ -44,6 +44,10 @@ release's values are the defaults, any other is a DEVIATION):
   query_pos_init=X  decoder queries' init stddev (0.02).
   latents=N         number of latents (256; small: 32).
   cross_heads=H     heads of the encoder's cross-attention (8; small: 4).
+  local=W           a Gaussian locality prior of width W bytes on both
+                    cross-attentions (off; models.mlm_config's
+                    local_cross_attention). `small,local=2` leaves the
+                    unigram plateau at T = 128 (benchmarks/repro/LANGUAGE.md).
 Per-byte instead of whole-word masking is a config field:
 --config.input.mask_unit=token.
 """

@@ -26,12 +26,14 @@ Recipe: [P] F.4's (LAMB, weight decay 0.01, warmup min(200, 10% of the
 steps), cosine) with 10 epochs at batch 32 and lr 5e-5 by default.
 
 Variants: init=PATH, bs=B, lr=X, epochs=E, steps=N, model=NAME (default
-small), length=T, smoke.
+small), length=T, smoke, and the model fields of experiments/mlm_bytes.py
+(embed_init=X, local=W, ...), which must match the checkpoint's.
 """
 from perceiver.tasks.language import recipes
 from perceiver.train import config_lib
 
-VARIANTS = {'init', 'bs', 'lr', 'epochs', 'steps', 'model', 'length', 'smoke'}
+VARIANTS = {'init', 'bs', 'lr', 'epochs', 'steps', 'model', 'length', 'smoke',
+            *recipes.MODEL_VARIANTS}
 
 
 def get_config(arg=None):

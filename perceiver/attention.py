@@ -12,6 +12,11 @@ running max and running normaliser, so the [T, S] attention matrix is never
 materialised. Each key/value chunk is rematerialised in the backward pass, so
 training memory is bounded too.
 
+Every form takes an optional `logit_bias` [T, S], added to the scaled
+logits of every batch element and head before the softmax (e.g.
+`local_logit_bias`, a DEVIATION switch of the encoder and decoder; the
+release has none).
+
 `jax.nn.dot_product_attention` cannot serve here: Perceiver's value channels
 differ from its key channels (e.g. qk 256, v 1280 in the language model).
 
@@ -44,10 +49,40 @@ def check_attention_mask(attention_mask, batch: int, q_len: int, kv_len: int):
         'make_cross_attention_mask(query_mask [B, T], kv_mask [B, S]).')
 
 
+def check_logit_bias(logit_bias, q_len: int, kv_len: int):
+  """Raises unless logit_bias is None or [T, S]."""
+  if logit_bias is not None and tuple(logit_bias.shape) != (q_len, kv_len):
+    raise ValueError(
+        f'logit_bias has shape {tuple(logit_bias.shape)} but the attention '
+        f'needs [queries, keys] = {(q_len, kv_len)}: one bias per query and '
+        'key, shared by the batch and the heads.')
+
+
+def local_logit_bias(q_positions, kv_positions, width: float):
+  """A Gaussian locality prior [T, S]: -(q_t - k_s)^2 / (2 width^2).
+
+  q_positions [T] and kv_positions [S] are coordinates on one axis (e.g. the
+  byte index of an input and the centre of the span a latent covers). A key
+  `width` away from a query gets e^-0.5 of the weight of a key at the same
+  place, before the content logits are added.
+  """
+  if not width > 0:
+    raise ValueError(f'local_logit_bias: width must be positive; got {width}.')
+  q = jnp.asarray(q_positions, jnp.float32)[:, None]
+  k = jnp.asarray(kv_positions, jnp.float32)[None, :]
+  return -jnp.square(q - k) / (2.0 * width ** 2)
+
+
+def tile_centres(count: int, span: int):
+  """Centres of `count` equal tiles of the positions 0 .. span - 1 (e.g.
+  N latents over T bytes: tile j covers [j T / N, (j + 1) T / N))."""
+  return (jnp.arange(count, dtype=jnp.float32) + 0.5) * (span / count) - 0.5
+
+
 def attend(q, k, v, dropout_prob=0.0, attention_mask=None, *,
            q_chunk_size: Optional[int] = None,
            kv_chunk_size: Optional[int] = None,
-           v_bias=None):
+           v_bias=None, logit_bias=None):
   """Multi-head attention.
 
   Args:
@@ -63,6 +98,7 @@ def attend(q, k, v, dropout_prob=0.0, attention_mask=None, *,
     v_bias: optional [H * V], added to the output of every row that attends
       to something: the same as adding it to v, since the weights sum to
       one (not with dropout, whose weights do not).
+    logit_bias: optional [T, S], added to the scaled logits.
 
   Returns:
     [B, T, H * V]. Rows whose mask is all zero are exactly zero.
@@ -70,11 +106,12 @@ def attend(q, k, v, dropout_prob=0.0, attention_mask=None, *,
   batch, q_len, num_heads, _ = q.shape
   kv_len = k.shape[1]
   check_attention_mask(attention_mask, batch, q_len, kv_len)
+  check_logit_bias(logit_bias, q_len, kv_len)
   if v_bias is not None and dropout_prob > 0:
     raise ValueError('v_bias cannot be added after attention dropout (the '
                      'dropped weights do not sum to one); add it to v.')
   if q_chunk_size is None and kv_chunk_size is None:
-    out = _dense(q, k, v, dropout_prob, attention_mask)
+    out = _dense(q, k, v, dropout_prob, attention_mask, logit_bias)
   else:
     if dropout_prob > 0:
       raise ValueError(
@@ -88,17 +125,17 @@ def attend(q, k, v, dropout_prob=0.0, attention_mask=None, *,
       # One chunk each way (e.g. the encoder's chunk sizes, sized for its
       # cross-attention, on the much shorter latent self-attention): the
       # chunk loops would only add work.
-      out = _dense(q, k, v, 0.0, attention_mask)
+      out = _dense(q, k, v, 0.0, attention_mask, logit_bias)
     else:
       out = _attend_chunked(q, k, v, attention_mask, q_chunk_size,
-                            kv_chunk_size)
+                            kv_chunk_size, logit_bias)
   return _merge_heads(out, attention_mask, v_bias)
 
 
 def attend_factored(q, inputs_kv, w_k, w_v, v_bias, *, kv_norm=None,
                     attention_mask=None, q_chunk_size: Optional[int] = None,
                     kv_chunk_size: Optional[int] = None,
-                    chunk_projections: bool = False):
+                    chunk_projections: bool = False, logit_bias=None):
   """Single-head attention with the key and value projections moved to
   the queries' side:
 
@@ -119,7 +156,7 @@ def attend_factored(q, inputs_kv, w_k, w_v, v_bias, *, kv_norm=None,
     w_v: [C, V] value projection.
     v_bias: [V] value bias.
     kv_norm: optional function applied to inputs_kv (its LayerNorm).
-    attention_mask, q_chunk_size, kv_chunk_size: as `attend`'s.
+    attention_mask, q_chunk_size, kv_chunk_size, logit_bias: as `attend`'s.
     chunk_projections: normalise x a key chunk at a time inside the loop
       over chunks, as `attend_projected` does (needs kv_chunk_size and the
       queries in one chunk).
@@ -144,11 +181,13 @@ def attend_factored(q, inputs_kv, w_k, w_v, v_bias, *, kv_norm=None,
 
   if chunk_projections:
     out = attend_projected(q, inputs_kv, keys_values, channels, kv_chunk_size,
-                           attention_mask=attention_mask)
+                           attention_mask=attention_mask,
+                           logit_bias=logit_bias)
   else:
     x, _ = keys_values(inputs_kv)
     out = attend(q, x, x, attention_mask=attention_mask,
-                 q_chunk_size=q_chunk_size, kv_chunk_size=kv_chunk_size)
+                 q_chunk_size=q_chunk_size, kv_chunk_size=kv_chunk_size,
+                 logit_bias=logit_bias)
   out = jnp.dot(out, w_v) + v_bias.astype(out.dtype)
   return _wipe_unattended(out, attention_mask)
 
@@ -180,18 +219,21 @@ def _logits(q, k):
   return logits * scale
 
 
-def _dense(q, k, v, dropout_prob, attention_mask):
+def _dense(q, k, v, dropout_prob, attention_mask, logit_bias=None):
   """Dense attention: the fast kernel inside `kernels.fast_kernels()`
   (without attention dropout, which needs the normalised weights), else
   the release's."""
   if kernels.enabled() and not dropout_prob:
-    return kernels.attend_dense(q, k, v, attention_mask, _MASK_VALUE)
-  return _attend_dense(q, k, v, dropout_prob, attention_mask)
+    return kernels.attend_dense(q, k, v, attention_mask, _MASK_VALUE,
+                                logit_bias)
+  return _attend_dense(q, k, v, dropout_prob, attention_mask, logit_bias)
 
 
-def _attend_dense(q, k, v, dropout_prob, attention_mask):
+def _attend_dense(q, k, v, dropout_prob, attention_mask, logit_bias=None):
   """The release's computation: [B, T, H, V]."""
   logits = _logits(q, k)
+  if logit_bias is not None:
+    logits = logits + logit_bias.astype(jnp.float32)
   if attention_mask is not None:
     logits = jnp.where(attention_mask[:, None, :, :], logits, _MASK_VALUE)
   weights = jax.nn.softmax(logits)
@@ -223,7 +265,8 @@ def even_chunk(length: int, requested: int) -> int:
   return requested
 
 
-def _attend_chunked(q, k, v, attention_mask, q_chunk_size, kv_chunk_size):
+def _attend_chunked(q, k, v, attention_mask, q_chunk_size, kv_chunk_size,
+                    logit_bias=None):
   """Memory-efficient attention: [B, T, H, V] without a [T, S] matrix."""
   batch, q_len, num_heads, _ = q.shape
   kv_len, v_dim = k.shape[1], v.shape[-1]
@@ -238,6 +281,10 @@ def _attend_chunked(q, k, v, attention_mask, q_chunk_size, kv_chunk_size):
                      1, q_pad, False)
     # [nq, B, cq, nkv, ckv]
     mask = jnp.reshape(mask, [batch, nq, cq, nkv, ckv]).transpose(1, 0, 2, 3, 4)
+  bias = logit_bias
+  if bias is not None:  # [nq, nkv, cq, ckv]
+    bias = _pad_axis(_pad_axis(bias.astype(jnp.float32), 1, kv_pad), 0, q_pad)
+    bias = jnp.reshape(bias, [nq, cq, nkv, ckv]).transpose(0, 2, 1, 3)
 
   # The 1/sqrt(D) scale on the [T, D] queries once, not on every [cq, ckv]
   # logits chunk.
@@ -255,28 +302,30 @@ def _attend_chunked(q, k, v, attention_mask, q_chunk_size, kv_chunk_size):
   @jax.checkpoint
   def fold_kv_chunk(carry, chunk):
     """Folds one key/value chunk into the running softmax statistics."""
-    q_chunk, k_chunk, v_chunk, m_chunk, index = chunk
+    q_chunk, k_chunk, v_chunk, m_chunk, b_chunk, index = chunk
     keep = None if m_chunk is None else m_chunk[:, None, :, :]
     if padded:
       real = index * ckv + jnp.arange(ckv) < kv_len  # [ckv]
       keep = real if keep is None else keep & real
-    return _fold(carry, q_chunk, k_chunk, v_chunk, keep), None
+    return _fold(carry, q_chunk, k_chunk, v_chunk, keep, b_chunk), None
 
   def one_q_chunk(args):
-    q_chunk, m_q = args  # [B, cq, H, D], [B, cq, nkv, ckv] or None
+    # [B, cq, H, D], [B, cq, nkv, ckv] or None, [nkv, cq, ckv] or None
+    q_chunk, m_q, b_q = args
     m_kv = None if m_q is None else jnp.moveaxis(m_q, 2, 0)  # [nkv,B,cq,ckv]
     init = _initial_stats((q_chunk, k, v, m_kv), batch, num_heads, cq, v_dim)
     carry, _ = jax.lax.scan(
         lambda c, x: fold_kv_chunk(c, (q_chunk,) + x), init,
-        (k, v, m_kv, jnp.arange(nkv)))
+        (k, v, m_kv, b_q, jnp.arange(nkv)))
     return _normalise(carry, v.dtype)
 
   if nq == 1:
     # One query chunk (an encoder's N latents): no loop over query chunks,
     # whose while loop and stacked output cost time and memory.
-    out = one_q_chunk((q[0], None if mask is None else mask[0]))[None]
+    out = one_q_chunk((q[0], None if mask is None else mask[0],
+                       None if bias is None else bias[0]))[None]
   else:
-    out = jax.lax.map(one_q_chunk, (q, mask))  # [nq, B, cq, H, V]
+    out = jax.lax.map(one_q_chunk, (q, mask, bias))  # [nq, B, cq, H, V]
   out = jnp.reshape(jnp.moveaxis(out, 0, 1), [batch, q_pad, num_heads, v_dim])
   return out[:, :q_len]
 
@@ -295,13 +344,16 @@ def _initial_stats(inputs, batch, num_heads, q_len, v_dim):
           jnp.broadcast_to(zero, (batch, q_len, num_heads, v_dim)))
 
 
-def _fold(carry, q, k, v, keep):
+def _fold(carry, q, k, v, keep, bias=None):
   """Folds keys k [B, c, H, D] and values v [B, c, H, V] into the running
   softmax statistics of the (already scaled) queries q [B, T, H, D]. keep,
-  if given, broadcasts to [B, H, T, c]: False hides a key."""
+  if given, broadcasts to [B, H, T, c]: False hides a key. bias, if given,
+  is the chunk's [T, c] logit bias."""
   running_max, running_sum, acc = carry
   logits = jnp.einsum('bthd,bshd->bhts', q, k,
                       preferred_element_type=jnp.float32)  # [B, H, T, c]
+  if bias is not None:
+    logits = logits + bias
   if keep is not None:
     logits = jnp.where(keep, logits, _MASK_VALUE)
   new_max = jnp.maximum(running_max, jnp.max(logits, axis=-1))
@@ -333,7 +385,8 @@ def kv_chunking(length: int, requested: int) -> tuple[int, int]:
 
 
 def attend_projected(q, inputs_kv, project_kv: Callable, v_head_channels: int,
-                     kv_chunk_size: int, attention_mask=None, v_bias=None):
+                     kv_chunk_size: int, attention_mask=None, v_bias=None,
+                     logit_bias=None):
   """Attention whose keys and values are computed a chunk at a time.
 
   Chunked attention (`attend` with kv_chunk_size) still takes K and V
@@ -353,6 +406,7 @@ def attend_projected(q, inputs_kv, project_kv: Callable, v_head_channels: int,
     kv_chunk_size: at most this many keys per chunk (see `kv_chunking`).
     attention_mask: optional [B, T, S]; truthy entries may be attended.
     v_bias: optional [H * V], as `attend`'s.
+    logit_bias: optional [T, S], as `attend`'s.
 
   Returns:
     [B, T, H * V], as `attend`, in q's dtype.
@@ -360,6 +414,7 @@ def attend_projected(q, inputs_kv, project_kv: Callable, v_head_channels: int,
   batch, q_len, num_heads, _ = q.shape
   kv_len = inputs_kv.shape[1]
   check_attention_mask(attention_mask, batch, q_len, kv_len)
+  check_logit_bias(logit_bias, q_len, kv_len)
   if kv_chunk_size <= 0:
     raise ValueError(f'kv_chunk_size must be positive; got {kv_chunk_size}.')
   size, count = kv_chunking(kv_len, kv_chunk_size)
@@ -379,7 +434,11 @@ def attend_projected(q, inputs_kv, project_kv: Callable, v_head_channels: int,
     if overlaps:
       fresh = start + jnp.arange(size) >= index * size  # [c]
       keep = fresh if keep is None else keep & fresh
-    return _fold(carry, scaled_q, k, v, keep), None
+    bias = None
+    if logit_bias is not None:
+      bias = jax.lax.dynamic_slice_in_dim(
+          logit_bias.astype(jnp.float32), start, size, axis=1)
+    return _fold(carry, scaled_q, k, v, keep, bias), None
 
   init = _initial_stats((scaled_q, inputs_kv, attention_mask), batch,
                         num_heads, q_len, v_head_channels)

@@ -49,6 +49,7 @@ from perceiver import io_processors
 from perceiver import kernels
 from perceiver import position_encoding
 from perceiver.attention import attend, attend_factored, attend_projected
+from perceiver.attention import local_logit_bias, tile_centres
 
 
 #  -----------------------------------------------------------
@@ -149,14 +150,16 @@ class Attention(hk.Module):
     self._q_chunk_size = q_chunk_size
     self._kv_chunk_size = kv_chunk_size
 
-  def __call__(self, inputs_q, inputs_kv, attention_mask=None, kv_norm=None):
+  def __call__(self, inputs_q, inputs_kv, attention_mask=None, kv_norm=None,
+               logit_bias=None):
     """[B, T, Cq] queries, [B, S, Ckv] keys/values -> [B, T, output].
 
-    kv_norm, if given, is applied to inputs_kv first. With kv_chunk_size
-    smaller than S, no attention dropout and the queries in one chunk, it
-    and the key/value projections run a key chunk at a time
-    (`attention.attend_projected`): S-sized intermediates are never held
-    whole. Inside `kernels.fast_kernels()`, one head without attention
+    logit_bias, if given, is a [T, S] bias on every head's logits
+    (`attention.attend`). kv_norm, if given, is applied to inputs_kv
+    first. With kv_chunk_size smaller than S, no attention dropout and the
+    queries in one chunk, it and the key/value projections run a key chunk
+    at a time (`attention.attend_projected`): S-sized intermediates are
+    never held whole. Inside `kernels.fast_kernels()`, one head without attention
     dropout is factored (`attention.attend_factored`) when
     `kernels.factored_attention_pays`: no keys or values are projected.
     """
@@ -210,18 +213,21 @@ class Attention(hk.Module):
       result = attend_factored(
           q, inputs_kv, w_k, w_v, v_proj.bias(q.dtype), kv_norm=kv_norm,
           attention_mask=attention_mask, q_chunk_size=q_chunk,
-          kv_chunk_size=kv_chunk, chunk_projections=chunk_projections)
+          kv_chunk_size=kv_chunk, chunk_projections=chunk_projections,
+          logit_bias=logit_bias)
     elif chunk_projections:
       result = attend_projected(
           q, inputs_kv, project_kv, v_channels // heads, kv_chunk,
           attention_mask=attention_mask,
-          v_bias=v_proj.bias(q.dtype) if defer_biases else None)
+          v_bias=v_proj.bias(q.dtype) if defer_biases else None,
+          logit_bias=logit_bias)
     else:
       k, v = project_kv(inputs_kv)
       result = attend(q, k, v, dropout_prob=self._dropout_prob,
                       attention_mask=attention_mask,
                       q_chunk_size=q_chunk, kv_chunk_size=kv_chunk,
-                      v_bias=v_proj.bias(v.dtype) if defer_biases else None)
+                      v_bias=v_proj.bias(v.dtype) if defer_biases else None,
+                      logit_bias=logit_bias)
     return conv_1d(output_channels, with_bias=self._with_final_bias,
                    init_scale=self._final_init_scale)(result)
 
@@ -370,8 +376,9 @@ class CrossAttention(hk.Module):
     self._kv_chunk_size = kv_chunk_size
 
   def __call__(self, inputs_q, inputs_kv, *, attention_mask=None,
-               is_training):
-    """[B, T, Cq] queries attend to [B, S, Ckv] -> [B, T, Cq]."""
+               is_training, logit_bias=None):
+    """[B, T, Cq] queries attend to [B, S, Ckv] -> [B, T, Cq]; logit_bias
+    is an optional [T, S] bias on the attention logits."""
     dropout_prob = self._dropout_prob if is_training else 0.0
     dropout_attn_prob = self._dropout_attn_prob if is_training else 0.0
     output_channels = inputs_q.shape[-1]
@@ -394,7 +401,7 @@ class CrossAttention(hk.Module):
     # The key/value LayerNorm is left to the attention, which may apply it
     # a chunk of the inputs at a time.
     attention = attention(normed_q, inputs_kv, attention_mask=attention_mask,
-                          kv_norm=layer_norm_fn())
+                          kv_norm=layer_norm_fn(), logit_bias=logit_bias)
     attention = _dropout(dropout_prob, attention)
     x = inputs_q + attention if self._use_query_residual else attention
     x += MLP(widening_factor=self._widening_factor,
@@ -490,7 +497,25 @@ class PerceiverEncoder(hk.Module):
       kv_chunk_size=None,
       scan_layers=False,
       remat=False,
+      cross_attend_local_width=0.0,
+      cross_attend_local_span=None,
       name='perceiver_encoder'):
+    """The release's arguments, plus these (off by default):
+
+    scan_layers, remat: the fast path's scanned (and rematerialised)
+      self-attention stack; the same parameters as the release's layers.
+    cross_attend_local_width: DEVIATION (not in [P] or the release; 0 is
+      the release): for 1-D inputs, a Gaussian locality prior of this
+      width (in input positions) on the cross-attention logits, latent j
+      starting on the j-th of N equal tiles of the input positions
+      (`attention.local_logit_bias`). It adds no parameters. At small
+      scale the release's cross-attention starts spread evenly over all M
+      inputs and the byte MLM stays on the unigram plateau
+      (benchmarks/repro/LANGUAGE.md).
+    cross_attend_local_span: the number of input positions the latents
+      tile (default: the inputs' M); the MLM sets its T, so that shorter
+      inputs keep the same latent-to-position prior.
+    """
     super().__init__(name=name)
     checks.positive(
         'PerceiverEncoder',
@@ -514,6 +539,14 @@ class PerceiverEncoder(hk.Module):
       if num_z_channels % heads:
         raise ValueError(f'num_z_channels ({num_z_channels}) must be divisible'
                          f' by {heads_name} ({heads}).')
+    if cross_attend_local_width < 0 or (cross_attend_local_span is not None
+                                        and cross_attend_local_span <= 0):
+      raise ValueError(
+          'PerceiverEncoder: cross_attend_local_width must be >= 0 (0: off) '
+          'and cross_attend_local_span positive; got '
+          f'{cross_attend_local_width} and {cross_attend_local_span}.')
+    self._local_width = cross_attend_local_width
+    self._local_span = cross_attend_local_span
     self.input_is_1d = True
     self._num_blocks = num_blocks
     self._num_self_attends_per_block = num_self_attends_per_block
@@ -577,8 +610,14 @@ class PerceiverEncoder(hk.Module):
           kv_mask=input_mask)
       # Padding cannot reach the latents, whatever it holds (zero_masked).
       inputs = zero_masked(inputs, input_mask)
+    logit_bias = None
+    if self._local_width:  # DEVIATION, off by default (see __init__)
+      logit_bias = local_logit_bias(
+          tile_centres(z.shape[1], self._local_span or num_inputs),
+          jnp.arange(num_inputs), self._local_width)
     z = self.cross_attend(z, inputs, is_training=is_training,
-                          attention_mask=attention_mask)
+                          attention_mask=attention_mask,
+                          logit_bias=logit_bias)
     if self._scan_layers:
       for _ in range(self._num_blocks):
         z = self.self_attends(z, is_training=is_training)
@@ -841,8 +880,20 @@ class BasicDecoder(AbstractPerceiverDecoder):
                final_project=True,
                q_chunk_size=None,
                kv_chunk_size=None,
+               local_width=0.0,
                **position_encoding_kwargs):
+    """The release's arguments, plus local_width: DEVIATION (not in [P] or
+    the release; 0 is the release): a Gaussian locality prior of this
+    width, in output positions, on the cross-attention logits of 1-D
+    queries, latent j sitting at the centre of the j-th of N equal tiles
+    of the output_index_dims positions: the decoder's half of
+    `PerceiverEncoder`'s cross_attend_local_width. It adds no parameters.
+    """
     super().__init__(name=name)
+    if local_width < 0:
+      raise ValueError(
+          f'BasicDecoder: local_width must be >= 0 (0: off); got {local_width}.')
+    self._local_width = local_width
     checks.positive('BasicDecoder', output_num_channels=output_num_channels,
                     num_heads=num_heads, qk_channels=qk_channels,
                     v_channels=v_channels)
@@ -902,8 +953,13 @@ class BasicDecoder(AbstractPerceiverDecoder):
       pos_emb = jnp.concatenate([inputs_without_pos, pos_emb], axis=-1)
     return pos_emb
 
-  def __call__(self, query, z, *, is_training, query_mask=None):
-    """[B, O, E] queries, [B, N, D] latents -> [B, O, output channels]."""
+  def __call__(self, query, z, *, is_training, query_mask=None,
+               query_positions=None):
+    """[B, O, E] queries, [B, N, D] latents -> [B, O, output channels].
+
+    query_positions: with local_width, the [O] flat output indices the
+    queries decode (default: all output_index_dims positions, in order).
+    """
     attention_mask = None
     if query_mask is not None:
       _check_mask(query_mask, 'query_mask', query.shape[0], query.shape[1],
@@ -929,8 +985,21 @@ class BasicDecoder(AbstractPerceiverDecoder):
         kv_chunk_size=self._kv_chunk_size)
     final_layer = hk.Linear(self._output_num_channels,
                             w_init=self._output_w_init, name='output')
+    logit_bias = None
+    if self._local_width:  # DEVIATION, off by default (see __init__)
+      span = int(np.prod(self._output_index_dim))
+      if query_positions is None and query.shape[1] != span:
+        raise ValueError(
+            f'BasicDecoder: with local_width, {query.shape[1]} queries for '
+            f'{span} output positions need query_positions (their [O] flat '
+            'indices).')
+      if query_positions is None:
+        query_positions = jnp.arange(span)
+      logit_bias = local_logit_bias(
+          query_positions, tile_centres(z.shape[1], span), self._local_width)
     output = decoding_cross_attn(query, z, is_training=is_training,
-                                 attention_mask=attention_mask)
+                                 attention_mask=attention_mask,
+                                 logit_bias=logit_bias)
     if self._final_project:
       output = final_layer(output)
     return output

@@ -323,6 +323,15 @@ def plan(spec: Mapping[str, Any], params: Optional[Tree] = None, *,
   shape = enc['cross_attention_shape_for_attn']
   config = dict(_encoder_config(enc), architectures=[hf_class])
   notes, inexact = [], []
+  decoder = spec.get('decoder')
+  decoder = decoder if isinstance(decoder, Mapping) else {}
+  for option, width in (
+      ('encoder.cross_attend_local_width', enc.get('cross_attend_local_width')),
+      ('decoder.local_width', decoder.get('local_width'))):
+    if width:
+      checks.fail(f'{option}={width!r}: transformers\' Perceiver has no '
+                  'locality prior on the attention logits (a DEVIATION of '
+                  'this project; train without it to export)')
   if enc['dropout_prob']:
     notes.append(
         f'encoder.dropout_prob={enc["dropout_prob"]} (residual dropout) has '

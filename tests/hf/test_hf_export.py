@@ -265,6 +265,17 @@ def test_refuses_conv_stem_unless_allowed():
   assert mapping.plan(spec, allow_inexact=True).inexact
 
 
+def test_refuses_the_locality_prior():
+  """A model trained with local_cross_attention (a DEVIATION) computes a
+  function transformers cannot: its export is refused, naming both
+  options, instead of writing weights that would decode differently."""
+  spec = dict(models.smoke_config('mlm_bytes', local_cross_attention=2.0),
+              builder='mlm')
+  message = _refusal(spec)
+  assert 'encoder.cross_attend_local_width=2.0' in message
+  assert 'decoder.local_width=2.0' in message
+
+
 def test_language_variants():
   # ++ (40 layers, D = 1536) fits PerceiverConfig as it is.
   plus = dict(models.mlm_bytes_plusplus(), builder='mlm')

@@ -412,3 +412,66 @@ def test_mlm_embedding_init_scale_field():
       models.smoke_config(embedding_init_scale=0.02), 2), is_training=False))
   params = jax.jit(classifier.init)(jax.random.PRNGKey(0), inputs, mask)
   assert 0.016 < float(np.std(params['embed']['embeddings'])) < 0.019
+
+
+def test_local_cross_attention_changes_no_parameter():
+  """The locality prior (local_cross_attention, a DEVIATION): off writes
+  nothing; on, the same parameter tree and the same seeded init, and
+  initial logits that differ between positions (the release's start almost
+  position-free, which is the unigram plateau of benchmarks/repro/
+  LANGUAGE.md)."""
+  assert models.smoke_config(local_cross_attention=0.0) == SMOKE
+  local = models.smoke_config(local_cross_attention=2.0)
+  t = SMOKE['max_seq_len']
+  inputs, mask = _text(0, length=t, valid=(t, t))
+
+  def run(config):
+    model = hk.transform(functools.partial(models.mlm(config),
+                                           is_training=False))
+    params = jax.jit(model.init)(jax.random.PRNGKey(0), inputs, mask)
+    return params, jax.jit(model.apply)(params, None, inputs, mask)
+
+  params, logits = run(SMOKE)
+  local_params, local_logits = run(local)
+  jax.tree.map(np.testing.assert_array_equal, local_params, params)
+  spread = float(np.std(logits, axis=1).mean())
+  local_spread = float(np.std(local_logits, axis=1).mean())
+  assert local_spread > 3 * spread, (local_spread, spread)
+
+
+@pytest.mark.parametrize('multitask', ['query', 'task_tokens'])
+def test_local_cross_attention_in_the_fine_tuning_models(multitask):
+  """The fine-tuning models keep the pretrained encoder's prior (so a
+  checkpoint sees the inputs it was trained on); the new query decoders
+  get none, and the MLM decoder at the prepended slots uses theirs."""
+  local = models.smoke_config(local_cross_attention=2.0)
+  inputs, mask = _text(0)
+  for forward in (models.glue_classifier(local, 2),
+                  models.glue_multitask(local, TASKS, multitask)):
+    model = _transform(forward)
+    params = model.init(jax.random.PRNGKey(0), inputs, mask)
+    out = model.apply(params, None, inputs, mask)
+    assert all(np.all(np.isfinite(x)) for x in jax.tree.leaves(out))
+  plain = _transform(models.glue_classifier(SMOKE, 2))
+  params = plain.init(jax.random.PRNGKey(0), inputs, mask)
+  assert not np.allclose(
+      plain.apply(params, None, inputs, mask),
+      _transform(models.glue_classifier(local, 2)).apply(
+          params, None, inputs, mask))
+
+
+def test_local_decoder_needs_the_positions_of_subsampled_queries():
+  local = models.smoke_config(local_cross_attention=2.0)
+
+  def decode(query_positions=None):
+    decoder = perceiver.BasicDecoder(**local['decoder'])
+    query = decoder.decoder_query(np.zeros((1, 1, 1)))[:, :3]
+    return decoder(query, np.ones((1, 16, 48), np.float32),
+                   is_training=False, query_positions=query_positions)
+
+  model = hk.transform(decode)
+  with pytest.raises(ValueError, match='need query_positions'):
+    model.init(jax.random.PRNGKey(0))
+  model = hk.transform(lambda: decode(np.arange(3)))
+  params = model.init(jax.random.PRNGKey(0))
+  assert model.apply(params, None).shape == (1, 3, SMOKE['d_model'])

@@ -96,8 +96,11 @@ def test_mlm_ablation_variants_train(tmp_path, data_dir):
   assert same.model.to_dict() == release.model.to_dict()
   config = load_experiment('mlm_bytes', 'smoke,embed_init=0.02,'
                            'input_pos=fourier,query_pos_init=1.0,latents=8,'
-                           'cross_heads=8')
+                           'cross_heads=8,local=2')
   model = config.model
+  assert model.encoder.cross_attend_local_width == 2.0
+  assert model.encoder.cross_attend_local_span == model.max_seq_len
+  assert model.decoder.local_width == 2.0
   assert model.embedding_init_scale == 0.02
   assert model.input_position_encoding == 'fourier'
   assert model.decoder.trainable_position_encoding_kwargs.init_scale == 1.0
@@ -114,6 +117,8 @@ def test_mlm_ablation_variants_train(tmp_path, data_dir):
     load_experiment('mlm_bytes', 'smoke,input_pos=sinusoid')
   with pytest.raises(ValueError, match='embed_init'):
     load_experiment('mlm_bytes', 'smoke,embed_init=0')
+  with pytest.raises(ValueError, match='local'):
+    load_experiment('mlm_bytes', 'smoke,local=-1')
 
 
 @pytest.mark.slow

@@ -97,6 +97,7 @@ def mlm_config(*, vocab_size: int, max_seq_len: int, d_model: int = 768,
                query_position_init_scale: float = 0.02,
                embedding_init_scale: float = 1.0,
                cross_attend_heads: Optional[int] = None,
+               local_cross_attention: float = 0.0,
                **encoder_extra) -> Config:
   """kwargs of `builders.mlm` for an MLM of the released model's design.
 
@@ -126,6 +127,13 @@ def mlm_config(*, vocab_size: int, max_seq_len: int, d_model: int = 768,
       which starts the MLM at a loss of about 28 nats).
     cross_attend_heads: heads of the encoder's cross-attention (the
       release: None, meaning num_heads).
+    local_cross_attention: DEVIATION (0, off, is the release): the width,
+      in bytes, of a Gaussian locality prior on both cross-attentions'
+      logits. Latent j starts on bytes [j T / N, (j + 1) T / N) and the
+      decoder's query t on the latents whose tiles hold t
+      (`PerceiverEncoder`'s cross_attend_local_width, `BasicDecoder`'s
+      local_width). No parameters change. It takes the small MLM off the
+      unigram plateau at T = 128 (benchmarks/repro/LANGUAGE.md).
     **encoder_extra: more `PerceiverEncoder` kwargs (scan_layers, remat,
       q_chunk_size, kv_chunk_size, dropout_prob).
   """
@@ -148,6 +156,10 @@ def mlm_config(*, vocab_size: int, max_seq_len: int, d_model: int = 768,
   if query_position_init_scale != _RELEASE_POSITION_INIT_SCALE:
     decoder['trainable_position_encoding_kwargs']['init_scale'] = (
         query_position_init_scale)
+  if local_cross_attention:  # DEVIATION; only written when on
+    encoder['cross_attend_local_width'] = local_cross_attention
+    encoder['cross_attend_local_span'] = max_seq_len
+    decoder['local_width'] = local_cross_attention
   config = dict(vocab_size=vocab_size, d_model=d_model,
                 max_seq_len=max_seq_len, encoder=encoder, decoder=decoder)
   # Only departures are written, so release configs stay the release's.
@@ -361,6 +373,9 @@ def _query_decoder(config, num_queries, name='glue_decoder'):
   decoder's and `WARM_START_DECODER` can copy them.
   """
   kwargs = dict(config['decoder'])
+  # The MLM decoder's locality prior (a DEVIATION) places queries on the
+  # byte positions; these queries have none.
+  kwargs.pop('local_width', None)
   kwargs.update(output_index_dims=num_queries, final_project=False,
                 position_encoding_type='trainable',
                 trainable_position_encoding_kwargs=dict(
@@ -472,6 +487,7 @@ def glue_multitask(config: Mapping[str, Any], tasks: Mapping[str, int],
       prefix = TaskTokens(num_prepended, d_model)()  # [K, d_model]
     z, embedded = _encode(config, inputs, input_mask, is_training=is_training,
                           prefix=prefix)
+    positions = None
     if variant == 'query':
       decoder = _query_decoder(config, num_tasks)
       query = decoder.decoder_query(embedded)  # [B, K, E]
@@ -481,7 +497,9 @@ def glue_multitask(config: Mapping[str, Any], tasks: Mapping[str, int],
       # keeping these).
       decoder = perceiver.BasicDecoder(**config['decoder'])
       query = decoder.decoder_query(embedded)[:, :num_prepended]  # [B, K, E]
-    out = decoder(query, z, is_training=is_training)  # [B, K or 1, E]
+      positions = jnp.arange(num_prepended)
+    out = decoder(query, z, is_training=is_training,
+                  query_positions=positions)  # [B, K or 1, E]
     chex.assert_shape(out, (inputs.shape[0], num_prepended or num_tasks,
                             d_model))
     logits = {}

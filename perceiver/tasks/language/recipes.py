@@ -60,6 +60,8 @@ MODEL_VARIANTS = {
     'query_pos_init': ('query_position_init_scale', float, 0.02),
     'latents': ('num_latents', int, 256),
     'cross_heads': ('cross_attend_heads', int, 8),
+    # DEVIATION: a locality prior on the cross-attentions (models.mlm_config).
+    'local': ('local_cross_attention', float, 0.0),
 }
 
 
