@@ -507,7 +507,8 @@ def video_autoencoder(*, num_frames: int = 16, image_size: int = 224,
                       image_num_bands: int = 32, spatial_downsample: int = 4,
                       label_mask_prob: float = 1.0,
                       encoder_kwargs: Optional[Mapping[str, Any]] = None,
-                      decoder_kwargs: Optional[Mapping[str, Any]] = None):
+                      decoder_kwargs: Optional[Mapping[str, Any]] = None,
+                      audio_gain: float = 1.0):
   """The Kinetics audio+video+label autoencoder ([code] video colab).
 
   Defaults are the released model. Returns
@@ -529,7 +530,17 @@ def video_autoencoder(*, num_frames: int = 16, image_size: int = 224,
   so the label is predicted; [P] uses 0.5 in training). `label_mask` ([B]
   bool) instead says which examples' label input is masked, so that a
   training loop can draw the masks with its data.
+
+  `audio_gain` (DEVIATION; 1 is the release): the audio is multiplied by it
+  before the preprocessor and the decoded audio divided by it, so inputs
+  and outputs stay in the caller's units and no parameter changes. Quiet
+  audio (RMS 0.017 on the CPU reproduction's films) is otherwise about 2%
+  of the scale of the Fourier features it is concatenated with, and the
+  model decodes silence (benchmarks/repro/MULTIMODAL.md).
   """
+  if not audio_gain > 0:
+    raise ValueError(f'video_autoencoder: audio_gain must be positive; got '
+                     f'{audio_gain}.')
   arch = _VideoAutoencoder(
       num_frames=num_frames, image_size=image_size,
       fourier_image_resolution=fourier_image_resolution,
@@ -549,11 +560,18 @@ def video_autoencoder(*, num_frames: int = 16, image_size: int = 224,
     batch = images.shape[0]
     if label is None:
       label = jnp.zeros((batch, num_classes), images.dtype)
+    if audio_gain != 1.0:  # DEVIATION, off by default (docstring)
+      audio = audio * jnp.asarray(audio_gain, audio.dtype)
     inputs = {'image': images, 'audio': audio, 'label': label}
     if full_outputs:
-      return _decode_all(arch, inputs, batch, is_training, chunks, label_mask)
-    return _decode_subsampled(arch, inputs, subsampling, batch, is_training,
-                              label_mask)
+      outs = _decode_all(arch, inputs, batch, is_training, chunks, label_mask)
+    else:
+      outs = _decode_subsampled(arch, inputs, subsampling, batch, is_training,
+                                label_mask)
+    if audio_gain != 1.0:
+      outs = dict(outs, audio=outs['audio'] / jnp.asarray(
+          audio_gain, outs['audio'].dtype))
+    return outs
 
   return forward
 
@@ -574,7 +592,7 @@ VIDEO_KEYS = ('num_frames', 'image_size', 'fourier_image_resolution',
               'z_index_dim', 'num_z_channels', 'num_self_attends_per_block',
               'decoder_channels', 'audio_num_bands', 'image_num_bands')
 # Optional video_autoencoder kwargs a spec may carry.
-VIDEO_OPTIONAL_KEYS = ('spatial_downsample', 'label_mask_prob')
+VIDEO_OPTIONAL_KEYS = ('spatial_downsample', 'label_mask_prob', 'audio_gain')
 
 
 def build_image_classifier(spec: Spec, **encoder_overrides) -> Forward:

@@ -18,6 +18,8 @@ a held-out clip) into --workdir, and copies the picture to --picture.
 
 `--video_weight=0.03` trains with [P]'s loss weights instead of the CPU
 recipe's (its DEVIATION, in perceiver/tasks/multimodal/recipes.py).
+`--variants=audio_gain=32` adds experiments/multimodal_autoencoding.py
+variants to every run (and to the reconstructions).
 
 Results and the exact settings: benchmarks/repro/MULTIMODAL.md.
 """
@@ -80,6 +82,8 @@ def main():
   parser.add_argument('--video_weight', type=float, default=None,
                       help="the loss's video weight (default: the recipe's)")
   parser.add_argument('--latents', default='88,44,22')
+  parser.add_argument('--variants', default='',
+                      help='more experiment variants, e.g. audio_gain=32')
   parser.add_argument('--picture', default=os.path.join(
       _REPO, 'benchmarks', 'repro', 'figures',
       'multimodal_reconstructions.png'))
@@ -88,14 +92,15 @@ def main():
   embedded.megamind_path()  # a clear error (how to fetch it) before training
   data_dir = os.path.join(args.workdir, 'tensorflow_datasets')
   results = {'steps': args.steps, 'video_weight': args.video_weight,
-             'runs': {}}
+             'variants': args.variants, 'runs': {}}
+  extra = f',{args.variants}' if args.variants else ''
   path = os.path.join(args.workdir, 'results.json')
   if os.path.exists(path):
     with open(path) as f:
       results['runs'] = json.load(f).get('runs', {})
 
   for latents in map(int, args.latents.split(',')):
-    arg = f'cpu,latents={latents},steps={args.steps}'
+    arg = f'cpu,latents={latents},steps={args.steps}{extra}'
     workdir = os.path.join(args.workdir, f'cpu{latents}')
     config = _config(arg)
     config.input.data_dir = data_dir
@@ -139,7 +144,7 @@ def main():
   to_u8 = lambda x: np.round(np.clip(x, 0, 1) * 255).astype(np.uint8)
   rows, names, clip = [], [], None
   for latents, run in sorted(results['runs'].items(), key=lambda r: -int(r[0])):
-    config = _config(f'cpu,latents={latents}')
+    config = _config(f'cpu,latents={latents}{extra}')
     params, state = reconstruct.load_params(
         config, os.path.join(args.workdir, f'cpu{latents}'))
     if clip is None:

@@ -438,6 +438,9 @@ def plan(spec: Mapping[str, Any], params: Optional[Tree] = None, *,
     if spec.get('decoder_kwargs'):
       checks.fail(f'decoder_kwargs={spec["decoder_kwargs"]!r}: the class '
                   'hard-wires its decoder')
+    if spec.get('audio_gain', 1.0) != 1.0:
+      checks.fail(f'audio_gain={spec["audio_gain"]!r}: the class has no '
+                  'audio gain (a DEVIATION of this project)')
     # The shared decoder's queries: the widest modality query (Fourier
     # features of audio (1 dim, 192 bands) and video (3 dims, 32 bands),
     # the label's learned query) plus 2 padding channels.

@@ -199,3 +199,32 @@ def test_baseline_keeps_the_latent_budget():
     assert psnrs[-1] > flat + 5
     assert metrics.np_psnr(a, audio, metrics.AUDIO_RANGE) > silence + 10
   assert psnrs[1] > psnrs[0]  # more values, better reconstruction
+
+
+def test_audio_gain_scales_the_audio_in_and_out():
+  """audio_gain (a DEVIATION, off by default): the same parameters and
+  seeded init; the model sees the audio times G and its decoded audio is
+  divided by G, so inputs and outputs stay in the caller's units."""
+  gain = 16.0
+  video, audio, label = _tiny_inputs()
+  every = {'image': np.arange(128), 'audio': np.arange(4)}
+
+  def model(**extra):
+    fwd = builders.video_autoencoder(**TINY_MODEL, **extra)
+    return hk.transform_with_state(
+        lambda v, a: fwd(v, a, every, is_training=False, label=label))
+
+  release, gained = model(), model(audio_gain=gain)
+  params, state = release.init(jax.random.PRNGKey(0), video, audio)
+  gained_params, _ = gained.init(jax.random.PRNGKey(0), video, audio)
+  jax.tree.map(np.testing.assert_array_equal, gained_params, params)
+  got, _ = gained.apply(params, state, None, video, audio)
+  want, _ = release.apply(params, state, None, video, gain * audio)
+  np.testing.assert_allclose(got['audio'], want['audio'] / gain, rtol=1e-5,
+                             atol=1e-6)
+  for key in ('image', 'label'):
+    np.testing.assert_allclose(got[key], want[key], rtol=1e-5, atol=1e-6)
+  plain, _ = release.apply(params, state, None, video, audio)
+  assert np.abs(plain['image'] - got['image']).max() > 1e-4
+  with pytest.raises(ValueError, match='audio_gain must be positive'):
+    builders.video_autoencoder(**TINY_MODEL, audio_gain=0.0)

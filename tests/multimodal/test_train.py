@@ -124,6 +124,22 @@ def test_config_errors_are_clear(tmp_path, tiny_data_dir, experiment):
   assert experiment(EXPERIMENT, 'cpu,latents=22').model.z_index_dim == 22
 
 
+@pytest.mark.slow
+def test_audio_gain_trains_two_steps(tmp_path, tiny_data_dir, experiment):
+  """The audio_gain variant (a DEVIATION) reaches the model and trains
+  through the trainer; the recipes write nothing without it."""
+  assert 'audio_gain' not in experiment(EXPERIMENT, 'cpu').model
+  assert experiment(EXPERIMENT, 'cpu,audio_gain=32').model.audio_gain == 32
+  with pytest.raises(ValueError, match='audio_gain'):
+    experiment(EXPERIMENT, 'cpu,audio_gain=0')
+  config = _smoke(tiny_data_dir)
+  config.num_train_steps = 2
+  config.model.audio_gain = 8.0
+  final = trainer.train_and_evaluate(config, str(tmp_path),
+                                     devices=jax.devices()[:2])
+  assert np.isfinite(final['eval/audio_psnr']), final
+
+
 def _run(*args):
   env = dict(os.environ, PYTHONPATH=REPO)
   done = subprocess.run([sys.executable, *args], cwd=REPO, env=env,

@@ -169,7 +169,7 @@ def smoke() -> ml_collections.ConfigDict:
   return c
 
 
-VARIANTS = ('latents', 'cpu', 'smoke', 'steps')
+VARIANTS = ('latents', 'cpu', 'smoke', 'steps', 'audio_gain')
 
 
 def from_variants(args: dict) -> ml_collections.ConfigDict:
@@ -194,4 +194,8 @@ def from_variants(args: dict) -> ml_collections.ConfigDict:
   if 'steps' in args:
     c.num_train_steps = config_lib.batch_variants(
         args, batch=c.input.global_batch_size, steps=1200)[2]
+  if 'audio_gain' in args:
+    # DEVIATION (builders.video_autoencoder's audio_gain; 1 is the release).
+    c.model.audio_gain = config_lib.positive_variant(args, 'audio_gain', 1.0,
+                                                     float)
   return c
