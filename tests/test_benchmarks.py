@@ -36,6 +36,7 @@ TINY = {
     'speed/bench_paths.py': 'test_paths_benchmark_runs_tiny',
     'speed/bench_peer.py': 'test_peer_benchmark_runs_tiny',
     'repro/language_repro.py': 'test_language_repro_runs_two_steps',
+    'repro/mlm_baselines.py': 'test_mlm_baselines_count_the_eval_bytes',
     'repro/multimodal_repro.py': 'test_multimodal_repro_runs_two_steps',
     'repro/flow_repro.py': 'test_flow_repro_runs_at_init',
     'repro/entities.py': 'test_entities_benchmark_runs_small',
@@ -332,11 +333,29 @@ def test_peer_benchmark_runs_tiny(tmp_path):
 @pytest.mark.slow
 def test_language_repro_runs_two_steps(tmp_path):
   # Batch 4: the trainer splits it over the 4 host devices of conftest.py.
+  # With the locality prior (a model variant): the checkpoint must load
+  # into the fine-tuned classifier, which has the same prior.
   run_script('repro/language_repro.py', f'--workdir={tmp_path}',
              '--pretrain_steps=2', '--pretrain_batch=4',
-             '--finetune_steps=2', '--finetune_batch=4')
+             '--finetune_steps=2', '--finetune_batch=4',
+             '--model_variants=local=2')
   results = json.loads((tmp_path / 'results.json').read_text())
   assert len(results['runs']) == 1
+  run = results['runs'][0]
+  for stage in ('pretrain', 'finetune_pretrained', 'finetune_scratch'):
+    assert 'local=2' in run[stage]['command'], run[stage]['command']
+
+
+@pytest.mark.slow
+def test_mlm_baselines_count_the_eval_bytes(tmp_path):
+  out = run_script('repro/mlm_baselines.py', '--variants=smoke',
+                   f'--workdir={tmp_path}', '--train_batches=2',
+                   '--config=input.mask_unit=token')
+  result = json.loads(out[out.index('{'):])
+  assert result['masked_bytes'] > 0
+  for name in ('unigram', 'context'):
+    accuracy, nll = result[name]
+    assert 0.0 <= accuracy <= 1.0 and 0.0 < nll < math.log(262) + 1, result
 
 
 @pytest.mark.slow

@@ -21,7 +21,10 @@ training loop; each stage is the launch/train.py command this prints.
 With several seeds, each runs in <workdir>/seed<k> and a mean +- standard
 error table closes the output. `--pretrain_config KEY=VALUE` changes the
 MLM only (its data or optimiser); `--model_config KEY=VALUE` changes the
-model of all three runs, so that the checkpoint still fits the classifier.
+model of all three runs, so that the checkpoint still fits the classifier;
+`--model_variants=embed_init=0.02,local=2` adds experiments/mlm_bytes.py's
+model variants to all three (fields that the release's config does not
+have, such as the locality prior, can only be set this way).
 The printed launch/train.py commands spell overrides as --config.KEY=VALUE,
 which launch/train.py accepts only for keys the config already has (for
 the MLM's model fields, use experiments/mlm_bytes.py's variants instead).
@@ -51,7 +54,7 @@ def _experiment(name, arg):
       os.path.join(_REPO, 'experiments', f'{name}.py'), arg)
 
 
-def _set(config, overrides):
+def set_overrides(config, overrides):
   for key, value in overrides.items():
     target = config
     *parents, leaf = key.split('.')
@@ -69,7 +72,7 @@ def _command(name, arg, workdir, overrides):
 
 def _run(name, arg, workdir, overrides, log):
   config = _experiment(name, arg)
-  _set(config, overrides)
+  set_overrides(config, overrides)
   command = _command(name, arg, workdir, overrides)
   log(f'$ {command}')
   start = time.time()
@@ -80,7 +83,7 @@ def _run(name, arg, workdir, overrides, log):
   return final, seconds, command
 
 
-def _parse_overrides(items):
+def parse_overrides(items):
   """['a.b=1', 'c=x'] -> {'a.b': 1, 'c': 'x'} (numbers parsed)."""
   out = {}
   for item in items:
@@ -134,8 +137,9 @@ def one_seed(args, seed, workdir, pre_extra, model_extra, log):
       'checkpoint_every': args.pretrain_steps,
       **pre_extra, **model_extra,
   }
-  pre_final, pre_s, pre_cmd = _run('mlm_bytes', 'embedded,small', pre_dir,
-                                   pre, log)
+  extra = f',{args.model_variants}' if args.model_variants else ''
+  pre_final, pre_s, pre_cmd = _run('mlm_bytes', 'embedded,small' + extra,
+                                   pre_dir, pre, log)
 
   # The classifier is built from the same model fields as the MLM, so the
   # checkpoint's encoder loads (init_from checks the shapes).
@@ -150,8 +154,9 @@ def one_seed(args, seed, workdir, pre_extra, model_extra, log):
       **model_extra,
   }
   ft_final, ft_s, ft_cmd = _run(
-      'sentiment', f'init={pre_dir}/checkpoints', ft_dir, fine, log)
-  sc_final, sc_s, sc_cmd = _run('sentiment', '', scratch_dir, fine, log)
+      'sentiment', f'init={pre_dir}/checkpoints' + extra, ft_dir, fine, log)
+  sc_final, sc_s, sc_cmd = _run('sentiment', extra.lstrip(','), scratch_dir,
+                                fine, log)
   return {
       'seed': seed,
       'pretrain': {'command': pre_cmd, 'seconds': pre_s,
@@ -202,6 +207,9 @@ def main():
                       metavar='KEY=VALUE',
                       help='config override of the MLM and both fine-tunes '
                       '(repeatable), e.g. model.num_latents=128')
+  parser.add_argument('--model_variants', default='',
+                      help='experiments/mlm_bytes.py model variants for the '
+                      'MLM and both fine-tunes, e.g. embed_init=0.02,local=2')
   parser.add_argument('--finetune_steps', type=int, default=800)
   parser.add_argument('--finetune_batch', type=int, default=32)
   parser.add_argument('--finetune_lr', type=float, default=1e-3)
@@ -214,8 +222,8 @@ def main():
   parser.add_argument('--fresh', action='store_true',
                       help='delete the workdirs first (else stages resume)')
   args = parser.parse_args()
-  pre_extra = _parse_overrides(args.pretrain_config)
-  model_extra = _parse_overrides(args.model_config)
+  pre_extra = parse_overrides(args.pretrain_config)
+  model_extra = parse_overrides(args.model_config)
   seeds = [int(s) for s in args.seeds.split(',')]
 
   log = functools.partial(print, flush=True)
