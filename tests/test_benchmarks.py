@@ -402,8 +402,10 @@ def test_train_curves_reads_a_runs_events(tmp_path):
     writer.write_scalars(step, {'train/loss': step / 10,
                                 'train/zero_loss': 4.0})
   out = run_script('repro/train_curves.py', f'--run=a={tmp_path / "run"}',
-                   '--over=train/zero_loss', '--at=10,25,30,40')
+                   '--over=train/zero_loss', '--at=10,25,30,40',
+                   '--hline=unigram=0.6')
   assert '| a | 0.250 | 0.500 | 0.750 |  |' in out, out
+  assert '| unigram (reference) | 0.600 | 0.600 | 0.600 | 0.600 |' in out, out
   with pytest.raises(AssertionError, match='No TensorBoard events'):
     run_script('repro/train_curves.py', f'--run=a={tmp_path}')
 

@@ -12,6 +12,9 @@ pip install matplotlib).
       --metric=train/loss --over=train/zero_loss --smooth=4 \
       --ylabel="training loss / zero flow's" \
       --png=benchmarks/repro/figures/flow_curves.png
+
+`--hline=LABEL=VALUE` draws a reference (e.g. the unigram's eval loss,
+benchmarks/repro/mlm_baselines.py).
 """
 import glob
 import os
@@ -28,6 +31,9 @@ _SMOOTH = flags.DEFINE_integer('smooth', 1, 'Moving average over this many '
                                'logged points.')
 _YLABEL = flags.DEFINE_string('ylabel', '', 'The y axis label.')
 _PNG = flags.DEFINE_string('png', '', 'Write the figure here.')
+_HLINE = flags.DEFINE_multi_string(
+    'hline', [], 'LABEL=VALUE: a dashed reference line (e.g. a baseline\'s '
+    'loss), listed under the table too; repeatable.')
 _AT = flags.DEFINE_list('at', [], 'Print the (smoothed) value of the last '
                         'point logged at or before these steps; default: 8 '
                         'evenly spaced steps.')
@@ -92,6 +98,14 @@ def main(argv):
       i = np.searchsorted(steps, a, 'right') - 1
       cells.append(f'{values[i]:.3f}' if i >= 0 and a <= steps[-1] else '')
     print(f'| {label} | ' + ' | '.join(cells) + ' |')
+  hlines = []
+  for item in _HLINE.value:
+    label, eq, value = item.partition('=')
+    if not eq:
+      raise app.UsageError(f'--hline={item!r}: expected LABEL=VALUE.')
+    hlines.append((label, float(value)))
+    print(f'| {label} (reference) | ' + ' | '.join(
+        [f'{float(value):.3f}'] * len(at)) + ' |')
   if _PNG.value:
     import matplotlib  # pylint: disable=g-import-not-at-top
     matplotlib.use('Agg')
@@ -99,6 +113,8 @@ def main(argv):
     fig, ax = plt.subplots(figsize=(7, 4))
     for label, (steps, values) in curves.items():
       ax.plot(steps, values, label=label)
+    for (label, value), color in zip(hlines, ('k', 'grey', 'tab:brown')):
+      ax.axhline(value, ls='--', lw=1, color=color, label=label)
     ax.set_xlabel('step')
     ax.set_ylabel(_YLABEL.value or name)
     ax.grid(alpha=0.3)
