@@ -23,7 +23,8 @@ from absl import app
 from absl import flags
 import numpy as np
 
-_RUNS = flags.DEFINE_multi_string('run', [], 'LABEL=WORKDIR, repeatable.')
+_RUNS = flags.DEFINE_multi_string('run', [], 'LABEL=WORKDIR, repeatable '
+                                   '(split at the last =).')
 _METRIC = flags.DEFINE_string('metric', 'train/loss', 'The scalar plotted.')
 _OVER = flags.DEFINE_string('over', '', 'Divide by this scalar of the same '
                             'step (e.g. train/zero_loss).')
@@ -80,7 +81,7 @@ def main(argv):
     raise app.UsageError('Give at least one --run=LABEL=WORKDIR.')
   curves = {}
   for run in _RUNS.value:
-    label, eq, workdir = run.partition('=')
+    label, eq, workdir = run.rpartition('=')  # labels may hold '='
     if not eq:
       raise app.UsageError(f'--run={run!r}: expected LABEL=WORKDIR.')
     curves[label] = curve(read_scalars(workdir), _METRIC.value, _OVER.value,
@@ -100,7 +101,7 @@ def main(argv):
     print(f'| {label} | ' + ' | '.join(cells) + ' |')
   hlines = []
   for item in _HLINE.value:
-    label, eq, value = item.partition('=')
+    label, eq, value = item.rpartition('=')
     if not eq:
       raise app.UsageError(f'--hline={item!r}: expected LABEL=VALUE.')
     hlines.append((label, float(value)))
