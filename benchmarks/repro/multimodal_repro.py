@@ -18,6 +18,7 @@ a held-out clip) into --workdir, and copies the picture to --picture.
 
 `--video_weight=0.03` trains with [P]'s loss weights instead of the CPU
 recipe's (its DEVIATION, in perceiver/tasks/multimodal/recipes.py).
+`--audio_weight=W` likewise sets the audio term's weight;
 `--variants=audio_gain=32` adds experiments/multimodal_autoencoding.py
 variants to every run (and to the reconstructions).
 
@@ -81,6 +82,8 @@ def main():
   parser.add_argument('--steps', type=int, default=1200)
   parser.add_argument('--video_weight', type=float, default=None,
                       help="the loss's video weight (default: the recipe's)")
+  parser.add_argument('--audio_weight', type=float, default=None,
+                      help="the loss's audio weight (default: the recipe's)")
   parser.add_argument('--latents', default='88,44,22')
   parser.add_argument('--variants', default='',
                       help='more experiment variants, e.g. audio_gain=32')
@@ -92,6 +95,7 @@ def main():
   embedded.megamind_path()  # a clear error (how to fetch it) before training
   data_dir = os.path.join(args.workdir, 'tensorflow_datasets')
   results = {'steps': args.steps, 'video_weight': args.video_weight,
+             'audio_weight': args.audio_weight,
              'variants': args.variants, 'runs': {}}
   extra = f',{args.variants}' if args.variants else ''
   path = os.path.join(args.workdir, 'results.json')
@@ -108,6 +112,9 @@ def main():
     if args.video_weight is not None:
       config.task.video_weight = args.video_weight
       weight = f' --config.task.video_weight={args.video_weight:g}'
+    if args.audio_weight is not None:
+      config.task.audio_weight = args.audio_weight
+      weight += f' --config.task.audio_weight={args.audio_weight:g}'
     print(f'python launch/train.py --config=experiments/multimodal_autoencoding'
           f'.py:{arg} --workdir={workdir} --config.input.data_dir={data_dir}'
           f'{weight}', flush=True)
@@ -123,7 +130,8 @@ def main():
         'values': latents * config.model.num_z_channels,
         'wall_s': wall, 'load_before': load_before,
         'load_after': os.getloadavg(),
-        'video_weight': config.task.video_weight, 'metrics': final}
+        'video_weight': config.task.video_weight,
+        'audio_weight': config.task.audio_weight, 'metrics': final}
     print(json.dumps(results['runs'][str(latents)], indent=1), flush=True)
     with open(path, 'w') as f:
       json.dump(results, f, indent=1)
