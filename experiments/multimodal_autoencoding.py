@@ -32,8 +32,9 @@ Variants (comma-separated after the colon):
   steps=N    training steps (the schedule follows).
   audio_gain=G  DEVIATION: the audio is multiplied by G on the way in and
              the decoded audio divided by G (builders.video_autoencoder;
-             no parameter changes). The CPU films' quiet audio is decoded
-             as silence without it (benchmarks/repro/MULTIMODAL.md).
+             no parameter changes). Tried on the CPU films' quiet audio,
+             which is decoded as silence with or without it
+             (benchmarks/repro/MULTIMODAL.md).
   smoke      2 steps of a tiny model on `embedded_av/tiny` (CI).
 """
 from perceiver.tasks.multimodal import recipes

@@ -535,8 +535,9 @@ def video_autoencoder(*, num_frames: int = 16, image_size: int = 224,
   before the preprocessor and the decoded audio divided by it, so inputs
   and outputs stay in the caller's units and no parameter changes. Quiet
   audio (RMS 0.017 on the CPU reproduction's films) is otherwise about 2%
-  of the scale of the Fourier features it is concatenated with, and the
-  model decodes silence (benchmarks/repro/MULTIMODAL.md).
+  of the scale of the Fourier features it is concatenated with. At CPU
+  scale the model decodes silence with or without it
+  (benchmarks/repro/MULTIMODAL.md, the audio search).
   """
   if not audio_gain > 0:
     raise ValueError(f'video_autoencoder: audio_gain must be positive; got '

@@ -159,8 +159,8 @@ class Attention(hk.Module):
     first. With kv_chunk_size smaller than S, no attention dropout and the
     queries in one chunk, it and the key/value projections run a key chunk
     at a time (`attention.attend_projected`): S-sized intermediates are
-    never held whole. Inside `kernels.fast_kernels()`, one head without attention
-    dropout is factored (`attention.attend_factored`) when
+    never held whole. Inside `kernels.fast_kernels()`, one head without
+    attention dropout is factored (`attention.attend_factored`) when
     `kernels.factored_attention_pays`: no keys or values are projected.
     """
     # Resolved per call; the module itself is never modified.
