@@ -420,6 +420,8 @@ def attend_projected(q, inputs_kv, project_kv: Callable, v_head_channels: int,
   size, count = kv_chunking(kv_len, kv_chunk_size)
   overlaps = count * size != kv_len
   scaled_q = q * jnp.asarray(q.shape[-1] ** -0.5, q.dtype)
+  if logit_bias is not None:
+    logit_bias = logit_bias.astype(jnp.float32)  # once, not per chunk
 
   def fold_kv_chunk(carry, index):
     # The last chunk is moved back to end at S; the keys it shares with
@@ -436,8 +438,7 @@ def attend_projected(q, inputs_kv, project_kv: Callable, v_head_channels: int,
       keep = fresh if keep is None else keep & fresh
     bias = None
     if logit_bias is not None:
-      bias = jax.lax.dynamic_slice_in_dim(
-          logit_bias.astype(jnp.float32), start, size, axis=1)
+      bias = jax.lax.dynamic_slice_in_dim(logit_bias, start, size, axis=1)
     return _fold(carry, scaled_q, k, v, keep, bias), None
 
   init = _initial_stats((scaled_q, inputs_kv, attention_mask), batch,

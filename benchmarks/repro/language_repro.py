@@ -137,9 +137,10 @@ def one_seed(args, seed, workdir, pre_extra, model_extra, log):
       'checkpoint_every': args.pretrain_steps,
       **pre_extra, **model_extra,
   }
-  extra = f',{args.model_variants}' if args.model_variants else ''
-  pre_final, pre_s, pre_cmd = _run('mlm_bytes', 'embedded,small' + extra,
-                                   pre_dir, pre, log)
+  variants = lambda *parts: ','.join(p for p in parts if p)
+  pre_final, pre_s, pre_cmd = _run(
+      'mlm_bytes', variants('embedded,small', args.model_variants), pre_dir,
+      pre, log)
 
   # The classifier is built from the same model fields as the MLM, so the
   # checkpoint's encoder loads (init_from checks the shapes).
@@ -154,9 +155,10 @@ def one_seed(args, seed, workdir, pre_extra, model_extra, log):
       **model_extra,
   }
   ft_final, ft_s, ft_cmd = _run(
-      'sentiment', f'init={pre_dir}/checkpoints' + extra, ft_dir, fine, log)
-  sc_final, sc_s, sc_cmd = _run('sentiment', extra.lstrip(','), scratch_dir,
-                                fine, log)
+      'sentiment', variants(f'init={pre_dir}/checkpoints',
+                            args.model_variants), ft_dir, fine, log)
+  sc_final, sc_s, sc_cmd = _run('sentiment', args.model_variants,
+                                scratch_dir, fine, log)
   return {
       'seed': seed,
       'pretrain': {'command': pre_cmd, 'seconds': pre_s,

@@ -109,12 +109,10 @@ def main():
     config = _config(arg)
     config.input.data_dir = data_dir
     weight = ''
-    if args.video_weight is not None:
-      config.task.video_weight = args.video_weight
-      weight = f' --config.task.video_weight={args.video_weight:g}'
-    if args.audio_weight is not None:
-      config.task.audio_weight = args.audio_weight
-      weight += f' --config.task.audio_weight={args.audio_weight:g}'
+    for key in ('video_weight', 'audio_weight'):
+      if getattr(args, key) is not None:
+        config.task[key] = getattr(args, key)
+        weight += f' --config.task.{key}={getattr(args, key):g}'
     print(f'python launch/train.py --config=experiments/multimodal_autoencoding'
           f'.py:{arg} --workdir={workdir} --config.input.data_dir={data_dir}'
           f'{weight}', flush=True)
