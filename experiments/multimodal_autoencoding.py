@@ -35,6 +35,9 @@ Variants (comma-separated after the colon):
              no parameter changes). Tried on the CPU films' quiet audio,
              which is decoded as silence with or without it
              (benchmarks/repro/MULTIMODAL.md).
+  local=W    DEVIATION: a Gaussian locality prior in time, W latents wide,
+             on the encoder's and the decoder's cross-attention
+             (builders.video_autoencoder's local_width; no parameters).
   smoke      2 steps of a tiny model on `embedded_av/tiny` (CI).
 """
 from perceiver.tasks.multimodal import recipes

@@ -12,8 +12,9 @@ running max and running normaliser, so the [T, S] attention matrix is never
 materialised. Each key/value chunk is rematerialised in the backward pass, so
 training memory is bounded too.
 
-Every form takes an optional `logit_bias` [T, S], added to the scaled
-logits of every batch element and head before the softmax (e.g.
+Every form takes an optional `logit_bias` [T, S] (or [B, T, S], one per
+batch element), added to the scaled logits of every head before the
+softmax (e.g.
 `local_logit_bias`, a DEVIATION switch of the encoder and decoder; the
 release has none).
 
@@ -49,26 +50,45 @@ def check_attention_mask(attention_mask, batch: int, q_len: int, kv_len: int):
         'make_cross_attention_mask(query_mask [B, T], kv_mask [B, S]).')
 
 
-def check_logit_bias(logit_bias, q_len: int, kv_len: int):
-  """Raises unless logit_bias is None or [T, S]."""
-  if logit_bias is not None and tuple(logit_bias.shape) != (q_len, kv_len):
-    raise ValueError(
-        f'logit_bias has shape {tuple(logit_bias.shape)} but the attention '
-        f'needs [queries, keys] = {(q_len, kv_len)}: one bias per query and '
-        'key, shared by the batch and the heads.')
+def check_logit_bias(logit_bias, q_len: int, kv_len: int,
+                     batch: Optional[int] = None):
+  """Raises unless logit_bias is None, [T, S] or (given the batch) [B, T, S]."""
+  if logit_bias is None:
+    return
+  shape = tuple(logit_bias.shape)
+  if shape == (q_len, kv_len) or (batch is not None
+                                  and shape == (batch, q_len, kv_len)):
+    return
+  batched = ('' if batch is None else
+             f' or [B, queries, keys] = {(batch, q_len, kv_len)}')
+  raise ValueError(
+      f'logit_bias has shape {shape} but the attention needs [queries, keys] '
+      f'= {(q_len, kv_len)} (one bias per query and key, shared by the batch '
+      f'and the heads){batched}.')
+
+
+def _logit_bias_for_logits(logit_bias, batch: int, q_len: int, kv_len: int):
+  """The checked bias in float32 as [T, S] or [B, 1, T, S]: either adds to
+  [B, H, T, S] logits (and a slice of its last two axes to a chunk's)."""
+  check_logit_bias(logit_bias, q_len, kv_len, batch)
+  if logit_bias is None:
+    return None
+  logit_bias = logit_bias.astype(jnp.float32)
+  return logit_bias if logit_bias.ndim == 2 else logit_bias[:, None]
 
 
 def local_logit_bias(q_positions, kv_positions, width: float):
   """A Gaussian locality prior [T, S]: -(q_t - k_s)^2 / (2 width^2).
 
   q_positions [T] and kv_positions [S] are coordinates on one axis (e.g. the
-  byte index of an input and the centre of the span a latent covers). A key
+  byte index of an input and the centre of the span a latent covers);
+  q_positions [B, T] (e.g. per-example decoder queries) give [B, T, S]. A key
   `width` away from a query gets e^-0.5 of the weight of a key at the same
   place, before the content logits are added.
   """
   if not width > 0:
     raise ValueError(f'local_logit_bias: width must be positive; got {width}.')
-  q = jnp.asarray(q_positions, jnp.float32)[:, None]
+  q = jnp.asarray(q_positions, jnp.float32)[..., :, None]
   k = jnp.asarray(kv_positions, jnp.float32)[None, :]
   return -jnp.square(q - k) / (2.0 * width ** 2)
 
@@ -98,7 +118,8 @@ def attend(q, k, v, dropout_prob=0.0, attention_mask=None, *,
     v_bias: optional [H * V], added to the output of every row that attends
       to something: the same as adding it to v, since the weights sum to
       one (not with dropout, whose weights do not).
-    logit_bias: optional [T, S], added to the scaled logits.
+    logit_bias: optional [T, S] or [B, T, S], added to the scaled logits
+      of every head.
 
   Returns:
     [B, T, H * V]. Rows whose mask is all zero are exactly zero.
@@ -106,7 +127,7 @@ def attend(q, k, v, dropout_prob=0.0, attention_mask=None, *,
   batch, q_len, num_heads, _ = q.shape
   kv_len = k.shape[1]
   check_attention_mask(attention_mask, batch, q_len, kv_len)
-  check_logit_bias(logit_bias, q_len, kv_len)
+  logit_bias = _logit_bias_for_logits(logit_bias, batch, q_len, kv_len)
   if v_bias is not None and dropout_prob > 0:
     raise ValueError('v_bias cannot be added after attention dropout (the '
                      'dropped weights do not sum to one); add it to v.')
@@ -232,8 +253,8 @@ def _dense(q, k, v, dropout_prob, attention_mask, logit_bias=None):
 def _attend_dense(q, k, v, dropout_prob, attention_mask, logit_bias=None):
   """The release's computation: [B, T, H, V]."""
   logits = _logits(q, k)
-  if logit_bias is not None:
-    logits = logits + logit_bias.astype(jnp.float32)
+  if logit_bias is not None:  # [T, S] or [B, 1, T, S]
+    logits = logits + logit_bias
   if attention_mask is not None:
     logits = jnp.where(attention_mask[:, None, :, :], logits, _MASK_VALUE)
   weights = jax.nn.softmax(logits)
@@ -281,10 +302,12 @@ def _attend_chunked(q, k, v, attention_mask, q_chunk_size, kv_chunk_size,
                      1, q_pad, False)
     # [nq, B, cq, nkv, ckv]
     mask = jnp.reshape(mask, [batch, nq, cq, nkv, ckv]).transpose(1, 0, 2, 3, 4)
-  bias = logit_bias
-  if bias is not None:  # [nq, nkv, cq, ckv]
-    bias = _pad_axis(_pad_axis(bias.astype(jnp.float32), 1, kv_pad), 0, q_pad)
-    bias = jnp.reshape(bias, [nq, cq, nkv, ckv]).transpose(0, 2, 1, 3)
+  bias = logit_bias  # [T, S] or [B, 1, T, S] -> [nq, nkv, (B, 1,) cq, ckv]
+  if bias is not None:
+    lead = bias.ndim - 2
+    bias = _pad_axis(_pad_axis(bias, lead + 1, kv_pad), lead, q_pad)
+    bias = jnp.reshape(bias, bias.shape[:lead] + (nq, cq, nkv, ckv))
+    bias = jnp.moveaxis(bias, (lead, lead + 2), (0, 1))
 
   # The 1/sqrt(D) scale on the [T, D] queries once, not on every [cq, ckv]
   # logits chunk.
@@ -310,7 +333,8 @@ def _attend_chunked(q, k, v, attention_mask, q_chunk_size, kv_chunk_size,
     return _fold(carry, q_chunk, k_chunk, v_chunk, keep, b_chunk), None
 
   def one_q_chunk(args):
-    # [B, cq, H, D], [B, cq, nkv, ckv] or None, [nkv, cq, ckv] or None
+    # [B, cq, H, D], [B, cq, nkv, ckv] or None, [nkv, (B, 1,) cq, ckv] or
+    # None
     q_chunk, m_q, b_q = args
     m_kv = None if m_q is None else jnp.moveaxis(m_q, 2, 0)  # [nkv,B,cq,ckv]
     init = _initial_stats((q_chunk, k, v, m_kv), batch, num_heads, cq, v_dim)
@@ -348,7 +372,7 @@ def _fold(carry, q, k, v, keep, bias=None):
   """Folds keys k [B, c, H, D] and values v [B, c, H, V] into the running
   softmax statistics of the (already scaled) queries q [B, T, H, D]. keep,
   if given, broadcasts to [B, H, T, c]: False hides a key. bias, if given,
-  is the chunk's [T, c] logit bias."""
+  is the chunk's [T, c] or [B, 1, T, c] logit bias."""
   running_max, running_sum, acc = carry
   logits = jnp.einsum('bthd,bshd->bhts', q, k,
                       preferred_element_type=jnp.float32)  # [B, H, T, c]
@@ -406,7 +430,7 @@ def attend_projected(q, inputs_kv, project_kv: Callable, v_head_channels: int,
     kv_chunk_size: at most this many keys per chunk (see `kv_chunking`).
     attention_mask: optional [B, T, S]; truthy entries may be attended.
     v_bias: optional [H * V], as `attend`'s.
-    logit_bias: optional [T, S], as `attend`'s.
+    logit_bias: optional [T, S] or [B, T, S], as `attend`'s.
 
   Returns:
     [B, T, H * V], as `attend`, in q's dtype.
@@ -414,14 +438,13 @@ def attend_projected(q, inputs_kv, project_kv: Callable, v_head_channels: int,
   batch, q_len, num_heads, _ = q.shape
   kv_len = inputs_kv.shape[1]
   check_attention_mask(attention_mask, batch, q_len, kv_len)
-  check_logit_bias(logit_bias, q_len, kv_len)
+  # Cast once, not per chunk.
+  logit_bias = _logit_bias_for_logits(logit_bias, batch, q_len, kv_len)
   if kv_chunk_size <= 0:
     raise ValueError(f'kv_chunk_size must be positive; got {kv_chunk_size}.')
   size, count = kv_chunking(kv_len, kv_chunk_size)
   overlaps = count * size != kv_len
   scaled_q = q * jnp.asarray(q.shape[-1] ** -0.5, q.dtype)
-  if logit_bias is not None:
-    logit_bias = logit_bias.astype(jnp.float32)  # once, not per chunk
 
   def fold_kv_chunk(carry, index):
     # The last chunk is moved back to end at S; the keys it shares with
@@ -438,7 +461,8 @@ def attend_projected(q, inputs_kv, project_kv: Callable, v_head_channels: int,
       keep = fresh if keep is None else keep & fresh
     bias = None
     if logit_bias is not None:
-      bias = jax.lax.dynamic_slice_in_dim(logit_bias, start, size, axis=1)
+      bias = jax.lax.dynamic_slice_in_dim(logit_bias, start, size,
+                                          axis=logit_bias.ndim - 1)
     return _fold(carry, scaled_q, k, v, keep, bias), None
 
   init = _initial_stats((scaled_q, inputs_kv, attention_mask), batch,

@@ -26,6 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from perceiver import attention
 from perceiver import checks
 from perceiver import io_processors
 from perceiver import perceiver
@@ -304,7 +305,7 @@ def video_encoder_kwargs(*, num_self_attends_per_block: int,
                          z_index_dim: int, num_z_channels: int
                          ) -> dict[str, Any]:
   """The PerceiverEncoder kwargs that `video_autoencoder` fixes ([code]
-  video colab); its `encoder_kwargs` add others."""
+  video colab); its `encoder_kwargs` add others or override these."""
   return dict(num_self_attends_per_block=num_self_attends_per_block,
               num_blocks=1, z_index_dim=z_index_dim,
               num_z_channels=num_z_channels, num_cross_attend_heads=1,
@@ -387,12 +388,14 @@ class _VideoAutoencoder:
         'label': io_processors.ClassificationPostprocessor(
             num_classes=self.num_classes),
     })
-    enc = perceiver.PerceiverEncoder(
-        **video_encoder_kwargs(
+    # encoder_kwargs may also override the release's fixed settings (e.g.
+    # num_cross_attend_heads).
+    enc = perceiver.PerceiverEncoder(**dict(
+        video_encoder_kwargs(
             num_self_attends_per_block=self.num_self_attends_per_block,
             z_index_dim=self.z_index_dim,
             num_z_channels=self.num_z_channels),
-        **dict(self.encoder_kwargs))
+        **self.encoder_kwargs))
     common = dict(concat_preprocessed_input=False,
                   num_z_channels=self.decoder_channels,
                   output_num_channels=self.num_z_channels,
@@ -421,6 +424,46 @@ class _VideoAutoencoder:
         **dict(self.decoder_kwargs))
     return prep, enc, dec, post
 
+  def clip_positions(self, indices, count: int):
+    """Flat indices of one modality's `count` elements (inputs or outputs,
+    time-major) -> positions on the latents' axis: element i sits at the
+    centre of the fraction [i / count, (i + 1) / count) of the clip,
+    latent j at j. A video patch, its pixels and the audio of the same
+    moment land on the same latents."""
+    return ((jnp.asarray(indices, jnp.float32) + 0.5)
+            * (self.z_index_dim / count) - 0.5)
+
+  def encoder_local_bias(self, width: float):
+    """[N, M] locality prior of the encoder's cross-attention: latent j
+    starts on the j-th of N equal time slices of the audio and video
+    inputs (in the preprocessor's order: audio, image, label); the label
+    input has no position (bias 0)."""
+    latents = jnp.arange(self.z_index_dim, dtype=jnp.float32)
+    size = self.image_size // self.spatial_downsample
+    columns = []
+    for count in (self.n_audio_patches, self.num_frames * size * size):
+      columns.append(attention.local_logit_bias(
+          latents, self.clip_positions(jnp.arange(count), count), width))
+    columns.append(jnp.zeros((self.z_index_dim, 1), jnp.float32))
+    return jnp.concatenate(columns, axis=1)
+
+  def decoder_local_bias(self, width: float, points):
+    """[O, N] (or [B, O, N] for per-example points) locality prior of the
+    decoder's cross-attention: the query for an audio patch or a pixel
+    starts on the latents of its time slice; the label query has no
+    position. points = {'audio': patch indices, 'image': pixel indices},
+    each [O] or [B, O], as subsampled."""
+    latents = jnp.arange(self.z_index_dim, dtype=jnp.float32)
+    counts = {'audio': self.n_audio_patches,
+              'image': int(np.prod(self.image_grid))}
+    rows = [attention.local_logit_bias(
+        self.clip_positions(points[m], counts[m]), latents, width)
+            for m in ('audio', 'image')]
+    rows.append(jnp.zeros((1, self.z_index_dim), jnp.float32))
+    lead = max((r.shape[:-2] for r in rows), key=len)
+    return jnp.concatenate(
+        [jnp.broadcast_to(r, lead + r.shape[-2:]) for r in rows], axis=-2)
+
   def check_inputs(self, images, audio) -> None:
     want_images = self.image_grid + (3,)
     if images.ndim != 5 or tuple(images.shape[1:]) != want_images:
@@ -444,7 +487,7 @@ def _with_label_mask(prep, label_mask, batch: int):
 
 
 def _decode_subsampled(arch: _VideoAutoencoder, inputs, subsampling, batch,
-                       is_training, label_mask):
+                       is_training, label_mask, local_width):
   """The outputs at `subsampling`'s points (the release's training path)."""
   if subsampling is None or set(subsampling) - {'label'} != {'image', 'audio'}:
     raise ValueError("video_autoencoder needs subsampling={'image': "
@@ -456,12 +499,17 @@ def _decode_subsampled(arch: _VideoAutoencoder, inputs, subsampling, batch,
   prep = _with_label_mask(prep, label_mask, batch)
   model = perceiver.Perceiver(input_preprocessor=prep, encoder=enc,
                               decoder=dec, output_postprocessor=post)
+  biases = {}
+  if local_width:  # DEVIATION, off by default (video_autoencoder)
+    biases = dict(
+        encoder_logit_bias=arch.encoder_local_bias(local_width),
+        decoder_logit_bias=arch.decoder_local_bias(local_width, points))
   return model(inputs, is_training=is_training,
-               subsampled_output_points=points)
+               subsampled_output_points=points, **biases)
 
 
 def _decode_all(arch: _VideoAutoencoder, inputs, batch, is_training, chunks,
-                label_mask):
+                label_mask, local_width):
   """Every output: the encoder runs once, the decoder maps over `chunks`
   slices of the queries with hk.map."""
   num_pixels = int(np.prod(arch.image_grid))
@@ -476,14 +524,20 @@ def _decode_all(arch: _VideoAutoencoder, inputs, batch, is_training, chunks,
   # Encode once (the same modules Perceiver.__call__ would run).
   x, modality_sizes, without_pos = prep(inputs, is_training=is_training,
                                         network_input_is_1d=True)
-  z = enc(x, enc.latents(x), is_training=is_training)
+  local = {}
+  if local_width:  # DEVIATION, off by default (video_autoencoder)
+    local['logit_bias'] = arch.encoder_local_bias(local_width)
+  z = enc(x, enc.latents(x), is_training=is_training, **local)
 
   def decode_chunk(chunk_index):
     points = {'image': chunk_index * pix + jnp.arange(pix),
               'audio': chunk_index * aud + jnp.arange(aud)}
     query = dec.decoder_query(x, modality_sizes, without_pos,
                               subsampled_points=points)
-    out = dec(query, z, is_training=is_training)
+    local = {}
+    if local_width:
+      local['logit_bias'] = arch.decoder_local_bias(local_width, points)
+    out = dec(query, z, is_training=is_training, **local)
     return post(out, is_training=is_training,
                 modality_sizes={'audio': aud, 'image': pix, 'label': 1})
 
@@ -508,7 +562,8 @@ def video_autoencoder(*, num_frames: int = 16, image_size: int = 224,
                       label_mask_prob: float = 1.0,
                       encoder_kwargs: Optional[Mapping[str, Any]] = None,
                       decoder_kwargs: Optional[Mapping[str, Any]] = None,
-                      audio_gain: float = 1.0):
+                      audio_gain: float = 1.0,
+                      local_width: float = 0.0):
   """The Kinetics audio+video+label autoencoder ([code] video colab).
 
   Defaults are the released model. Returns
@@ -538,6 +593,16 @@ def video_autoencoder(*, num_frames: int = 16, image_size: int = 224,
   of the scale of the Fourier features it is concatenated with. At CPU
   scale the model decodes silence with or without it
   (benchmarks/repro/MULTIMODAL.md, the audio search).
+
+  `local_width` (DEVIATION; 0 is the release): a Gaussian locality prior
+  in time on both cross-attentions, of this width in latents: latent j
+  starts on the j-th of N equal time slices of the clip (its video
+  patches in time-major order and the audio of the same moment), and the
+  query for a pixel or an audio patch on the latents of its slice
+  (`attention.local_logit_bias`; the label takes no part). The language
+  model's switch of the same kind (`PerceiverEncoder`'s
+  cross_attend_local_width) takes its MLM off the unigram plateau at small
+  scale. It adds no parameters.
   """
   if not audio_gain > 0:
     raise ValueError(f'video_autoencoder: audio_gain must be positive; got '
@@ -554,6 +619,9 @@ def video_autoencoder(*, num_frames: int = 16, image_size: int = 224,
       label_mask_prob=label_mask_prob,
       encoder_kwargs=dict(encoder_kwargs or {}),
       decoder_kwargs=dict(decoder_kwargs or {}))
+  if local_width < 0:
+    raise ValueError(f'video_autoencoder: local_width must be >= 0 (0: off); '
+                     f'got {local_width}.')
 
   def forward(images, audio, subsampling=None, *, is_training, label=None,
               label_mask=None, full_outputs=False, chunks=128):
@@ -565,10 +633,11 @@ def video_autoencoder(*, num_frames: int = 16, image_size: int = 224,
       audio = audio * jnp.asarray(audio_gain, audio.dtype)
     inputs = {'image': images, 'audio': audio, 'label': label}
     if full_outputs:
-      outs = _decode_all(arch, inputs, batch, is_training, chunks, label_mask)
+      outs = _decode_all(arch, inputs, batch, is_training, chunks, label_mask,
+                         local_width)
     else:
       outs = _decode_subsampled(arch, inputs, subsampling, batch, is_training,
-                                label_mask)
+                                label_mask, local_width)
     if audio_gain != 1.0:
       outs = dict(outs, audio=outs['audio'] / jnp.asarray(
           audio_gain, outs['audio'].dtype))
@@ -593,7 +662,8 @@ VIDEO_KEYS = ('num_frames', 'image_size', 'fourier_image_resolution',
               'z_index_dim', 'num_z_channels', 'num_self_attends_per_block',
               'decoder_channels', 'audio_num_bands', 'image_num_bands')
 # Optional video_autoencoder kwargs a spec may carry.
-VIDEO_OPTIONAL_KEYS = ('spatial_downsample', 'label_mask_prob', 'audio_gain')
+VIDEO_OPTIONAL_KEYS = ('spatial_downsample', 'label_mask_prob', 'audio_gain',
+                       'local_width')
 
 
 def build_image_classifier(spec: Spec, **encoder_overrides) -> Forward:

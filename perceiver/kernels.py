@@ -129,8 +129,8 @@ class LayerNorm(hk.Module):
 
 def attend_dense(q, k, v, attention_mask, mask_value, logit_bias=None):
   """softmax(Q K^T / sqrt(D) + bias) V per head: q [B, T, H, D], k [B, S, H,
-  D], v [B, S, H, V], optional mask [B, T, S] and logit bias [T, S] ->
-  [B, T, H, V] in v's dtype.
+  D], v [B, S, H, V], optional mask [B, T, S] and float32 logit bias
+  [T, S] or [B, 1, T, S] -> [B, T, H, V] in v's dtype.
 
   Logits, softmax statistics and the weighted sum are accumulated in
   float32 whatever the input dtype.
@@ -142,7 +142,7 @@ def attend_dense(q, k, v, attention_mask, mask_value, logit_bias=None):
   logits = jnp.einsum('bshd,bthd->bhst', k, q,
                       preferred_element_type=jnp.float32)
   if logit_bias is not None:
-    logits = logits + jnp.transpose(logit_bias).astype(jnp.float32)
+    logits = logits + jnp.swapaxes(logit_bias, -1, -2).astype(jnp.float32)
   if attention_mask is not None:
     logits = jnp.where(jnp.swapaxes(attention_mask, 1, 2)[:, None], logits,
                        mask_value)

@@ -429,7 +429,11 @@ class Perceiver(hk.Module):
     self._encoder = encoder
 
   def __call__(self, inputs, *, is_training, subsampled_output_points=None,
-               pos=None, input_mask=None, query_mask=None):
+               pos=None, input_mask=None, query_mask=None,
+               encoder_logit_bias=None, decoder_logit_bias=None):
+    """encoder_logit_bias [N, M] or [B, N, M] and decoder_logit_bias [O, N]
+    or [B, O, N], if given, are added to the encoder's and the decoder's
+    cross-attention logits (e.g. a locality prior; the release has none)."""
     checks.non_empty('Perceiver', 'inputs', inputs, {0: 'B'})
     if self._input_preprocessor:
       inputs, modality_sizes, inputs_without_pos = self._input_preprocessor(
@@ -450,13 +454,20 @@ class Perceiver(hk.Module):
         inputs, modality_sizes, inputs_without_pos,
         subsampled_points=subsampled_output_points)
 
+    # Passed only when given: encoders and decoders without the argument
+    # still work.
+    encoder_kwargs, decoder_kwargs = {}, {}
+    if encoder_logit_bias is not None:
+      encoder_kwargs['logit_bias'] = encoder_logit_bias
+    if decoder_logit_bias is not None:
+      decoder_kwargs['logit_bias'] = decoder_logit_bias
     z = self._encoder(inputs, encoder_query, is_training=is_training,
-                      input_mask=input_mask)
+                      input_mask=input_mask, **encoder_kwargs)
     _, output_modality_sizes = self._decoder.output_shape(inputs)
     output_modality_sizes = output_modality_sizes or modality_sizes
 
     outputs = self._decoder(decoder_query, z, is_training=is_training,
-                            query_mask=query_mask)
+                            query_mask=query_mask, **decoder_kwargs)
     if self._output_postprocessor:
       outputs = self._output_postprocessor(
           outputs, is_training=is_training, modality_sizes=output_modality_sizes)
@@ -594,8 +605,13 @@ class PerceiverEncoder(hk.Module):
     """The initial latent array [B, N, D]."""
     return self.z_pos_enc(batch_size=inputs.shape[0])
 
-  def __call__(self, inputs, z, *, is_training, input_mask=None):
-    """[B, M, C] inputs and [B, N, D] latents -> [B, N, D]."""
+  def __call__(self, inputs, z, *, is_training, input_mask=None,
+              logit_bias=None):
+    """[B, M, C] inputs and [B, N, D] latents -> [B, N, D].
+
+    logit_bias: an optional [N, M] or [B, N, M] bias on the cross-attention
+    logits (added to the cross_attend_local_width prior, if that is on).
+    """
     if inputs.ndim != 3:
       raise ValueError('PerceiverEncoder expects inputs [B, M, C]; got shape '
                        f'{tuple(inputs.shape)}.')
@@ -610,11 +626,11 @@ class PerceiverEncoder(hk.Module):
           kv_mask=input_mask)
       # Padding cannot reach the latents, whatever it holds (zero_masked).
       inputs = zero_masked(inputs, input_mask)
-    logit_bias = None
     if self._local_width:  # DEVIATION, off by default (see __init__)
-      logit_bias = local_logit_bias(
+      local = local_logit_bias(
           tile_centres(z.shape[1], self._local_span or num_inputs),
           jnp.arange(num_inputs), self._local_width)
+      logit_bias = local if logit_bias is None else logit_bias + local
     z = self.cross_attend(z, inputs, is_training=is_training,
                           attention_mask=attention_mask,
                           logit_bias=logit_bias)
@@ -954,11 +970,13 @@ class BasicDecoder(AbstractPerceiverDecoder):
     return pos_emb
 
   def __call__(self, query, z, *, is_training, query_mask=None,
-               query_positions=None):
+               query_positions=None, logit_bias=None):
     """[B, O, E] queries, [B, N, D] latents -> [B, O, output channels].
 
     query_positions: with local_width, the [O] flat output indices the
     queries decode (default: all output_index_dims positions, in order).
+    logit_bias: an optional [O, N] or [B, O, N] bias on the cross-attention
+    logits (added to the local_width prior, if that is on).
     """
     attention_mask = None
     if query_mask is not None:
@@ -985,7 +1003,6 @@ class BasicDecoder(AbstractPerceiverDecoder):
         kv_chunk_size=self._kv_chunk_size)
     final_layer = hk.Linear(self._output_num_channels,
                             w_init=self._output_w_init, name='output')
-    logit_bias = None
     if self._local_width:  # DEVIATION, off by default (see __init__)
       span = int(np.prod(self._output_index_dim))
       if query_positions is None and query.shape[1] != span:
@@ -995,8 +1012,9 @@ class BasicDecoder(AbstractPerceiverDecoder):
             'indices).')
       if query_positions is None:
         query_positions = jnp.arange(span)
-      logit_bias = local_logit_bias(
+      local = local_logit_bias(
           query_positions, tile_centres(z.shape[1], span), self._local_width)
+      logit_bias = local if logit_bias is None else logit_bias + local
     output = decoding_cross_attn(query, z, is_training=is_training,
                                  attention_mask=attention_mask,
                                  logit_bias=logit_bias)
@@ -1107,9 +1125,11 @@ class MultimodalDecoder(AbstractPerceiverDecoder):
     return ((inputs.shape[0], num, self._output_num_channels),
             self._subsampled_index_dims)
 
-  def __call__(self, query, z, *, is_training, query_mask=None):
+  def __call__(self, query, z, *, is_training, query_mask=None,
+               logit_bias=None):
+    """logit_bias: as BasicDecoder's, over the concatenated queries."""
     return self._decoder(query, z, is_training=is_training,
-                         query_mask=query_mask)
+                         query_mask=query_mask, logit_bias=logit_bias)
 
 
 class BasicVideoAutoencodingDecoder(AbstractPerceiverDecoder):

@@ -370,9 +370,16 @@ def test_multimodal_repro_runs_two_steps(tmp_path):
   except FileNotFoundError as e:
     pytest.skip(str(e))
   picture = tmp_path / 'picture.png'
+  # With a variant and a config override, which the reconstructions (a
+  # checkpoint loaded into the same model) must also get.
   run_script('repro/multimodal_repro.py', f'--workdir={tmp_path}',
-             '--steps=2', '--latents=22', f'--picture={picture}')
+             '--steps=2', '--latents=22', f'--picture={picture}',
+             '--variants=local=1',
+             '--config=model.encoder_kwargs.num_cross_attend_heads=2')
   assert picture.exists()
+  results = json.loads((tmp_path / 'results.json').read_text())
+  assert results['config'] == ['model.encoder_kwargs.num_cross_attend_heads=2']
+  assert np.isfinite(results['runs']['22']['metrics']['eval/audio_psnr'])
 
 
 @pytest.mark.slow

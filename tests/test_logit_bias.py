@@ -1,6 +1,7 @@
 """The attention logit bias and the locality prior built on it.
 
-`logit_bias` [T, S] is added to every head's scaled logits. Every form of
+`logit_bias` [T, S] (or [B, T, S], one per example) is added to every
+head's scaled logits. Every form of
 the attention (the release's dense one, the fast kernel, query/key chunks,
 key/value projections a chunk at a time, the factored single head) must
 compute the same function as a softmax written out here.
@@ -18,7 +19,7 @@ from perceiver import perceiver
 
 def _reference(q, k, v, mask, bias):
   logits = jnp.einsum('bthd,bshd->bhts', q, k) / np.sqrt(q.shape[-1])
-  logits = logits + bias
+  logits = logits + (bias if bias.ndim == 2 else bias[:, None])
   if mask is not None:
     logits = jnp.where(mask[:, None], logits, -1e30)
   out = jnp.einsum('bhts,bshv->bthv', jax.nn.softmax(logits), v)
@@ -28,13 +29,13 @@ def _reference(q, k, v, mask, bias):
   return out
 
 
-def _inputs(b=2, t=11, s=13, h=2, d=4, v=3):
+def _inputs(b=2, t=11, s=13, h=2, d=4, v=3, batched=False):
   keys = jax.random.split(jax.random.PRNGKey(0), 5)
   q = jax.random.normal(keys[0], (b, t, h, d))
   k = jax.random.normal(keys[1], (b, s, h, d))
   vv = jax.random.normal(keys[2], (b, s, h, v))
   mask = jax.random.bernoulli(keys[3], 0.8, (b, t, s)).at[0, 2].set(False)
-  bias = 3.0 * jax.random.normal(keys[4], (t, s))
+  bias = 3.0 * jax.random.normal(keys[4], ((b,) if batched else ()) + (t, s))
   return q, k, vv, mask, bias
 
 
@@ -42,8 +43,9 @@ def _inputs(b=2, t=11, s=13, h=2, d=4, v=3):
 @pytest.mark.parametrize('chunks', [(None, None), (4, None), (None, 5),
                                     (3, 4)])
 @pytest.mark.parametrize('masked', [False, True])
-def test_attend_adds_the_bias_in_every_form(fast, chunks, masked):
-  q, k, v, mask, bias = _inputs()
+@pytest.mark.parametrize('batched', [False, True])
+def test_attend_adds_the_bias_in_every_form(fast, chunks, masked, batched):
+  q, k, v, mask, bias = _inputs(batched=batched)
   mask = mask if masked else None
   want = _reference(q, k, v, mask, bias)
   with kernels.fast_kernels(fast):
@@ -65,14 +67,15 @@ def _cross(kv_chunk, heads):
 
 @pytest.mark.parametrize('kv_chunk,heads', [(None, 2), (5, 2), (None, 1),
                                             (5, 1)])
-def test_attention_module_paths_agree_with_a_bias(kv_chunk, heads):
+@pytest.mark.parametrize('batched', [False, True])
+def test_attention_module_paths_agree_with_a_bias(kv_chunk, heads, batched):
   """Projected chunks (kv_chunk) and, with one head on inputs narrower than
   the queries' count, the factored form, inside the fast kernels: the same
   outputs as the release's dense path with the same bias."""
   keys = jax.random.split(jax.random.PRNGKey(1), 3)
   x_q = jax.random.normal(keys[0], (2, 32, 5))
   x_kv = jax.random.normal(keys[1], (2, 13, 3))
-  bias = 3.0 * jax.random.normal(keys[2], (32, 13))
+  bias = 3.0 * jax.random.normal(keys[2], ((2,) if batched else ()) + (32, 13))
   dense = _cross(None, heads)
   params = dense.init(jax.random.PRNGKey(2), x_q, x_kv, bias)
   want = dense.apply(params, None, x_q, x_kv, bias)
@@ -87,6 +90,9 @@ def test_a_bias_of_the_wrong_shape_names_the_shape():
   q, k, v, _, bias = _inputs()
   with pytest.raises(ValueError, match=r'logit_bias has shape \(13, 11\)'):
     attention.attend(q, k, v, logit_bias=bias.T)
+  with pytest.raises(ValueError,
+                     match=r'or \[B, queries, keys\] = \(2, 11, 13\)'):
+    attention.attend(q, k, v, logit_bias=jnp.zeros((3, 11, 13)))
 
 
 def test_tile_centres_and_the_gaussian_prior():

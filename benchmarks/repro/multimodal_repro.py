@@ -20,7 +20,9 @@ a held-out clip) into --workdir, and copies the picture to --picture.
 recipe's (its DEVIATION, in perceiver/tasks/multimodal/recipes.py).
 `--audio_weight=W` likewise sets the audio term's weight;
 `--variants=audio_gain=32` adds experiments/multimodal_autoencoding.py
-variants to every run (and to the reconstructions).
+variants to every run (and to the reconstructions), and
+`--config=KEY=VALUE` (repeatable) sets any config field the same way,
+e.g. `--config=model.encoder_kwargs.num_cross_attend_heads=8`.
 
 Results and the exact settings: benchmarks/repro/MULTIMODAL.md.
 """
@@ -38,7 +40,9 @@ if _REPO not in sys.path:
 
 import numpy as np  # pylint: disable=wrong-import-position
 
+from benchmarks.repro import language_repro  # pylint: disable=wrong-import-position
 from perceiver.tasks.multimodal import embedded  # pylint: disable=wrong-import-position
+from perceiver.tasks.multimodal import inputs  # pylint: disable=wrong-import-position
 from perceiver.tasks.multimodal import media  # pylint: disable=wrong-import-position
 from perceiver.tasks.multimodal import metrics  # pylint: disable=wrong-import-position
 from perceiver.tasks.multimodal import reconstruct  # pylint: disable=wrong-import-position
@@ -53,12 +57,12 @@ def _config(arg):
   return config_lib.load_experiment(EXPERIMENT, arg)
 
 
-def _held_out_clips(data_dir):
-  """[(video [T, S, S, 3] in [0, 1], audio [N_a], label)] of the test split."""
+def _held_out_clips(data_dir, split='test'):
+  """[(video [T, S, S, 3] in [0, 1], audio [N_a], label)] of a split."""
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   builder = embedded.get_builder('embedded_av/cpu', data_dir)
   out = []
-  for ex in tfds.as_numpy(builder.as_dataset(split='test')):
+  for ex in tfds.as_numpy(builder.as_dataset(split=split)):
     out.append((ex['video'].astype(np.float32) / 255,
                 ex['audio'].astype(np.float32) / 32768, int(ex['label'])))
   return out, builder
@@ -87,6 +91,9 @@ def main():
   parser.add_argument('--latents', default='88,44,22')
   parser.add_argument('--variants', default='',
                       help='more experiment variants, e.g. audio_gain=32')
+  parser.add_argument('--config', action='append', default=[],
+                      help='KEY=VALUE config override for every run (and the '
+                      'reconstructions); repeatable')
   parser.add_argument('--picture', default=os.path.join(
       _REPO, 'benchmarks', 'repro', 'figures',
       'multimodal_reconstructions.png'))
@@ -98,6 +105,15 @@ def main():
              'audio_weight': args.audio_weight,
              'variants': args.variants, 'runs': {}}
   extra = f',{args.variants}' if args.variants else ''
+  overrides = language_repro.parse_overrides(args.config)
+  flags = ''.join(f' --config.{k}={v}' for k, v in overrides.items())
+  results['config'] = args.config
+
+  def configured(arg):
+    config = _config(arg)
+    language_repro.set_overrides(config, overrides)
+    return config
+
   path = os.path.join(args.workdir, 'results.json')
   if os.path.exists(path):
     with open(path) as f:
@@ -106,7 +122,7 @@ def main():
   for latents in map(int, args.latents.split(',')):
     arg = f'cpu,latents={latents},steps={args.steps}{extra}'
     workdir = os.path.join(args.workdir, f'cpu{latents}')
-    config = _config(arg)
+    config = configured(arg)
     config.input.data_dir = data_dir
     weight = ''
     for key in ('video_weight', 'audio_weight'):
@@ -115,7 +131,7 @@ def main():
         weight += f' --config.task.{key}={getattr(args, key):g}'
     print(f'python launch/train.py --config=experiments/multimodal_autoencoding'
           f'.py:{arg} --workdir={workdir} --config.input.data_dir={data_dir}'
-          f'{weight}', flush=True)
+          f'{weight}{flags}', flush=True)
     if str(latents) in results['runs']:
       print('  done before; kept.', flush=True)
       continue
@@ -123,9 +139,12 @@ def main():
     start = time.time()
     final = trainer.train_and_evaluate(config, workdir)
     wall = time.time() - start
+    # N and D of the model trained (a --config override may change them).
+    model = config.model
     results['runs'][str(latents)] = {
-        'latents': latents, 'compression': recipes.compression(config),
-        'values': latents * config.model.num_z_channels,
+        'latents': model.z_index_dim,
+        'compression': recipes.compression(config),
+        'values': model.z_index_dim * model.num_z_channels,
         'wall_s': wall, 'load_before': load_before,
         'load_after': os.getloadavg(),
         'video_weight': config.task.video_weight,
@@ -146,11 +165,30 @@ def main():
   for run in results['runs'].values():
     run['baseline'] = baseline(clips, run['values'])
 
+  # ---- Where the audio's energy is -------------------------------------
+  # One value per latent per time slot samples the clip's time at
+  # N / (clip seconds): its Nyquist frequency bounds what a decoder that
+  # reads the latents piecewise in time can reproduce.
+  config = _config('cpu')
+  rate = config.model.audio_samples_per_frame * inputs.FPS
+  seconds = config.model.num_frames / inputs.FPS
+  cutoffs = sorted({50, 100, 200, 300, 650, 1000, 2000} | {
+      r['latents'] / seconds / 2 for r in results['runs'].values()})
+  spectrum = {}
+  for split in ('train', 'test'):
+    audio = np.stack([a for _, a, _ in _held_out_clips(data_dir, split)[0]])
+    spectrum[split] = metrics.energy_below(audio, rate, cutoffs)
+  results['audio_energy_below_hz'] = spectrum
+  print('share of the audio energy at or below f (training / held-out):')
+  for c in cutoffs:
+    print(f'  {c:7.1f} Hz: {spectrum["train"][c]:.3f} / '
+          f'{spectrum["test"][c]:.3f}')
+
   # ---- The picture: a held-out clip of bigbuckbunny (second 4) -------------
   to_u8 = lambda x: np.round(np.clip(x, 0, 1) * 255).astype(np.uint8)
   rows, names, clip = [], [], None
   for latents, run in sorted(results['runs'].items(), key=lambda r: -int(r[0])):
-    config = _config(f'cpu,latents={latents}{extra}')
+    config = configured(f'cpu,latents={latents}{extra}')
     params, state = reconstruct.load_params(
         config, os.path.join(args.workdir, f'cpu{latents}'))
     if clip is None:

@@ -441,6 +441,9 @@ def plan(spec: Mapping[str, Any], params: Optional[Tree] = None, *,
     if spec.get('audio_gain', 1.0) != 1.0:
       checks.fail(f'audio_gain={spec["audio_gain"]!r}: the class has no '
                   'audio gain (a DEVIATION of this project)')
+    if spec.get('local_width', 0.0):
+      checks.fail(f'local_width={spec["local_width"]!r}: the class has no '
+                  'locality prior (a DEVIATION of this project)')
     # The shared decoder's queries: the widest modality query (Fourier
     # features of audio (1 dim, 192 bands) and video (3 dims, 32 bands),
     # the label's learned query) plus 2 padding channels.

@@ -276,6 +276,16 @@ def test_refuses_the_locality_prior():
   assert 'decoder.local_width=2.0' in message
 
 
+def test_refuses_the_autoencoders_deviations():
+  """The video autoencoder's audio_gain and time locality prior (both
+  DEVIATIONs) have no counterpart in the class: refused, each by name."""
+  release = specs.release_spec('video_autoencoding')
+  mapping.plan(release)  # the release's own spec maps
+  for key, value in (('audio_gain', 8.0), ('local_width', 1.0)):
+    message = _refusal(dict(release, **{key: value}))
+    assert f'{key}={value}' in message and 'DEVIATION' in message
+
+
 def test_language_variants():
   # ++ (40 layers, D = 1536) fits PerceiverConfig as it is.
   plus = dict(models.mlm_bytes_plusplus(), builder='mlm')

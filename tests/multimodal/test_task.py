@@ -152,6 +152,16 @@ def test_loss_is_the_weighted_l1_and_cross_entropy_of_the_queries():
   np.testing.assert_allclose(mets['label_ce'], np.log(3), rtol=1e-6)
   np.testing.assert_allclose(
       loss, 0.03 * want_v + 1.0 * want_a + 1e-4 * np.log(3), rtol=1e-6)
+  # audio_loss='l2' (a DEVIATION): the audio term is the squared error.
+  want_mse = np.square(patches[:, [3, 0]]).mean()
+  np.testing.assert_allclose(mets['audio_mse'], want_mse, rtol=1e-6)
+  config.task.audio_loss = 'l2'
+  loss, _ = task.loss_and_metrics(outputs, batch, config)
+  np.testing.assert_allclose(
+      loss, 0.03 * want_v + 1.0 * want_mse + 1e-4 * np.log(3), rtol=1e-6)
+  config.task.audio_loss = 'l3'
+  with pytest.raises(ValueError, match=r"audio_loss='l3'.*\('l1', 'l2'\)"):
+    task.loss_and_metrics(outputs, batch, config)
 
 
 def test_eval_psnr_and_top1_over_real_examples_only():
@@ -176,6 +186,11 @@ def test_eval_psnr_and_top1_over_real_examples_only():
   np.testing.assert_allclose(
       out['loss'], 0.03 * out['video_l1'] + out['audio_l1']
       + 1e-4 * out['label_ce'], rtol=1e-6)
+  np.testing.assert_allclose(out['audio_mse'], mse_a, rtol=1e-5)
+  config.task.audio_loss = 'l2'
+  np.testing.assert_allclose(
+      task.finalize_eval(sums, config)['loss'], 0.03 * out['video_l1']
+      + out['audio_mse'] + 1e-4 * out['label_ce'], rtol=1e-6)
 
 
 def test_baseline_keeps_the_latent_budget():
@@ -228,3 +243,101 @@ def test_audio_gain_scales_the_audio_in_and_out():
   assert np.abs(plain['image'] - got['image']).max() > 1e-4
   with pytest.raises(ValueError, match='audio_gain must be positive'):
     builders.video_autoencoder(**TINY_MODEL, audio_gain=0.0)
+
+
+def test_local_width_prior_in_time():
+  """local_width (a DEVIATION, off by default): the same parameters and
+  seeded init; latent j starts on the j-th time slice of the clip, and a
+  pixel's query on the latents that hold its video patch; per-example
+  points and the chunked full decode agree with the subsampled one."""
+  video, audio, label = _tiny_inputs()
+  every = {'image': np.arange(128), 'audio': np.arange(4)}
+
+  def model(**extra):
+    fwd = builders.video_autoencoder(**TINY_MODEL, **extra)
+    return hk.transform_with_state(
+        lambda v, a, s, full: fwd(v, a, s, is_training=False, label=label,
+                                  full_outputs=full, chunks=2))
+
+  release, local = model(), model(local_width=1.0)
+  params, state = release.init(jax.random.PRNGKey(0), video, audio, every,
+                               False)
+  local_params, _ = local.init(jax.random.PRNGKey(0), video, audio, every,
+                               False)
+  jax.tree.map(np.testing.assert_array_equal, local_params, params)
+  apply = jax.jit(lambda *a: local.apply(params, state, None, *a)[0],
+                  static_argnums=3)
+  got = apply(video, audio, every, False)
+  plain = release.apply(params, state, None, video, audio, every, False)[0]
+  assert np.abs(plain['image'] - got['image']).max() > 1e-4
+  # The chunked full decode gives every output with the same priors.
+  full = apply(video, audio, None, True)
+  np.testing.assert_allclose(full['image'].reshape(3, -1, 3), got['image'],
+                             rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(full['audio'], got['audio'], rtol=1e-5,
+                             atol=1e-6)
+  # Per-example points [B, O]: each example at its own points.
+  rng = np.random.RandomState(1)
+  pix = np.stack([rng.choice(128, 5, replace=False) for _ in range(3)])
+  aud = np.stack([rng.choice(4, 2, replace=False) for _ in range(3)])
+  batched = apply(video, audio, {'image': pix, 'audio': aud}, False)
+  for b in range(3):
+    np.testing.assert_allclose(batched['image'][b], got['image'][b, pix[b]],
+                               rtol=1e-5, atol=1e-6)
+    samples = (16 * aud[b][:, None] + np.arange(16)).ravel()
+    np.testing.assert_allclose(batched['audio'][b], got['audio'][b, samples],
+                               rtol=1e-5, atol=1e-6)
+  # The priors' geometry: 4 latents over 2 frames; 4 audio patches, 8 video
+  # patches (2 x 2 x 2), 128 pixels (2 x 8 x 8).
+  arch = builders._VideoAutoencoder(  # pylint: disable=protected-access
+      **TINY_MODEL, spatial_downsample=4, label_mask_prob=1.0,
+      encoder_kwargs={}, decoder_kwargs={})
+  enc = np.asarray(arch.encoder_local_bias(1.0))  # [N, M]
+  assert enc.shape == (4, 4 + 8 + 1)
+  np.testing.assert_array_equal(enc.argmax(0)[:4], np.arange(4))  # audio
+  np.testing.assert_array_equal(enc.argmax(0)[4:12], np.arange(8) // 2)
+  np.testing.assert_array_equal(enc[:, -1], 0.0)  # the label: no prior
+  dec = np.asarray(arch.decoder_local_bias(1.0, every))  # [O, N]
+  assert dec.shape == (4 + 128 + 1, 4)
+  t, h, w = np.unravel_index(np.arange(128), (2, 8, 8))
+  patch = t * 4 + h // 4 * 2 + w // 4  # the video patch holding the pixel
+  np.testing.assert_array_equal(dec[4:132].argmax(1),
+                                enc[:, 4 + patch].argmax(0))
+  np.testing.assert_array_equal(dec[:4].argmax(1), np.arange(4))
+  np.testing.assert_array_equal(dec[-1], 0.0)
+  with pytest.raises(ValueError, match='local_width must be >= 0'):
+    builders.video_autoencoder(**TINY_MODEL, local_width=-1.0)
+
+
+def test_encoder_kwargs_override_the_release_settings():
+  """encoder_kwargs may override what video_autoencoder fixes (here the
+  release's one cross-attention head), not clash with it."""
+  video, audio, label = _tiny_inputs()
+  every = {'image': np.arange(128), 'audio': np.arange(4)}
+
+  def model(**extra):
+    fwd = builders.video_autoencoder(**TINY_MODEL, **extra)
+    return hk.transform_with_state(
+        lambda v, a: fwd(v, a, every, is_training=False, label=label))
+
+  narrow = {'qk_channels': 8, 'v_channels': 8}  # 2 heads of 4 channels
+  release = model(encoder_kwargs=narrow)
+  heads = model(encoder_kwargs=dict(narrow, num_cross_attend_heads=2))
+  params, state = release.init(jax.random.PRNGKey(0), video, audio)
+  jax.tree.map(np.testing.assert_array_equal,
+               heads.init(jax.random.PRNGKey(0), video, audio)[0], params)
+  one = release.apply(params, state, None, video, audio)[0]
+  two = heads.apply(params, state, None, video, audio)[0]
+  assert np.abs(one['image'] - two['image']).max() > 1e-5
+
+
+def test_energy_below_splits_two_tones():
+  """Two tones of equal amplitude: half the energy below a cutoff between
+  them, all of it above both, none below both."""
+  t = np.arange(16000) / 16000
+  audio = np.sin(2 * np.pi * 100 * t) + np.sin(2 * np.pi * 1000 * t)
+  shares = metrics.energy_below(audio[None], 16000, (50, 500, 2000))
+  np.testing.assert_allclose([shares[50], shares[500], shares[2000]],
+                             [0.0, 0.5, 1.0], atol=1e-9)
+  with pytest.raises(ValueError, match='silent'):
+    metrics.energy_below(np.zeros((1, 8)), 16000, (100,))

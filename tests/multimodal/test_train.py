@@ -125,16 +125,23 @@ def test_config_errors_are_clear(tmp_path, tiny_data_dir, experiment):
 
 
 @pytest.mark.slow
-def test_audio_gain_trains_two_steps(tmp_path, tiny_data_dir, experiment):
-  """The audio_gain variant (a DEVIATION) reaches the model and trains
-  through the trainer; the recipes write nothing without it."""
-  assert 'audio_gain' not in experiment(EXPERIMENT, 'cpu').model
-  assert experiment(EXPERIMENT, 'cpu,audio_gain=32').model.audio_gain == 32
-  with pytest.raises(ValueError, match='audio_gain'):
-    experiment(EXPERIMENT, 'cpu,audio_gain=0')
+def test_audio_gain_and_local_train_two_steps(tmp_path, tiny_data_dir,
+                                             experiment):
+  """The audio_gain and local variants and the squared-error audio loss
+  (DEVIATIONs) reach the model and train through the trainer, together;
+  the recipes write nothing without them."""
+  plain = experiment(EXPERIMENT, 'cpu').model
+  assert 'audio_gain' not in plain and 'local_width' not in plain
+  both = experiment(EXPERIMENT, 'cpu,audio_gain=32,local=1.5').model
+  assert (both.audio_gain, both.local_width) == (32, 1.5)
+  for bad in ('audio_gain=0', 'local=0'):
+    with pytest.raises(ValueError, match=bad.split('=')[0]):
+      experiment(EXPERIMENT, f'cpu,{bad}')
   config = _smoke(tiny_data_dir)
   config.num_train_steps = 2
   config.model.audio_gain = 8.0
+  config.model.local_width = 1.0
+  config.task.audio_loss = 'l2'
   final = trainer.train_and_evaluate(config, str(tmp_path),
                                      devices=jax.devices()[:2])
   assert np.isfinite(final['eval/audio_psnr']), final

@@ -62,9 +62,17 @@ def psnr_per_example(pred: jax.Array, target: jax.Array,
   return 10.0 * jnp.log10((hi - lo) ** 2 / mse)
 
 
-def weighted_loss(video_l1, audio_l1, label_ce, weights) -> jax.Array:
-  """[P] App. I: w_v * L1(video) + w_a * L1(audio) + w_l * CE(label)."""
-  return (weights.video_weight * video_l1 + weights.audio_weight * audio_l1
+def mse_per_example(pred: jax.Array, target: jax.Array) -> jax.Array:
+  """[B, ...] x2 -> [B] mean squared error."""
+  err = pred.astype(jnp.float32) - target.astype(jnp.float32)
+  return jnp.square(err).reshape(err.shape[0], -1).mean(axis=1)
+
+
+def weighted_loss(video_l1, audio_term, label_ce, weights) -> jax.Array:
+  """[P] App. I: w_v * L1(video) + w_a * L1(audio) + w_l * CE(label);
+  audio_term is L1(audio), or its mean squared error where the task's
+  audio_loss says so (a DEVIATION)."""
+  return (weights.video_weight * video_l1 + weights.audio_weight * audio_term
           + weights.label_weight * label_ce)
 
 
@@ -116,3 +124,17 @@ def baseline_reconstruction(video: np.ndarray,  # [T, S, S, 3] in [0, 1]
   few = jax.image.resize(audio, (n,), 'linear', antialias=True)
   audio_rec = jax.image.resize(few, audio.shape, 'linear', antialias=True)
   return np.asarray(video_rec), np.asarray(audio_rec), (s, n)
+
+
+def energy_below(audio: np.ndarray,  # [n, N_a]
+                 rate: float, cutoffs) -> dict[float, float]:
+  """The share of the clips' summed power spectrum at frequencies up to
+  each cutoff (Hz), for audio sampled at `rate`: how much of the signal a
+  reconstruction that keeps only those frequencies could recover."""
+  audio = np.asarray(audio, np.float64).reshape(len(audio), -1)
+  power = np.abs(np.fft.rfft(audio, axis=1)) ** 2
+  freqs = np.fft.rfftfreq(audio.shape[1], 1.0 / rate)
+  total = power.sum()
+  if not total > 0:
+    raise ValueError('energy_below: the audio is silent.')
+  return {c: float(power[:, freqs <= c].sum() / total) for c in cutoffs}

@@ -169,7 +169,7 @@ def smoke() -> ml_collections.ConfigDict:
   return c
 
 
-VARIANTS = ('latents', 'cpu', 'smoke', 'steps', 'audio_gain')
+VARIANTS = ('latents', 'cpu', 'smoke', 'steps', 'audio_gain', 'local')
 
 
 def from_variants(args: dict) -> ml_collections.ConfigDict:
@@ -198,4 +198,8 @@ def from_variants(args: dict) -> ml_collections.ConfigDict:
     # DEVIATION (builders.video_autoencoder's audio_gain; 1 is the release).
     c.model.audio_gain = config_lib.positive_variant(args, 'audio_gain', 1.0,
                                                      float)
+  if 'local' in args:
+    # DEVIATION (builders.video_autoencoder's local_width; 0 is the release).
+    c.model.local_width = config_lib.positive_variant(args, 'local', 1.0,
+                                                      float)
   return c

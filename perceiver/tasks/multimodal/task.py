@@ -56,7 +56,22 @@ def default_task_config() -> ml_collections.ConfigDict:
       train_audio_samples=512,  # audio samples decoded per example (in
       #                          patches; DEVIATION note in inputs.py)
       eval_chunks=128,  # the full decode's chunks ([code] 128)
+      # [P] App. I: L1. 'l2' (DEVIATION): the mean squared error, which
+      # PSNR measures (benchmarks/repro/MULTIMODAL.md, the audio search).
+      audio_loss='l1',
   ))
+
+
+AUDIO_LOSSES = ('l1', 'l2')
+
+
+def _audio_term(l1, mse, task_config):
+  """The audio loss term the task config names."""
+  name = task_config.get('audio_loss', 'l1')
+  if name not in AUDIO_LOSSES:
+    raise ValueError(f'config.task.audio_loss={name!r}: expected one of '
+                     f'{AUDIO_LOSSES}.')
+  return mse if name == 'l2' else l1
 
 
 DEFAULT_INPUT_MODULE = 'perceiver.tasks.multimodal.embedded'
@@ -130,12 +145,15 @@ def loss_and_metrics(outputs: Mapping[str, jax.Array],
       batch['audio_index'], config.model.samples_per_patch)
   video_l1 = metrics.l1_per_example(outputs['image'], pixels).mean()
   audio_l1 = metrics.l1_per_example(outputs['audio'], samples).mean()
+  audio_mse = metrics.mse_per_example(outputs['audio'], samples).mean()
   label_ce = metrics.cross_entropy(outputs['label'], batch['label']).mean()
-  loss = metrics.weighted_loss(video_l1, audio_l1, label_ce, config.task)
+  loss = metrics.weighted_loss(
+      video_l1, _audio_term(audio_l1, audio_mse, config.task), label_ce,
+      config.task)
   correct = (jnp.argmax(outputs['label'], -1)
              == jnp.argmax(batch['label'], -1)).astype(jnp.float32)
   return loss, {'loss': loss, 'video_l1': video_l1, 'audio_l1': audio_l1,
-                'label_ce': label_ce, 'label_accuracy': correct.mean()}
+                'audio_mse': audio_mse, 'label_ce': label_ce, 'label_accuracy': correct.mean()}
 
 
 def eval_sums(outputs: Mapping[str, jax.Array], batch: Mapping[str, jax.Array],
@@ -151,6 +169,7 @@ def eval_sums(outputs: Mapping[str, jax.Array], batch: Mapping[str, jax.Array],
                                              metrics.AUDIO_RANGE),
       'video_l1': metrics.l1_per_example(outputs['image'], video),
       'audio_l1': metrics.l1_per_example(outputs['audio'], audio),
+      'audio_mse': metrics.mse_per_example(outputs['audio'], audio),
       'label_ce': metrics.cross_entropy(outputs['label'], batch['label']),
       'label_top1': (jnp.argmax(outputs['label'], -1)
                      == jnp.argmax(batch['label'], -1)).astype(jnp.float32),
@@ -167,7 +186,9 @@ def finalize_eval(sums: Mapping[str, np.ndarray],
     raise ValueError('The evaluation split has no examples.')
   out = {k: float(v) / count for k, v in sums.items() if k != 'count'}
   out['loss'] = float(metrics.weighted_loss(
-      out['video_l1'], out['audio_l1'], out['label_ce'], config.task))
+      out['video_l1'],
+      _audio_term(out['audio_l1'], out['audio_mse'], config.task),
+      out['label_ce'], config.task))
   out['num_examples'] = count
   return out
 
