@@ -420,8 +420,9 @@ class _VideoAutoencoder:
                     num_channels=self.decoder_channels, init_scale=0.02)),
         },
         num_outputs=None, output_num_channels=self.num_z_channels,
-        use_query_residual=False, concat_preprocessed_input=False,
-        **dict(self.decoder_kwargs))
+        # decoder_kwargs may override these (e.g. use_query_residual).
+        **dict(dict(use_query_residual=False,
+                    concat_preprocessed_input=False), **self.decoder_kwargs))
     return prep, enc, dec, post
 
   def clip_positions(self, indices, count: int):

@@ -19,6 +19,7 @@ import pytest
 
 from benchmarks.probes import mlm_ablations
 from benchmarks.probes import mlm_plateau
+from benchmarks.repro import language_repro
 from benchmarks.speed import bench_accel
 from benchmarks.speed import bench_batch_sum
 from benchmarks.speed import bench_paths
@@ -328,6 +329,22 @@ def test_peer_benchmark_runs_tiny(tmp_path):
   assert profile['shares']['phase']['backward'] > 0
   assert profile['shares']['phase']['optimizer (Adam) and glue'] > 0
   assert '## profile: our mlm train step' in out
+
+
+def test_repro_config_overrides_parse_and_make_missing_parents():
+  """The reproductions' KEY=VALUE overrides: numbers and booleans parsed,
+  a missing parent (e.g. the multimodal model's decoder_kwargs) made."""
+  import ml_collections  # pylint: disable=g-import-not-at-top
+  overrides = language_repro.parse_overrides(
+      ['a.n=3', 'a.x=0.5', 'b.flag=true', 'b.off=False', 'c=l2'])
+  assert overrides == {'a.n': 3, 'a.x': 0.5, 'b.flag': True, 'b.off': False,
+                       'c': 'l2'}
+  config = ml_collections.ConfigDict({'a': {'n': 1, 'x': 0.1}, 'c': 'l1'})
+  language_repro.set_overrides(config, overrides)
+  assert config.b.flag is True and config.b.off is False
+  assert (config.a.n, config.a.x, config.c) == (3, 0.5, 'l2')
+  with pytest.raises(SystemExit, match='not KEY=VALUE'):
+    language_repro.parse_overrides(['a.n'])
 
 
 @pytest.mark.slow

@@ -55,10 +55,13 @@ def _experiment(name, arg):
 
 
 def set_overrides(config, overrides):
+  """Sets dotted keys, making missing parents (e.g. model.decoder_kwargs)."""
   for key, value in overrides.items():
     target = config
     *parents, leaf = key.split('.')
     for p in parents:
+      if p not in target:
+        target[p] = {}
       target = target[p]
     target[leaf] = value
 
@@ -84,13 +87,17 @@ def _run(name, arg, workdir, overrides, log):
 
 
 def parse_overrides(items):
-  """['a.b=1', 'c=x'] -> {'a.b': 1, 'c': 'x'} (numbers parsed)."""
+  """['a.b=1', 'c=x', 'd=true'] -> {'a.b': 1, 'c': 'x', 'd': True} (numbers
+  and booleans parsed)."""
   out = {}
   for item in items:
     key, eq, value = item.partition('=')
     if not eq:
       raise SystemExit(f'--pretrain_config/--model_config: "{item}" is not '
                        'KEY=VALUE (for example input.mask_unit=token)')
+    if value.lower() in ('true', 'false'):
+      out[key] = value.lower() == 'true'
+      continue
     for cast in (int, float):
       try:
         value = cast(value)

@@ -309,9 +309,10 @@ def test_local_width_prior_in_time():
     builders.video_autoencoder(**TINY_MODEL, local_width=-1.0)
 
 
-def test_encoder_kwargs_override_the_release_settings():
-  """encoder_kwargs may override what video_autoencoder fixes (here the
-  release's one cross-attention head), not clash with it."""
+def test_encoder_and_decoder_kwargs_override_the_release_settings():
+  """encoder_kwargs and decoder_kwargs may override what video_autoencoder
+  fixes (the release's one cross-attention head, its decoder without a
+  query residual), not clash with it."""
   video, audio, label = _tiny_inputs()
   every = {'image': np.arange(128), 'audio': np.arange(4)}
 
@@ -326,9 +327,14 @@ def test_encoder_kwargs_override_the_release_settings():
   params, state = release.init(jax.random.PRNGKey(0), video, audio)
   jax.tree.map(np.testing.assert_array_equal,
                heads.init(jax.random.PRNGKey(0), video, audio)[0], params)
+  residual = model(encoder_kwargs=narrow,
+                   decoder_kwargs={'use_query_residual': True})
+  jax.tree.map(np.testing.assert_array_equal,
+               residual.init(jax.random.PRNGKey(0), video, audio)[0], params)
   one = release.apply(params, state, None, video, audio)[0]
-  two = heads.apply(params, state, None, video, audio)[0]
-  assert np.abs(one['image'] - two['image']).max() > 1e-5
+  for other in (heads, residual):
+    two = other.apply(params, state, None, video, audio)[0]
+    assert np.abs(one['image'] - two['image']).max() > 1e-5
 
 
 def test_energy_below_splits_two_tones():
