@@ -154,9 +154,9 @@ class Attention(hk.Module):
                logit_bias=None):
     """[B, T, Cq] queries, [B, S, Ckv] keys/values -> [B, T, output].
 
-    logit_bias, if given, is a [T, S] bias on every head's logits
-    (`attention.attend`). kv_norm, if given, is applied to inputs_kv
-    first. With kv_chunk_size smaller than S, no attention dropout and the
+    logit_bias, if given, is a [T, S] (or per-example [B, T, S]) bias on
+    every head's logits (`attention.attend`). kv_norm, if given, is applied
+    to inputs_kv first. With kv_chunk_size smaller than S, no attention dropout and the
     queries in one chunk, it and the key/value projections run a key chunk
     at a time (`attention.attend_projected`): S-sized intermediates are
     never held whole. Inside `kernels.fast_kernels()`, one head without
@@ -378,7 +378,7 @@ class CrossAttention(hk.Module):
   def __call__(self, inputs_q, inputs_kv, *, attention_mask=None,
                is_training, logit_bias=None):
     """[B, T, Cq] queries attend to [B, S, Ckv] -> [B, T, Cq]; logit_bias
-    is an optional [T, S] bias on the attention logits."""
+    is an optional [T, S] or [B, T, S] bias on the attention logits."""
     dropout_prob = self._dropout_prob if is_training else 0.0
     dropout_attn_prob = self._dropout_attn_prob if is_training else 0.0
     output_channels = inputs_q.shape[-1]
@@ -606,7 +606,7 @@ class PerceiverEncoder(hk.Module):
     return self.z_pos_enc(batch_size=inputs.shape[0])
 
   def __call__(self, inputs, z, *, is_training, input_mask=None,
-              logit_bias=None):
+               logit_bias=None):
     """[B, M, C] inputs and [B, N, D] latents -> [B, N, D].
 
     logit_bias: an optional [N, M] or [B, N, M] bias on the cross-attention

@@ -16,6 +16,18 @@ from perceiver.train import config_lib
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def subprocess_xla_flags(devices=None) -> str:
+  """XLA_FLAGS for a test's subprocess: the session's (tests/conftest.py)
+  with `devices` forced host devices instead of its four (None: the
+  platform's one device)."""
+  force = '--xla_force_host_platform_device_count'
+  flags = [f for f in os.environ.get('XLA_FLAGS', '').split()
+           if not f.startswith(force)]
+  if devices:
+    flags.append(f'{force}={devices}')
+  return ' '.join(flags)
+
+
 def load_experiment(name: str, arg: str = ''):
   return config_lib.load_experiment(
       os.path.join(REPO, 'experiments', f'{name}.py'), arg)

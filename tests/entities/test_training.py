@@ -11,6 +11,7 @@ import pytest
 
 from perceiver.train import config_lib
 from perceiver.train import trainer
+from tests import training_fixtures
 from tests.training_fixtures import load_experiment
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
@@ -44,7 +45,7 @@ def test_perceiver_smoke_trains_through_the_trainer(tmp_path):
 @pytest.mark.slow
 def test_transformer_smoke_trains_through_launch_train(tmp_path):
   env = dict(os.environ, PYTHONPATH=REPO, JAX_PLATFORMS='cpu')
-  env.pop('XLA_FLAGS', None)  # one device
+  env['XLA_FLAGS'] = training_fixtures.subprocess_xla_flags()  # one device
   out = subprocess.run(
       [sys.executable, os.path.join(REPO, 'launch', 'train.py'),
        '--config=' + os.path.join(REPO, 'experiments',

@@ -20,6 +20,7 @@ import pytest
 from perceiver import checkpoint_io
 from perceiver.hf import load
 from perceiver.hf import specs
+from tests import training_fixtures
 from tests.hf.conftest import REPO
 
 EXPERIMENT = os.path.join(REPO, 'experiments', 'mlm_bytes.py:smoke')
@@ -42,7 +43,8 @@ def mlm_run(tmp_path_factory):
 
 def _cli(script, *flags):
   env = dict(os.environ, PYTHONPATH=REPO, JAX_PLATFORMS='cpu')
-  env.pop('XLA_FLAGS', None)  # one device is enough here
+  # One device is enough here.
+  env['XLA_FLAGS'] = training_fixtures.subprocess_xla_flags()
   out = subprocess.run([sys.executable, os.path.join(REPO, 'launch', script),
                         *flags], env=env, capture_output=True, text=True,
                        timeout=600)

@@ -12,6 +12,7 @@ import pytest
 from perceiver import checkpoint_io
 from perceiver import perceiver
 from perceiver.train import checkpoint
+from tests import training_fixtures
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
     __file__))))
@@ -19,7 +20,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
 
 def _run(script, workdir, flags, extra):
   env = dict(os.environ, PYTHONPATH=REPO, JAX_PLATFORMS='cpu')
-  env.pop('XLA_FLAGS', None)  # one device is enough here
+  # One device is enough here.
+  env['XLA_FLAGS'] = training_fixtures.subprocess_xla_flags()
   return subprocess.run(
       [sys.executable, os.path.join(REPO, 'launch', script),
        '--config=' + os.path.join(REPO, 'experiments', 'mnist.py:smoke'),

@@ -14,6 +14,7 @@ import pytest
 
 from perceiver.train import checkpoint
 from perceiver.train import trainer
+from tests import training_fixtures
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
@@ -26,7 +27,7 @@ def _env(devices=None):
   env['JAX_PLATFORMS'] = 'cpu'
   env['TF_CPP_MIN_LOG_LEVEL'] = '3'
   if devices:
-    env['XLA_FLAGS'] = f'--xla_force_host_platform_device_count={devices}'
+    env['XLA_FLAGS'] = training_fixtures.subprocess_xla_flags(devices)
   return env
 
 

@@ -153,7 +153,8 @@ def loss_and_metrics(outputs: Mapping[str, jax.Array],
   correct = (jnp.argmax(outputs['label'], -1)
              == jnp.argmax(batch['label'], -1)).astype(jnp.float32)
   return loss, {'loss': loss, 'video_l1': video_l1, 'audio_l1': audio_l1,
-                'audio_mse': audio_mse, 'label_ce': label_ce, 'label_accuracy': correct.mean()}
+                'audio_mse': audio_mse, 'label_ce': label_ce,
+                'label_accuracy': correct.mean()}
 
 
 def eval_sums(outputs: Mapping[str, jax.Array], batch: Mapping[str, jax.Array],
