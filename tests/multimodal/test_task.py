@@ -1,5 +1,9 @@
 """The multimodal task's pieces: per-example training queries, the model's
-per-example decode and explicit label masks, the loss, PSNR, the baseline."""
+per-example decode and explicit label masks, the loss, PSNR, the baseline,
+the DEVIATION switches (audio gain, time locality prior, squared-error audio
+loss) and the audio spectrum share."""
+import functools
+
 import haiku as hk
 import jax
 import jax.numpy as jnp
@@ -216,18 +220,21 @@ def test_baseline_keeps_the_latent_budget():
   assert psnrs[1] > psnrs[0]  # more values, better reconstruction
 
 
+def _decode_every_output(label, **extra):
+  """The tiny model (with `extra` kwargs) decoding all its outputs."""
+  every = {'image': np.arange(128), 'audio': np.arange(4)}
+  fwd = builders.video_autoencoder(**TINY_MODEL, **extra)
+  return hk.transform_with_state(
+      lambda v, a: fwd(v, a, every, is_training=False, label=label))
+
+
 def test_audio_gain_scales_the_audio_in_and_out():
   """audio_gain (a DEVIATION, off by default): the same parameters and
   seeded init; the model sees the audio times G and its decoded audio is
   divided by G, so inputs and outputs stay in the caller's units."""
   gain = 16.0
   video, audio, label = _tiny_inputs()
-  every = {'image': np.arange(128), 'audio': np.arange(4)}
-
-  def model(**extra):
-    fwd = builders.video_autoencoder(**TINY_MODEL, **extra)
-    return hk.transform_with_state(
-        lambda v, a: fwd(v, a, every, is_training=False, label=label))
+  model = functools.partial(_decode_every_output, label)
 
   release, gained = model(), model(audio_gain=gain)
   params, state = release.init(jax.random.PRNGKey(0), video, audio)
@@ -314,12 +321,7 @@ def test_encoder_and_decoder_kwargs_override_the_release_settings():
   fixes (the release's one cross-attention head, its decoder without a
   query residual), not clash with it."""
   video, audio, label = _tiny_inputs()
-  every = {'image': np.arange(128), 'audio': np.arange(4)}
-
-  def model(**extra):
-    fwd = builders.video_autoencoder(**TINY_MODEL, **extra)
-    return hk.transform_with_state(
-        lambda v, a: fwd(v, a, every, is_training=False, label=label))
+  model = functools.partial(_decode_every_output, label)
 
   narrow = {'qk_channels': 8, 'v_channels': 8}  # 2 heads of 4 channels
   release = model(encoder_kwargs=narrow)
