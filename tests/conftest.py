@@ -22,7 +22,8 @@ import pytest
 # the same HLO optimisations, so results agree with the default level
 # within the tests' tolerances (the golden, parity and seeded-init tests
 # pass unchanged), and compiling, most of the suite's time, is faster: the
-# quick tier took 2.5 min instead of 3.4 on 2 idle cores (2026-12-07).
+# quick tier took 2.5 to 2.8 min (4.4 to 4.9 min of CPU) instead of 3.4
+# (6.2 of CPU) on 2 idle cores (2026-12-07).
 # Benchmarks and users run at XLA's default level.
 os.environ.setdefault('XLA_FLAGS', '--xla_force_host_platform_device_count=4 '
                       '--xla_backend_optimization_level=0')

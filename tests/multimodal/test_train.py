@@ -125,8 +125,8 @@ def test_config_errors_are_clear(tmp_path, tiny_data_dir, experiment):
 
 
 @pytest.mark.slow
-def test_audio_gain_and_local_train_two_steps(tmp_path, tiny_data_dir,
-                                             experiment):
+def test_deviation_switches_train_two_steps(tmp_path, tiny_data_dir,
+                                           experiment):
   """The audio_gain and local variants and the squared-error audio loss
   (DEVIATIONs) reach the model and train through the trainer, together;
   the recipes write nothing without them."""
