@@ -50,27 +50,22 @@ def check_attention_mask(attention_mask, batch: int, q_len: int, kv_len: int):
         'make_cross_attention_mask(query_mask [B, T], kv_mask [B, S]).')
 
 
-def check_logit_bias(logit_bias, q_len: int, kv_len: int,
-                     batch: Optional[int] = None):
-  """Raises unless logit_bias is None, [T, S] or (given the batch) [B, T, S]."""
-  if logit_bias is None:
+def check_logit_bias(logit_bias, batch: int, q_len: int, kv_len: int):
+  """Raises unless logit_bias is None, [T, S] or [B, T, S]."""
+  if logit_bias is None or tuple(logit_bias.shape) in (
+      (q_len, kv_len), (batch, q_len, kv_len)):
     return
-  shape = tuple(logit_bias.shape)
-  if shape == (q_len, kv_len) or (batch is not None
-                                  and shape == (batch, q_len, kv_len)):
-    return
-  batched = ('' if batch is None else
-             f' or [B, queries, keys] = {(batch, q_len, kv_len)}')
   raise ValueError(
-      f'logit_bias has shape {shape} but the attention needs [queries, keys] '
-      f'= {(q_len, kv_len)} (one bias per query and key, shared by the batch '
-      f'and the heads){batched}.')
+      f'logit_bias has shape {tuple(logit_bias.shape)} but the attention '
+      f'needs [queries, keys] = {(q_len, kv_len)} (one bias per query and '
+      'key, shared by the batch and the heads) or [B, queries, keys] = '
+      f'{(batch, q_len, kv_len)}.')
 
 
 def _logit_bias_for_logits(logit_bias, batch: int, q_len: int, kv_len: int):
   """The checked bias in float32 as [T, S] or [B, 1, T, S]: either adds to
   [B, H, T, S] logits (and a slice of its last two axes to a chunk's)."""
-  check_logit_bias(logit_bias, q_len, kv_len, batch)
+  check_logit_bias(logit_bias, batch, q_len, kv_len)
   if logit_bias is None:
     return None
   logit_bias = logit_bias.astype(jnp.float32)

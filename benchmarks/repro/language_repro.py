@@ -93,8 +93,8 @@ def parse_overrides(items):
   for item in items:
     key, eq, value = item.partition('=')
     if not eq:
-      raise SystemExit(f'--pretrain_config/--model_config: "{item}" is not '
-                       'KEY=VALUE (for example input.mask_unit=token)')
+      raise SystemExit(f'Config override "{item}" is not KEY=VALUE (for '
+                       'example input.mask_unit=token)')
     if value.lower() in ('true', 'false'):
       out[key] = value.lower() == 'true'
       continue

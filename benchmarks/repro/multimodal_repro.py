@@ -57,7 +57,7 @@ def _config(arg):
   return config_lib.load_experiment(EXPERIMENT, arg)
 
 
-def _held_out_clips(data_dir, split='test'):
+def _clips(data_dir, split):
   """[(video [T, S, S, 3] in [0, 1], audio [N_a], label)] of a split."""
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   builder = embedded.get_builder('embedded_av/cpu', data_dir)
@@ -106,6 +106,9 @@ def main():
              'variants': args.variants, 'runs': {}}
   extra = f',{args.variants}' if args.variants else ''
   overrides = language_repro.parse_overrides(args.config)
+  for key in ('video_weight', 'audio_weight'):
+    if getattr(args, key) is not None:
+      overrides[f'task.{key}'] = getattr(args, key)
   flags = ''.join(f' --config.{k}={v}' for k, v in overrides.items())
   results['config'] = args.config
 
@@ -124,14 +127,9 @@ def main():
     workdir = os.path.join(args.workdir, f'cpu{latents}')
     config = configured(arg)
     config.input.data_dir = data_dir
-    weight = ''
-    for key in ('video_weight', 'audio_weight'):
-      if getattr(args, key) is not None:
-        config.task[key] = getattr(args, key)
-        weight += f' --config.task.{key}={getattr(args, key):g}'
     print(f'python launch/train.py --config=experiments/multimodal_autoencoding'
           f'.py:{arg} --workdir={workdir} --config.input.data_dir={data_dir}'
-          f'{weight}{flags}', flush=True)
+          f'{flags}', flush=True)
     if str(latents) in results['runs']:
       print('  done before; kept.', flush=True)
       continue
@@ -154,7 +152,7 @@ def main():
       json.dump(results, f, indent=1)
 
   # ---- The baseline on the same held-out clips ---------------------------
-  clips, builder = _held_out_clips(data_dir)
+  clips, builder = _clips(data_dir, 'test')
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   train_labels = [int(ex['label']) for ex in
                   tfds.as_numpy(builder.as_dataset(split='train'))]
@@ -176,7 +174,7 @@ def main():
       r['latents'] / seconds / 2 for r in results['runs'].values()})
   spectrum = {}
   for split in ('train', 'test'):
-    audio = np.stack([a for _, a, _ in _held_out_clips(data_dir, split)[0]])
+    audio = np.stack([a for _, a, _ in _clips(data_dir, split)[0]])
     spectrum[split] = metrics.energy_below(audio, rate, cutoffs)
   results['audio_energy_below_hz'] = spectrum
   print('share of the audio energy at or below f (training / held-out):')
