@@ -774,8 +774,11 @@ class EmbeddingDecoder(hk.Module):
   def __call__(self, embeddings):
     """[B, T, d_model] -> [B, T, vocab]."""
     batch_size, seq_len, _ = embeddings.shape
-    output = jnp.matmul(embeddings.reshape([-1, self._d_model]),
-                        jnp.transpose(self._embedding_matrix))
+    # The fast kernels' product accumulates bfloat16 in float32; in
+    # float32 it is the release's.
+    matmul = kernels.matmul if kernels.enabled() else jnp.matmul
+    output = matmul(embeddings.reshape([-1, self._d_model]),
+                    jnp.transpose(self._embedding_matrix))
     bias = hk.get_parameter('bias', shape=[self._vocab_size], init=jnp.zeros)
     output = output + bias
     return output.reshape([batch_size, seq_len, self._vocab_size])

@@ -3,7 +3,7 @@
 Glossary of shapes: B batch, T query positions, S key positions, H heads,
 D key channels per head, V value channels per head, C channels.
 
-Inside `with fast_kernels():`, while a model is traced, seven pieces of the
+Inside `with fast_kernels():`, while a model is traced, eight pieces of the
 release's computation graph are replaced by cheaper equivalents. Each
 computes the same mathematical function; results agree with the release to
 float rounding (tests/test_kernels.py), and the parameter tree is unchanged:
@@ -37,7 +37,14 @@ float rounding (tests/test_kernels.py), and the parameter tree is unchanged:
     (`position_encoding.TrainablePositionEncoding`): its gradient, a sum
     over the batch, is taken with a matmul against ones instead of XLA's
     reduce over the leading axis, which XLA:CPU runs 20 to 50 times slower
-    (benchmarks/speed/bench_batch_sum.py).
+    (benchmarks/speed/bench_batch_sum.py);
+  * in bfloat16 only (perceiver.mixed_precision), the position-wise linear
+    layers (`perceiver.conv_1d`, `KeyValueLinear`, the decoders' output
+    layer) and the tied output embedding
+    (`io_processors.EmbeddingDecoder`): the product is
+    accumulated and returned in float32 and rounded to bfloat16 once,
+    after the bias (`matmul`, `Linear`), the form XLA:CPU runs on AMX; in
+    float32 they compute the release's graph.
 
 Outside the scope (the default) every module runs the release's graph, so
 the golden tests and `config_lib.release_exact` are untouched. The trainer
@@ -54,6 +61,7 @@ import functools
 import haiku as hk
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 _FAST = contextvars.ContextVar('perceiver_fast_kernels', default=False)
 
@@ -171,6 +179,50 @@ def factored_attention_pays(kv_len: int, q_len: int, kv_channels: int,
 
 
 # ---------------------------------------------------------------------------
+# Position-wise linear layers.
+# ---------------------------------------------------------------------------
+
+
+def matmul(x, w):
+  """x @ w. In bfloat16 (perceiver.mixed_precision) the product is
+  accumulated and returned in float32 by XLA and then rounded to bfloat16
+  once; on CPUs with AMX, XLA:CPU runs only that form on the bfloat16
+  matrix units, and a bfloat16-out product on a generic path about 6x
+  slower (benchmarks/speed/bench_peer.py, --compute_dtype). In float32 it
+  is jnp.dot."""
+  if x.dtype == jnp.float32:
+    return jnp.dot(x, w)
+  return jnp.dot(x, w, preferred_element_type=jnp.float32).astype(x.dtype)
+
+
+class Linear(hk.Linear):
+  """hk.Linear (same module name, parameters and initialisation) computed
+  with `matmul`; the bias is added before the rounding to the compute
+  dtype."""
+
+  def __call__(self, inputs, *, precision=None):
+    del precision  # hk.Linear's argument; the Perceiver modules never set it
+    self.input_size = inputs.shape[-1]
+    w_init = self.w_init or hk.initializers.TruncatedNormal(
+        stddev=1. / np.sqrt(self.input_size))
+    w = hk.get_parameter('w', [self.input_size, self.output_size],
+                         inputs.dtype, init=w_init)
+    if not self.with_bias:
+      return matmul(inputs, w)
+    b = hk.get_parameter('b', [self.output_size], inputs.dtype,
+                         init=self.b_init)
+    if inputs.dtype == jnp.float32:
+      return jnp.dot(inputs, w) + b
+    return (jnp.dot(inputs, w, preferred_element_type=jnp.float32)
+            + b).astype(inputs.dtype)
+
+
+def linear(*args, **kwargs) -> hk.Linear:
+  """An hk.Linear, made as `Linear` inside the fast-kernels scope."""
+  return (Linear if enabled() else hk.Linear)(*args, **kwargs)
+
+
+# ---------------------------------------------------------------------------
 # Key and value projections with their biases deferred.
 # ---------------------------------------------------------------------------
 
@@ -200,7 +252,7 @@ class KeyValueLinear(hk.Module):
     self._w_init = w_init
 
   def __call__(self, x):
-    return jnp.dot(x, self.weight(x.shape[-1], x.dtype))
+    return matmul(x, self.weight(x.shape[-1], x.dtype))
 
   def weight(self, input_size: int, dtype=jnp.float32):
     """'w' [input_size, O] (made with 'b', as hk.Linear makes them)."""

@@ -60,7 +60,7 @@ from perceiver.attention import local_logit_bias, tile_centres
 @checks.keyword_arguments
 def conv_1d(output_channels, init_scale=1.0, with_bias=True, name=None):
   """A position-wise linear layer (a 1x1 convolution over the index axis)."""
-  return hk.Linear(
+  return kernels.linear(
       output_size=output_channels,
       with_bias=with_bias,
       w_init=hk.initializers.VarianceScaling(init_scale),
@@ -1001,8 +1001,8 @@ class BasicDecoder(AbstractPerceiverDecoder):
         use_query_residual=self._use_query_residual,
         q_chunk_size=self._q_chunk_size,
         kv_chunk_size=self._kv_chunk_size)
-    final_layer = hk.Linear(self._output_num_channels,
-                            w_init=self._output_w_init, name='output')
+    final_layer = kernels.linear(self._output_num_channels,
+                                 w_init=self._output_w_init, name='output')
     if self._local_width:  # DEVIATION, off by default (see __init__)
       span = int(np.prod(self._output_index_dim))
       if query_positions is None and query.shape[1] != span:

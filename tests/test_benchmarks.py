@@ -282,6 +282,32 @@ def test_peer_profile_reads_xla_ops_and_their_phase():
 
 
 @pytest.mark.slow
+def test_peer_benchmark_bfloat16_runs_both_sides_in_bfloat16():
+  torch = pytest.importorskip('torch')  # the hf extra (make test has it)
+  pytest.importorskip('transformers')
+  config = bench_peer.mlm_config(tiny=True)
+  spec = bench_peer.spec_of('mlm', config)
+  batch = bench_peer.make_batch('mlm', config, spec, 2)
+  ours, initial = bench_peer.ours('mlm', config, batch,
+                                  compute_dtype='bfloat16')
+  theirs, _ = bench_peer.theirs('mlm', spec, initial, batch, 'bfloat16')
+  assert 'bfloat16' in ours.switches
+  assert 'bf16' in ours.step_hlo  # our step computes in bfloat16 ...
+  float32, _ = bench_peer.theirs('mlm', spec, initial, batch)
+  low, full = theirs.forward(), float32.forward()  # ... and so does theirs
+  assert not torch.equal(low, full)
+  torch.testing.assert_close(low.float(), full, rtol=0,
+                             atol=0.05 * float(full.abs().max()))
+  # The same model in both: equal losses to bfloat16 rounding.
+  rel = bench_peer._check_losses('mlm', [ours.train()], [theirs.train()],
+                                 'bfloat16')
+  assert rel <= bench_peer.LOSS_RTOL['bfloat16']
+  with pytest.raises(ValueError, match='float32 only'):
+    bench_peer.ours('mlm', config, batch, path='exact',
+                    compute_dtype='bfloat16')
+
+
+@pytest.mark.slow
 def test_peer_benchmark_runs_tiny(tmp_path):
   # The core install has no PyTorch; `make test` installs the hf extra.
   for module in ('torch', 'transformers'):

@@ -225,6 +225,64 @@ def test_bf16_with_fast_kernels_stays_near_float32():
       np.abs(outputs['out']).max()))
 
 
+@pytest.mark.parametrize('with_bias', [True, False])
+def test_linear_is_hk_linear_in_float32_and_accumulates_bf16_in_float32(
+    with_bias):
+  rng = np.random.default_rng(0)
+  x = jnp.asarray(rng.normal(size=(3, 7, 40)), jnp.float32)
+  b_init = hk.initializers.RandomNormal()  # a bias that is not zero
+
+  def apply(cls, inputs):
+    def fn(v):
+      return cls(24, with_bias=with_bias, b_init=b_init)(v)
+    model = hk.transform(fn)
+    params = model.init(jax.random.PRNGKey(1), x)
+    # hk.Linear's parameters under hk.Linear's name, drawn alike.
+    return params, model.apply(params, None, inputs)
+
+  params, want = apply(hk.Linear, x)
+  params_fast, got = apply(kernels.Linear, x)
+  assert list(params) == ['linear']
+  jax.tree.map(np.testing.assert_array_equal, params_fast, params)
+  np.testing.assert_array_equal(got, want)  # float32: the same graph
+
+  # bfloat16 operands (as perceiver.mixed_precision casts them): one
+  # float32 product (and bias), rounded once.
+  model = hk.transform(lambda v: kernels.Linear(24, with_bias=with_bias)(v))
+  params16 = jax.tree.map(lambda a: a.astype(jnp.bfloat16), params)
+  x16 = x.astype(jnp.bfloat16)
+  got16 = model.apply(params16, None, x16)
+  assert got16.dtype == jnp.bfloat16
+  exact = (x16.astype(jnp.float32)
+           @ params16['linear']['w'].astype(jnp.float32))
+  if with_bias:
+    exact += params16['linear']['b'].astype(jnp.float32)
+  np.testing.assert_allclose(got16.astype(jnp.float32), exact,
+                             rtol=2.0 ** -8, atol=1e-6)
+  jaxpr = jax.make_jaxpr(lambda v: model.apply(params16, None, v))(x16)
+  dots = [e for e in jaxpr.jaxpr.eqns if e.primitive.name == 'dot_general']
+  assert len(dots) == 1
+  assert dots[0].params['preferred_element_type'] == jnp.float32
+
+
+@pytest.mark.slow
+def test_bf16_fast_kernels_accumulate_every_projection_in_float32():
+  params, _, _, apply = _golden_model('language_mlm', True)
+  with mixed_precision.bf16_policy():
+    jaxpr = jax.make_jaxpr(apply)(params)
+  eqns = []
+  stack = [jaxpr.jaxpr]
+  while stack:
+    for e in stack.pop().eqns:
+      eqns.append(e)
+      stack.extend(jax.extend.core.jaxprs_in_params(e.params))
+  dots = [e for e in eqns if e.primitive.name == 'dot_general'
+          and e.invars[0].aval.dtype == jnp.bfloat16]
+  assert dots
+  assert all(e.outvars[0].aval.dtype == jnp.float32 for e in dots), [
+      str(e) for e in dots if e.outvars[0].aval.dtype != jnp.float32]
+
+
 def _attention_with_biases(fast, chunk, heads=2, q_chunk=None):
   """A cross-attention whose key/value biases are non-zero (the seeded init
   makes them zero, which would hide a misplaced bias), with a mask that

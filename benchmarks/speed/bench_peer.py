@@ -41,9 +41,15 @@ It also prints XLA's FLOP count of our train step and forward
 (`compiled.cost_analysis()` of the same program compiled without
 scan_layers, since XLA counts a loop body once; on the fast path it
 includes the remat's recomputation), the GFLOP/s that gives, and its
-share of a measured float32 GEMM rate of this machine (an n x n matmul in
-XLA and in torch, `--gemm_n`; the share is of XLA's best call, the
-closest to the cores' rate on a shared machine).
+share of a measured GEMM rate of this machine (an n x n matmul in XLA and
+in torch, `--gemm_n`, in the compute dtype; the share is of XLA's best
+call, the closest to the cores' rate on a shared machine).
+
+`--compute_dtype=bfloat16` runs both sides in bfloat16 with float32
+parameters and Adam: ours with config.compute_dtype (the fast kernels'
+bfloat16 linear layers, perceiver.kernels.matmul), transformers' under
+torch.autocast('cpu', dtype=torch.bfloat16). The first losses then agree
+only to LOSS_RTOL['bfloat16'].
 
 `--profile=mlm` then traces our train step of that model under
 jax.profiler and sums the XLA:CPU thunk times (one per compiled op or
@@ -60,10 +66,12 @@ model's); ours take the frames and cut the patches inside the step.
   python benchmarks/speed/bench_peer.py                  # all, ~10 minutes
   python benchmarks/speed/bench_peer.py --models=mlm --rounds=15
   python benchmarks/speed/bench_peer.py --models= --profile=mlm
+  python benchmarks/speed/bench_peer.py --compute_dtype=bfloat16
   python benchmarks/speed/bench_peer.py --tiny           # a check (~1 min)
 """
 import dataclasses
 import datetime
+import functools
 import glob
 import gzip
 import json
@@ -101,8 +109,10 @@ from perceiver.hf import specs
 MODELS = ('mlm', 'classifier', 'flow')
 LEARNING_RATE = 1e-4
 # The first train-step losses of the two sides agree within this
-# (relative); measured at full size: 0 to 1e-6.
-LOSS_RTOL = 1e-4
+# (relative); measured at full size: 0 to 1.3e-6 in float32, 0 to 1.0e-3
+# in bfloat16 (each side rounds its own way).
+LOSS_RTOL = {'float32': 1e-4, 'bfloat16': 1e-2}
+COMPUTE_DTYPES = ('float32', 'bfloat16')
 
 FLAGS = flags.FLAGS
 
@@ -119,6 +129,11 @@ def define_flags() -> None:
   flags.DEFINE_enum('remat', 'recipe', ('recipe', 'on', 'off'),
                     "Remat of our self-attention layers: the recipe's "
                     'setting or forced (fast path only).')
+  flags.DEFINE_enum('compute_dtype', 'float32', COMPUTE_DTYPES,
+                    'bfloat16: both sides compute in bfloat16 with float32 '
+                    'parameters and Adam (ours: config.compute_dtype, '
+                    "perceiver.mixed_precision; transformers: torch.autocast"
+                    "('cpu', torch.bfloat16) around the forward and loss).")
   flags.DEFINE_integer('gemm_n', 2048, 'Side of the reference matmul.')
   flags.DEFINE_string('profile', '', 'Then profile our train step of this '
                       'model (e.g. mlm): XLA:CPU op times under '
@@ -359,11 +374,15 @@ def unrolled_flops(name: str, config: ml_collections.ConfigDict, path: str,
 
 def ours(name: str, config: ml_collections.ConfigDict,
          batch: Mapping[str, np.ndarray], *, path: str = 'fast',
-         remat: str = 'recipe', seed: int = 0):
+         remat: str = 'recipe', compute_dtype: str = 'float32',
+         seed: int = 0):
   """(Side, release-layout initial params as numpy) of our model."""
   config = ml_collections.ConfigDict(config.to_dict())
   if path == 'fast' and remat != 'recipe':
     config.remat = remat == 'on'
+  if path == 'exact' and compute_dtype != 'float32':
+    raise ValueError('The release-exact path is float32 only.')
+  config.compute_dtype = compute_dtype
   case = _case(name, config, path, batch)
   params, state, opt_state = jax.jit(cases_lib.init_fn(case))(
       jax.random.PRNGKey(seed))
@@ -393,8 +412,11 @@ def ours(name: str, config: ml_collections.ConfigDict,
 
 
 def theirs(name: str, spec: Mapping[str, Any], initial,
-           batch: Mapping[str, np.ndarray]) -> tuple[Side, str]:
-  """(Side, class name) of transformers' model holding `initial`."""
+           batch: Mapping[str, np.ndarray], compute_dtype: str = 'float32'
+           ) -> tuple[Side, str]:
+  """(Side, class name) of transformers' model holding `initial`; in
+  bfloat16, its forward and loss run under CPU autocast (float32 weights
+  and optimiser, as ours)."""
   # Optional dependency (the hf extra): imported where it is used.
   import torch  # pylint: disable=g-import-not-at-top
   import transformers  # pylint: disable=g-import-not-at-top
@@ -410,18 +432,21 @@ def theirs(name: str, spec: Mapping[str, Any], initial,
   inputs = parity.torch_inputs(spec, batch)
   target = torch_target(name, batch)
   loss_fn = torch_loss(name, spec)
+  autocast = functools.partial(torch.autocast, 'cpu', dtype=torch.bfloat16,
+                               enabled=compute_dtype == 'bfloat16')
 
   def train():
     model.train()
     optimiser.zero_grad(set_to_none=True)
-    loss = loss_fn(model(**inputs).logits, target)
+    with autocast():
+      loss = loss_fn(model(**inputs).logits, target)
     loss.backward()
     optimiser.step()
     return float(loss.detach())
 
   def run_forward():
     model.eval()
-    with torch.inference_mode():
+    with torch.inference_mode(), autocast():
       return model(**inputs).logits
 
   count = sum(p.numel() for p in model.parameters())
@@ -457,18 +482,23 @@ def _summary(jax_s: list[float], torch_s: list[float]) -> dict[str, Any]:
           'jax_all_s': jax_s, 'torch_all_s': torch_s}
 
 
-def gemm_rates(n: int, repeats: int = 11) -> dict[str, float]:
-  """GFLOP/s of a float32 n x n matmul, XLA's and torch's (same threads),
+def gemm_rates(n: int, repeats: int = 11,
+               compute_dtype: str = 'float32') -> dict[str, float]:
+  """GFLOP/s of an n x n matmul, XLA's and torch's (same threads),
   alternating: the median call's rate and the best call's ('xla_best'; on
   a shared machine the best is the closer to what the cores can do, so the
-  shares below are of it)."""
+  shares below are of it). In bfloat16: bfloat16 operands, XLA's with
+  float32 accumulation and output (perceiver.kernels.matmul's form)."""
   import torch  # pylint: disable=g-import-not-at-top
   rng = np.random.default_rng(0)
   a = rng.normal(size=(n, n)).astype(np.float32)
   b = rng.normal(size=(n, n)).astype(np.float32)
-  xa, xb = jax.device_put(a), jax.device_put(b)
-  mm = jax.jit(jnp.dot).lower(xa, xb).compile()
-  ta, tb = torch.from_numpy(a), torch.from_numpy(b)
+  dtype = jnp.dtype(compute_dtype)
+  xa, xb = jax.device_put(a.astype(dtype)), jax.device_put(b.astype(dtype))
+  mm = jax.jit(functools.partial(jnp.dot, preferred_element_type=jnp.float32)
+               ).lower(xa, xb).compile()
+  ta = torch.from_numpy(a).to(getattr(torch, compute_dtype))
+  tb = torch.from_numpy(b).to(getattr(torch, compute_dtype))
   jax_call = lambda: jax.block_until_ready(mm(xa, xb))
   torch_call = lambda: torch.mm(ta, tb)
   jax_call()
@@ -513,28 +543,32 @@ def _log(msg: str) -> None:
 
 
 def _check_losses(name: str, jax_losses: list[float],
-                  torch_losses: list[float]) -> float:
+                  torch_losses: list[float],
+                  compute_dtype: str = 'float32') -> float:
   """The first train-step losses (same weights, same batch) must agree;
   returns their relative difference."""
   a, b = jax_losses[0], torch_losses[0]
   rel = abs(a - b) / max(abs(b), 1e-12)
-  if not (math.isfinite(a) and math.isfinite(b)) or rel > LOSS_RTOL:
+  if (not (math.isfinite(a) and math.isfinite(b))
+      or rel > LOSS_RTOL[compute_dtype]):
     raise AssertionError(f'{name}: first train-step loss {a!r} here, {b!r} '
                          'in transformers: not the same model.')
   return rel
 
 
 def run_model(name: str, *, batch: int, rounds: int, warmup: int, path: str,
-              remat: str, tiny: bool) -> tuple[dict[str, Any], Side]:
+              remat: str, tiny: bool, compute_dtype: str = 'float32'
+              ) -> tuple[dict[str, Any], Side]:
   """Builds both sides of one model, checks them, times them; returns the
   numbers and our side."""
   config = CONFIGS[name](tiny)
   spec = spec_of(name, config)
   data = make_batch(name, config, spec, batch)
   start = time.perf_counter()
-  jax_side, initial = ours(name, config, data, path=path, remat=remat)
+  jax_side, initial = ours(name, config, data, path=path, remat=remat,
+                           compute_dtype=compute_dtype)
   compile_s = time.perf_counter() - start
-  torch_side, hf_class = theirs(name, spec, initial, data)
+  torch_side, hf_class = theirs(name, spec, initial, data, compute_dtype)
   if jax_side.params != torch_side.params:
     raise AssertionError(f'{name}: {jax_side.params:,} parameters here, '
                          f'{torch_side.params:,} in {hf_class}.')
@@ -549,7 +583,8 @@ def run_model(name: str, *, batch: int, rounds: int, warmup: int, path: str,
     jax_losses.append(jax_side.train())
     torch_losses.append(torch_side.train())
   r['losses'] = {'jax': jax_losses, 'torch': torch_losses}
-  r['first_loss_rel_diff'] = _check_losses(name, jax_losses, torch_losses)
+  r['first_loss_rel_diff'] = _check_losses(name, jax_losses, torch_losses,
+                                           compute_dtype)
   r['train'] = _summary(*alternate(jax_side.train, torch_side.train, rounds))
   r['train']['load'] = _load()
   for _ in range(warm):
@@ -773,7 +808,8 @@ def table(results: list[dict[str, Any]], gemm: Mapping[str, float]) -> str:
 
 
 def run(models, *, batch: int, rounds: int, warmup: int, path: str = 'fast',
-        remat: str = 'recipe', tiny: bool = False, gemm_n: int = 2048,
+        remat: str = 'recipe', compute_dtype: str = 'float32',
+        tiny: bool = False, gemm_n: int = 2048,
         profile: str = '', profile_steps: int = 3, trace_dir: str = ''
         ) -> dict[str, Any]:
   """Everything the script prints, as a dict; prints as it goes. `profile`
@@ -788,23 +824,26 @@ def run(models, *, batch: int, rounds: int, warmup: int, path: str = 'fast',
        f'({info["backend"]}; XLA:CPU uses all {cores} cores), torch '
        f'{info["torch"]} with torch.set_num_threads({cores}) -> '
        f'{info["torch_threads"]} threads ({info["torch_interop_threads"]} '
-       f'inter-op), transformers {info["transformers"]}; float32, batch '
+       f'inter-op), transformers {info["transformers"]}; {compute_dtype}, '
+       f'batch '
        f'{batch}, {rounds} alternating rounds after {max(warmup, 1)} untimed '
        f'calls; our path {path!r}, remat {remat!r}; load average {_load()}')
   out = {'machine': info, 'batch': batch, 'rounds': rounds, 'path': path,
-         'remat': remat, 'tiny': tiny, 'models': []}
+         'remat': remat, 'compute_dtype': compute_dtype, 'tiny': tiny,
+         'models': []}
   sides = {}
   if models:
-    gemm = gemm_rates(gemm_n)
+    gemm = gemm_rates(gemm_n, compute_dtype=compute_dtype)
     out['gemm'] = gemm
-    _log(f'float32 GEMM {gemm_n}x{gemm_n}, median (best) of 11 calls: XLA '
+    _log(f'{compute_dtype} GEMM {gemm_n}x{gemm_n}, median (best) of 11 '
+         'calls: XLA '
          f'{gemm["xla_gflops"]:.1f} ({gemm["xla_best_gflops"]:.1f}) GFLOP/s, '
          f'torch {gemm["torch_gflops"]:.1f} ({gemm["torch_best_gflops"]:.1f}) '
          f'GFLOP/s [load {_load()}]')
   for name in models:
     r, sides[name] = run_model(name, batch=batch, rounds=rounds,
                                warmup=warmup, path=path, remat=remat,
-                               tiny=tiny)
+                               tiny=tiny, compute_dtype=compute_dtype)
     out['models'].append(r)
     _log(f'  {name}: {r["hf_class"]}, {r["params"]:,} parameters both '
          f'sides; our switches: {r["switches"]}; compile {r["compile_s"]:.1f}'
@@ -822,7 +861,7 @@ def run(models, *, batch: int, rounds: int, warmup: int, path: str = 'fast',
       config = CONFIGS[profile](tiny)
       spec = spec_of(profile, config)
       side, _ = ours(profile, config, make_batch(profile, config, spec, batch),
-                     path=path, remat=remat)
+                     path=path, remat=remat, compute_dtype=compute_dtype)
     trace_dir = trace_dir or tempfile.mkdtemp(prefix='bench_peer_trace_')
     p = profile_step(side, profile_steps, trace_dir)
     out['profile'] = dict(p, model=profile, trace_dir=trace_dir)
@@ -847,7 +886,8 @@ def main(argv):
   results = run([m for m in FLAGS.models if m], batch=2 if tiny else
                 FLAGS.batch, rounds=1 if tiny else FLAGS.rounds,
                 warmup=1 if tiny else FLAGS.warmup, path=FLAGS.path,
-                remat=FLAGS.remat, tiny=tiny,
+                remat=FLAGS.remat, compute_dtype=FLAGS.compute_dtype,
+                tiny=tiny,
                 gemm_n=256 if tiny else FLAGS.gemm_n, profile=FLAGS.profile,
                 profile_steps=1 if tiny else FLAGS.profile_steps,
                 trace_dir=FLAGS.trace_dir)
