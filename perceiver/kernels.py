@@ -183,22 +183,25 @@ def factored_attention_pays(kv_len: int, q_len: int, kv_channels: int,
 # ---------------------------------------------------------------------------
 
 
-def matmul(x, w):
-  """x @ w. In bfloat16 (perceiver.mixed_precision) the product is
-  accumulated and returned in float32 by XLA and then rounded to bfloat16
-  once; on CPUs with AMX, XLA:CPU runs only that form on the bfloat16
-  matrix units, and a bfloat16-out product on a generic path about 6x
-  slower (benchmarks/speed/bench_peer.py, --compute_dtype). In float32 it
-  is jnp.dot."""
+def matmul(x, w, bias=None):
+  """x @ w (+ bias). In bfloat16 (perceiver.mixed_precision) XLA
+  accumulates and returns the product in float32, the bias is added, and
+  the sum is rounded to bfloat16 once: on CPUs with AMX, XLA:CPU runs only
+  that form on the bfloat16 matrix units, and a bfloat16-out product on a
+  generic path about 6x slower (benchmarks/README.md, Peer benchmark). In
+  float32 it is jnp.dot, then the bias."""
   if x.dtype == jnp.float32:
-    return jnp.dot(x, w)
-  return jnp.dot(x, w, preferred_element_type=jnp.float32).astype(x.dtype)
+    out = jnp.dot(x, w)
+    return out if bias is None else out + bias
+  out = jnp.dot(x, w, preferred_element_type=jnp.float32)
+  if bias is not None:
+    out = out + bias
+  return out.astype(x.dtype)
 
 
 class Linear(hk.Linear):
   """hk.Linear (same module name, parameters and initialisation) computed
-  with `matmul`; the bias is added before the rounding to the compute
-  dtype."""
+  with `matmul`."""
 
   def __call__(self, inputs, *, precision=None):
     del precision  # hk.Linear's argument; the Perceiver modules never set it
@@ -207,14 +210,11 @@ class Linear(hk.Linear):
         stddev=1. / np.sqrt(self.input_size))
     w = hk.get_parameter('w', [self.input_size, self.output_size],
                          inputs.dtype, init=w_init)
-    if not self.with_bias:
-      return matmul(inputs, w)
-    b = hk.get_parameter('b', [self.output_size], inputs.dtype,
-                         init=self.b_init)
-    if inputs.dtype == jnp.float32:
-      return jnp.dot(inputs, w) + b
-    return (jnp.dot(inputs, w, preferred_element_type=jnp.float32)
-            + b).astype(inputs.dtype)
+    b = None
+    if self.with_bias:
+      b = hk.get_parameter('b', [self.output_size], inputs.dtype,
+                           init=self.b_init)
+    return matmul(inputs, w, b)
 
 
 def linear(*args, **kwargs) -> hk.Linear:
