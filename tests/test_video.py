@@ -91,7 +91,8 @@ def test_full_size_geometry_runs_in_one_call():
   sub = {'image': np.arange(6272 * 5, 6272 * 6), 'audio': np.arange(75, 90)}
   model = hk.transform_with_state(
       lambda i, a, s: fwd(i, a, s, is_training=False))
-  params, state = model.init(jax.random.PRNGKey(1), images, audio, sub)
+  params, state = jax.jit(model.init)(jax.random.PRNGKey(1), images, audio,
+                                      sub)
   full = hk.transform_with_state(lambda i, a: fwd(
       i, a, is_training=False, full_outputs=True, chunks=128))
   out, _ = jax.jit(full.apply)(params, state, None, images, audio)
@@ -100,7 +101,7 @@ def test_full_size_geometry_runs_in_one_call():
   assert out['label'].shape == (1, 700)
   assert np.isfinite(out['image']).all() and np.isfinite(out['audio']).all()
   # Chunk 5 of 128, decoded on its own as the colab does, is the same.
-  ref, _ = model.apply(params, state, None, images, audio, sub)
+  ref, _ = jax.jit(model.apply)(params, state, None, images, audio, sub)
   np.testing.assert_allclose(out['image'].reshape(1, -1, 3)[:, sub['image']],
                              ref['image'], rtol=1e-4, atol=1e-5)
   np.testing.assert_allclose(out['audio'][:, 75 * 16:90 * 16], ref['audio'],
