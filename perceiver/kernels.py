@@ -189,10 +189,7 @@ def matmul(x, w, bias=None):
   the sum is rounded to bfloat16 once: on CPUs with AMX, XLA:CPU runs only
   that form on the bfloat16 matrix units, and a bfloat16-out product on a
   generic path about 6x slower (benchmarks/README.md, Peer benchmark). In
-  float32 it is jnp.dot, then the bias."""
-  if x.dtype == jnp.float32:
-    out = jnp.dot(x, w)
-    return out if bias is None else out + bias
+  float32 it is jnp.dot, then the bias (the same HLO)."""
   out = jnp.dot(x, w, preferred_element_type=jnp.float32)
   if bias is not None:
     out = out + bias

@@ -232,16 +232,15 @@ def test_linear_is_hk_linear_in_float32_and_accumulates_bf16_in_float32(
   x = jnp.asarray(rng.normal(size=(3, 7, 40)), jnp.float32)
   b_init = hk.initializers.RandomNormal()  # a bias that is not zero
 
-  def apply(cls, inputs):
-    def fn(v):
-      return cls(24, with_bias=with_bias, b_init=b_init)(v)
-    model = hk.transform(fn)
+  def apply(cls):
+    model = hk.transform(
+        lambda v: cls(24, with_bias=with_bias, b_init=b_init)(v))
     params = model.init(jax.random.PRNGKey(1), x)
     # hk.Linear's parameters under hk.Linear's name, drawn alike.
-    return params, model.apply(params, None, inputs)
+    return params, model.apply(params, None, x)
 
-  params, want = apply(hk.Linear, x)
-  params_fast, got = apply(kernels.Linear, x)
+  params, want = apply(hk.Linear)
+  params_fast, got = apply(kernels.Linear)
   assert list(params) == ['linear']
   jax.tree.map(np.testing.assert_array_equal, params_fast, params)
   np.testing.assert_array_equal(got, want)  # float32: the same graph
